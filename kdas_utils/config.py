@@ -1,0 +1,148 @@
+"""Profiles and paths: the one place where the series' settings are chosen.
+
+A *profile* bundles everything that scales a notebook from a laptop lesson to the paper's
+experiment. Every notebook's parameters cell calls :func:`get_profile`, which reads the
+``KDAS_PROFILE`` environment variable (``quick`` | ``standard`` | ``paper``). Without it,
+``paper`` is chosen when a CUDA GPU is present and ``quick`` otherwise.
+
+Paths come from environment variables too, so that the same notebook runs on a laptop,
+on Colab, on Binder and in CI:
+
+==================  ==========================================  =================================
+variable            meaning                                     default
+==================  ==========================================  =================================
+``KDAS_PROFILE``    profile name                                ``paper`` with CUDA, else ``quick``
+``KDAS_HOME``       project folder (holds ``data/``, ``runs/``)  found by walking up from the cwd
+``KDAS_DATA_ROOT``  real data, PraNet layout                    ``$KDAS_HOME/data/polyp``
+``KDAS_SYNTH_ROOT`` the synthetic dataset                       ``$KDAS_HOME/data/synthetic``
+``KDAS_RUNS_DIR``   executed notebooks, figures, checkpoints     ``$KDAS_HOME/runs``
+==================  ==========================================  =================================
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROFILE_NAMES = ("quick", "standard", "paper")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a learner may scale, in one immutable record.
+
+    Attributes:
+        name: ``quick``, ``standard`` or ``paper``.
+        data: ``"synthetic"`` (the embedded default, made on the fly) or ``"real"``
+            (Kvasir-SEG + CVC-ClinicDB in the PraNet layout under ``KDAS_DATA_ROOT``).
+        image_size: training and evaluation size in pixels (square, multiple of 32).
+        batch_size: images per optimiser step.
+        epochs: passes over the training set.
+        max_steps_per_epoch: cap on steps per epoch (``None``: the whole set).
+        multi_scale: the paper's 0.75 / 1 / 1.25 multi-scale training.
+        num_workers: data-loader worker processes.
+        synthetic_train: frames in the synthetic training set.
+        synthetic_test: frames in each synthetic test set.
+    """
+
+    name: str
+    data: str
+    image_size: int
+    batch_size: int
+    epochs: int
+    max_steps_per_epoch: int | None
+    multi_scale: bool
+    num_workers: int
+    synthetic_train: int = 240
+    synthetic_test: int = 60
+
+    def replace(self, **changes) -> "Profile":
+        """A copy with some fields changed, e.g. ``profile.replace(epochs=3)``."""
+        return dataclasses.replace(self, **changes)
+
+
+PROFILES: dict[str, Profile] = {
+    # A laptop lesson: synthetic frames, small images, a few dozen steps; every notebook
+    # finishes in under two minutes on 2 CPU cores.
+    "quick": Profile(
+        name="quick", data="synthetic", image_size=128, batch_size=8, epochs=2,
+        max_steps_per_epoch=15, multi_scale=False, num_workers=0,
+    ),
+    # The real data at a size a CPU can train in hours rather than days.
+    "standard": Profile(
+        name="standard", data="real", image_size=224, batch_size=8, epochs=20,
+        max_steps_per_epoch=None, multi_scale=False, num_workers=2,
+    ),
+    # The paper's recipe: 352 px, batch 16, 100 epochs, multi-scale. A GPU run.
+    "paper": Profile(
+        name="paper", data="real", image_size=352, batch_size=16, epochs=100,
+        max_steps_per_epoch=None, multi_scale=True, num_workers=4,
+    ),
+}
+
+
+def cuda_available() -> bool:
+    """True when torch sees a CUDA GPU (imports torch lazily)."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def default_profile_name() -> str:
+    """``paper`` on a CUDA machine, ``quick`` everywhere else."""
+    return "paper" if cuda_available() else "quick"
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile called ``name``, else ``$KDAS_PROFILE``, else the machine's default.
+
+    Raises:
+        ValueError: for an unknown name, listing the valid ones.
+    """
+    chosen = name or os.environ.get("KDAS_PROFILE") or default_profile_name()
+    key = chosen.strip().lower()
+    if key not in PROFILES:
+        raise ValueError(
+            f"unknown profile {chosen!r} (from {'the argument' if name else 'KDAS_PROFILE'}); "
+            f"choose one of {', '.join(PROFILE_NAMES)}"
+        )
+    return PROFILES[key]
+
+
+def project_root() -> Path:
+    """The project folder: ``$KDAS_HOME``, else the nearest folder at or above the current
+    directory that holds both ``kdas_utils/`` and ``notebooks/``, else the current directory.
+
+    Notebooks run with their own folder as the current directory, so walking up finds the
+    checkout whether the code runs from ``notebooks/``, ``tests/`` or the top.
+    """
+    env = os.environ.get("KDAS_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "kdas_utils").is_dir() and (folder / "notebooks").is_dir():
+            return folder
+    return here
+
+
+def _path_from_env(variable: str, default: Path) -> Path:
+    value = os.environ.get(variable)
+    return Path(value).expanduser().resolve() if value else default
+
+
+def data_root() -> Path:
+    """Where the real datasets live (PraNet layout): ``$KDAS_DATA_ROOT`` or ``data/polyp``."""
+    return _path_from_env("KDAS_DATA_ROOT", project_root() / "data" / "polyp")
+
+
+def synthetic_root() -> Path:
+    """Where the synthetic dataset is written: ``$KDAS_SYNTH_ROOT`` or ``data/synthetic``."""
+    return _path_from_env("KDAS_SYNTH_ROOT", project_root() / "data" / "synthetic")
+
+
+def runs_dir() -> Path:
+    """Where outputs go (figures, checkpoints, executed notebooks): ``$KDAS_RUNS_DIR`` or ``runs``."""
+    return _path_from_env("KDAS_RUNS_DIR", project_root() / "runs")

@@ -1,0 +1,30 @@
+"""Data: files -> pairs -> dataset/transforms.
+
+The names most notebooks need are re-exported here::
+
+    from kdas_utils.data import find_pairs, make_synthetic, PolypDataset, train_transforms
+"""
+
+from .dataset import PolypDataset, train_val_split
+from .download import SOURCES, DownloadError, UnsafeArchiveError, download, download_dataset, extract_archive
+from .pairs import (
+    DatasetError,
+    NonBinaryMaskWarning,
+    find_dataset,
+    find_kvasir_seg_pairs,
+    find_pairs,
+    find_test_sets,
+    read_image,
+    read_mask,
+    verify_pairs,
+)
+from .catalog import PAPER_DATASETS
+from .synthetic import make_synthetic, render_frame
+from .transforms import denormalize, eval_transforms, train_transforms
+
+__all__ = [
+    "PAPER_DATASETS", "DatasetError", "DownloadError", "NonBinaryMaskWarning", "PolypDataset", "SOURCES", "UnsafeArchiveError",
+    "denormalize", "download", "download_dataset", "eval_transforms", "extract_archive", "find_dataset",
+    "find_kvasir_seg_pairs", "find_pairs", "find_test_sets", "make_synthetic", "read_image", "read_mask",
+    "render_frame", "train_transforms", "train_val_split", "verify_pairs",
+]

@@ -1,0 +1,62 @@
+"""The torch dataset over image/mask pairs, and the train/validation split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .pairs import DatasetError, Pair, read_image, read_mask
+
+
+class PolypDataset(Dataset):
+    """Image/mask pairs as tensors.
+
+    Each item is a dict: ``image`` ``(3, H, W) float32`` (normalised by the transform),
+    ``mask`` ``(1, H, W) float32`` in {0, 1}, and ``name`` (the file stem).
+
+    Args:
+        pairs: ``(image_path, mask_path)`` pairs, e.g. from :func:`find_pairs`.
+        transform: an albumentations pipeline from :mod:`kdas_utils.data.transforms`.
+    """
+
+    def __init__(self, pairs: list[Pair], transform):
+        if not pairs:
+            raise DatasetError("PolypDataset got no pairs; check the folder passed to find_pairs().")
+        self.pairs = [(Path(i), Path(m)) for i, m in pairs]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int) -> dict:
+        image_path, mask_path = self.pairs[index]
+        image, mask = read_image(image_path), read_mask(mask_path)
+        if image.shape[:2] != mask.shape:
+            raise DatasetError(
+                f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                f"{image.shape[1]}x{image.shape[0]}; re-export the mask at the image's size."
+            )
+        out = self.transform(image=image, mask=mask)
+        return {
+            "image": out["image"].float(),
+            "mask": torch.as_tensor(out["mask"]).float().unsqueeze(0),
+            "name": image_path.stem,
+        }
+
+
+def train_val_split(pairs: list[Pair], val_fraction: float = 0.1, seed: int = 0) -> tuple[list[Pair], list[Pair]]:
+    """Carve a validation split out of the training pairs (model selection happens there,
+    never on the test sets). Deterministic for a seed; both parts keep the input order.
+    """
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction={val_fraction}: must lie strictly between 0 and 1, e.g. 0.1")
+    n_val = max(1, round(len(pairs) * val_fraction))
+    if n_val >= len(pairs):
+        raise DatasetError(f"{len(pairs)} pairs are too few to carve a validation split of {val_fraction:.0%}")
+    chosen = set(np.random.default_rng(seed).choice(len(pairs), n_val, replace=False).tolist())
+    train = [p for i, p in enumerate(pairs) if i not in chosen]
+    val = [p for i, p in enumerate(pairs) if i in chosen]
+    return train, val

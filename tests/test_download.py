@@ -1,0 +1,214 @@
+"""The download helper, end to end over a local HTTP server on 127.0.0.1 (never the internet)."""
+
+import hashlib
+import io
+import tarfile
+import threading
+import zipfile
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kdas_utils.data import DownloadError, UnsafeArchiveError, download, download_dataset, extract_archive
+from kdas_utils.data import find_kvasir_seg_pairs
+
+
+class Server:
+    """Serves ``payload`` at any path, with optional Range support and one early hang-up."""
+
+    def __init__(self):
+        self.payload = b""
+        self.honour_range = True
+        self.drop_after = None  # bytes sent before the next response is cut (once)
+        self.status = None  # an error status to answer instead of the payload
+        self.requests = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):
+                owner.requests.append(self.headers.get("Range"))
+                if owner.status:
+                    self.send_error(owner.status)
+                    return
+                data, start = owner.payload, 0
+                wanted = self.headers.get("Range")
+                if wanted and owner.honour_range:
+                    start = int(wanted.split("=")[1].split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                else:
+                    self.send_response(200)
+                body = data[start:]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if owner.drop_after is not None:
+                    cut, owner.drop_after = owner.drop_after, None
+                    self.wfile.write(body[:cut])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/kvasir-seg.zip"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    server = Server()
+    server.payload = np.random.default_rng(0).bytes(300_000)
+    yield server
+    server.close()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_download_and_verify(server, tmp_path):
+    path = download(server.url, tmp_path / "a.bin", sha256=sha(server.payload), progress=False)
+    assert path.read_bytes() == server.payload
+    assert not (tmp_path / "a.bin.part").exists()
+    download(server.url, path, sha256=sha(server.payload), progress=False)  # reused, not fetched
+    assert len(server.requests) == 1
+
+
+def test_resume_after_interruption(server, tmp_path):
+    server.drop_after = 100_000
+    with pytest.raises(DownloadError, match=r"interrupted after 100000 of 300000 bytes.*run the same call again"):
+        download(server.url, tmp_path / "a.bin", sha256=sha(server.payload), progress=False)
+    assert (tmp_path / "a.bin.part").stat().st_size == 100_000 and not (tmp_path / "a.bin").exists()
+    path = download(server.url, tmp_path / "a.bin", sha256=sha(server.payload), progress=False)
+    assert server.requests == [None, "bytes=100000-"]
+    assert path.read_bytes() == server.payload
+
+
+def test_server_without_ranges_restarts(server, tmp_path):
+    (tmp_path / "a.bin.part").write_bytes(b"stale bytes from another file")
+    server.honour_range = False
+    path = download(server.url, tmp_path / "a.bin", sha256=sha(server.payload), progress=False)
+    assert server.requests == ["bytes=29-"] and path.read_bytes() == server.payload
+
+
+def test_complete_part_file_is_finished(server, tmp_path):
+    (tmp_path / "a.bin.part").write_bytes(server.payload)
+    path = download(server.url, tmp_path / "a.bin", sha256=sha(server.payload), progress=False)
+    assert path.read_bytes() == server.payload
+
+
+def test_checksum_mismatch_keeps_nothing(server, tmp_path):
+    with pytest.raises(DownloadError, match=r"sha256 is [0-9a-f]{64} but 0{64} was expected"):
+        download(server.url, tmp_path / "a.bin", sha256="0" * 64, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_http_error(server, tmp_path):
+    server.status = 404
+    with pytest.raises(DownloadError, match=r"HTTP 404.*Check the address"):
+        download(server.url, tmp_path / "a.bin", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_oversized_part_file_fails_the_checksum(server, tmp_path):
+    (tmp_path / "a.bin.part").write_bytes(server.payload + b"extra")  # beyond the end: 416
+    path = tmp_path / "a.bin"
+    with pytest.raises(DownloadError, match="sha256"):
+        download(server.url, path, sha256=sha(server.payload), progress=False)
+    assert not path.exists()
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as bundle:
+        for name, data in members.items():
+            bundle.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _png(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_refuses_zip_member_escaping_target(tmp_path):
+    archive = tmp_path / "evil.zip"
+    archive.write_bytes(_zip_bytes({"ok.txt": b"1", "../evil.txt": b"2"}))
+    with pytest.raises(UnsafeArchiveError, match=r"member '\.\./evil\.txt' would be written outside"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out").exists()
+
+
+def test_refuses_absolute_tar_member(tmp_path):
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as bundle:
+        info = tarfile.TarInfo("/tmp/kdas-evil.txt")
+        info.size = 1
+        bundle.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(UnsafeArchiveError, match="kdas-evil.txt"):
+        extract_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_refuses_tar_symlink_pointing_out(tmp_path):
+    archive = tmp_path / "evil.tar.gz"
+    with tarfile.open(archive, "w:gz") as bundle:
+        info = tarfile.TarInfo("data/link")
+        info.type, info.linkname = tarfile.SYMTYPE, "../../etc/passwd"
+        bundle.addfile(info)
+    with pytest.raises(UnsafeArchiveError, match="links to '../../etc/passwd'"):
+        extract_archive(archive, tmp_path / "out")
+
+
+def test_extracts_safe_tar(tmp_path):
+    archive = tmp_path / "ok.tar.gz"
+    with tarfile.open(archive, "w:gz") as bundle:
+        info = tarfile.TarInfo("TrainDataset/readme.txt")
+        info.size = 2
+        bundle.addfile(info, io.BytesIO(b"hi"))
+    out = extract_archive(archive, tmp_path / "out")
+    assert (out / "TrainDataset" / "readme.txt").read_bytes() == b"hi"
+
+
+def test_not_an_archive(tmp_path):
+    page = tmp_path / "page.zip"
+    page.write_text("<html>quota exceeded</html>")
+    with pytest.raises(DownloadError, match="not a zip or tar archive"):
+        extract_archive(page, tmp_path / "out")
+
+
+def test_dataset_end_to_end_with_fabricated_kvasir_release(server, tmp_path):
+    rng = np.random.default_rng(1)
+    members = {}
+    for i in range(3):
+        mask = np.zeros((40, 50), np.uint8)
+        mask[10:20, 10 + i : 30] = 255
+        members[f"Kvasir-SEG/images/frame{i}.jpg"] = _png(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+        members[f"Kvasir-SEG/masks/frame{i}.jpg"] = _png(mask)
+    members["Kvasir-SEG/kavsir_bboxes.json"] = b"{}"
+    server.payload = _zip_bytes(members)
+    with pytest.raises(DownloadError, match="no published sha256.*allow_unpinned=True"):
+        download_dataset("kvasir-seg", tmp_path, url=server.url, progress=False)
+    raw = download_dataset("kvasir-seg", tmp_path, url=server.url, allow_unpinned=True, progress=False)
+    recorded = (tmp_path / "downloads" / "kvasir-seg.zip.sha256").read_text().split()[0]
+    assert recorded == sha(server.payload)
+    assert [p[0].name for p in find_kvasir_seg_pairs(raw)] == ["frame0.jpg", "frame1.jpg", "frame2.jpg"]
+    # A later call verifies against the recorded checksum: a changed release is refused.
+    (tmp_path / "downloads" / "kvasir-seg.zip").unlink()
+    server.payload = server.payload + b"tampered"
+    with pytest.raises(DownloadError, match="sha256 is"):
+        download_dataset("kvasir-seg", tmp_path, url=server.url, progress=False)
