@@ -1,0 +1,130 @@
+"""Polyp-PVT (the KDAS teacher) and its PVTv2-B0 twin (the KDAS student).
+
+Both are :class:`PolypPVT`: a timm PVTv2 backbone with ``features_only`` (four stages at
+strides 4, 8, 16, 32) and the decoder of :mod:`kdas_utils.models.blocks`:
+
+    stage1 --CIM--> translate1 (C) --x0.5--+
+    stage2 --translate2 (C)--+             |
+    stage3 --translate3 (C)--+--CFM--> cfm (C, H/8) --SAM(cfm, edge)--> sam (C, H/8)
+    stage4 --translate4 (C)--+             |                             |
+                                      head_p1 -> P1 (x8)             head_p2 -> P2 (x8)
+
+Inference uses ``sigmoid(P1 + P2)``. Every intermediate map is returned in a
+:class:`PolypOutput`, so distillation and visualisation code need no hooks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import CFM, CIM, SAM, BasicConv2d
+
+BACKBONES = {"teacher": "pvt_v2_b2", "student": "pvt_v2_b0"}
+
+
+@dataclass
+class PolypOutput:
+    """What :class:`PolypPVT` returns.
+
+    Attributes:
+        p1: ``(B, 1, H, W)`` logits of the CFM head.
+        p2: ``(B, 1, H, W)`` logits of the SAM head.
+        stages: the four backbone maps, ``(B, C_i, H/s_i, W/s_i)`` for s = 4, 8, 16, 32.
+        cim: ``(B, C_1, H/4, W/4)`` CIM output.
+        cfm: ``(B, 32, H/8, W/8)`` CFM output.
+        sam: ``(B, 32, H/8, W/8)`` SAM output.
+    """
+
+    p1: torch.Tensor
+    p2: torch.Tensor
+    stages: tuple[torch.Tensor, ...]
+    cim: torch.Tensor
+    cfm: torch.Tensor
+    sam: torch.Tensor
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """``(B, 1, H, W)`` ``P1 + P2``; its sigmoid is the prediction."""
+        return self.p1 + self.p2
+
+
+class PolypPVT(nn.Module):
+    """Polyp-PVT on any timm PVTv2 backbone.
+
+    Args:
+        backbone: a timm model name, ``pvt_v2_b2`` (teacher) or ``pvt_v2_b0`` (student).
+        channels: decoder width ``C`` (32 in the paper).
+        pretrained: load timm's ImageNet weights for the backbone (needs the internet).
+    """
+
+    def __init__(self, backbone: str = "pvt_v2_b2", channels: int = 32, pretrained: bool = False):
+        super().__init__()
+        self.backbone_name = backbone
+        self.backbone = timm.create_model(backbone, pretrained=pretrained, features_only=True)
+        c1, c2, c3, c4 = self.backbone.feature_info.channels()
+        self.cim = CIM(c1)
+        self.translate1 = BasicConv2d(c1, channels, 1)
+        self.translate2 = BasicConv2d(c2, channels, 1)
+        self.translate3 = BasicConv2d(c3, channels, 1)
+        self.translate4 = BasicConv2d(c4, channels, 1)
+        self.cfm = CFM(channels)
+        self.sam = SAM(num_in=channels)
+        self.head_p1 = nn.Conv2d(channels, 1, 1)
+        self.head_p2 = nn.Conv2d(channels, 1, 1)
+
+    def forward(self, x: torch.Tensor) -> PolypOutput:
+        """``x (B, 3, H, W)``, ImageNet-normalised, ``H`` and ``W`` multiples of 32."""
+        stages = tuple(self.backbone(x))
+        s1, s2, s3, s4 = stages
+        cim = self.cim(s1)
+        cfm = self.cfm(self.translate4(s4), self.translate3(s3), self.translate2(s2))
+        edge = F.interpolate(self.translate1(cim), scale_factor=0.5, mode="bilinear", align_corners=True)
+        sam = self.sam(cfm, edge)
+        size = x.shape[-2:]
+        p1 = F.interpolate(self.head_p1(cfm), size=size, mode="bilinear")
+        p2 = F.interpolate(self.head_p2(sam), size=size, mode="bilinear")
+        return PolypOutput(p1=p1, p2=p2, stages=stages, cim=cim, cfm=cfm, sam=sam)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1, H, W)`` polyp probabilities, ``sigmoid(P1 + P2)``."""
+        return torch.sigmoid(self(x).logits)
+
+
+def _pretrained_error(name: str, error: Exception) -> RuntimeError:
+    return RuntimeError(
+        f"could not fetch timm's ImageNet weights for {name} ({type(error).__name__}: {error}). "
+        f"pretrained=True needs the internet (Hugging Face Hub). Offline, build with "
+        f"pretrained=False and load a local file with kdas_utils.models.load_backbone_weights("
+        f"model, 'path/to/{name}.pth')."
+    )
+
+
+def _build(role: str, pretrained: bool) -> PolypPVT:
+    name = BACKBONES[role]
+    try:
+        return PolypPVT(name, pretrained=pretrained)
+    except (OSError, RuntimeError, ValueError) as error:
+        if pretrained:
+            raise _pretrained_error(name, error) from error
+        raise
+
+
+def build_teacher(pretrained: bool = False) -> PolypPVT:
+    """Polyp-PVT on PVTv2-B2: 25.11M parameters (backbone 24.85M)."""
+    return _build("teacher", pretrained)
+
+
+def build_student(pretrained: bool = False) -> PolypPVT:
+    """The KDAS student, Polyp-PVT's decoder on PVTv2-B0: 3.65M parameters (backbone 3.41M)."""
+    return _build("student", pretrained)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of parameters (trainable or not)."""
+    return sum(p.numel() for p in module.parameters())

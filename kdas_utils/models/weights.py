@@ -1,0 +1,165 @@
+"""Loading the official weight files into :class:`~kdas_utils.models.PolypPVT`.
+
+Two formats are understood:
+
+* the **PVTv2 release** backbone files ``pvt_v2_b0.pth`` / ``pvt_v2_b2.pth`` (keys such as
+  ``patch_embed1.proj.weight``, ``block1.0.attn.q.weight``, ``norm1.weight``, ``head.weight``).
+  timm's own :func:`timm.models.pvt_v2.checkpoint_filter_fn` renames them to timm's modules;
+  we only add the ``stages.N`` -> ``stages_N`` step of timm's ``features_only`` wrapper;
+* the **Polyp-PVT checkpoint** ``PolypPVT.pth``: the backbone under ``backbone.`` in the
+  release names above, and the decoder under Polyp-PVT's module names (``Translayer2_0``,
+  ``CFM``, ``ca``, ``sa``, ``SAM``, ``out_CFM``, ``out_SAM``), mapped by
+  :data:`POLYP_PVT_DECODER_NAMES`.
+
+Files are read with ``torch.load(..., weights_only=True)``: a weight file cannot run code.
+Every load returns a :class:`LoadReport`; keys that do not fit raise unless ``strict=False``.
+
+No official file can be downloaded here, so ``tests/test_weights.py`` writes files in these
+formats from randomly initialised models (with :func:`to_pvt_release_keys` and
+:func:`to_polyp_pvt_keys`, written independently of timm's mapping) and proves that loading
+them reproduces the weights exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from timm.models.pvt_v2 import checkpoint_filter_fn
+from torch import nn
+
+# Polyp-PVT module name -> our module name (decoder only).
+POLYP_PVT_DECODER_NAMES = {
+    "ca": "cim.ca",
+    "sa": "cim.sa",
+    "Translayer2_0": "translate1",
+    "Translayer2_1": "translate2",
+    "Translayer3_1": "translate3",
+    "Translayer4_1": "translate4",
+    "CFM": "cfm",
+    "SAM": "sam",
+    "out_CFM": "head_p1",
+    "out_SAM": "head_p2",
+}
+# Keys of the PVTv2 release that a segmentation model has no use for.
+IGNORED_RELEASE_KEYS = re.compile(r"^head\.")
+
+
+class WeightLoadError(RuntimeError):
+    """A weight file does not fit the model; the message lists the keys."""
+
+
+@dataclass
+class LoadReport:
+    """What a load did: tensors loaded, and keys missing, unexpected or deliberately ignored."""
+
+    path: str
+    loaded: int
+    missing: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"{self.path}: {self.loaded} tensors loaded"]
+        for name in ("missing", "unexpected", "ignored"):
+            keys = getattr(self, name)
+            if keys:
+                shown = ", ".join(keys[:6]) + (f" ... (+{len(keys) - 6})" if len(keys) > 6 else "")
+                lines.append(f"  {name} ({len(keys)}): {shown}")
+        return "\n".join(lines)
+
+
+def _read(path: str | Path) -> dict[str, torch.Tensor]:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: weight file not found")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for wrapper in ("state_dict", "model"):
+        if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise WeightLoadError(f"{path}: expected a state dict, found {type(state).__name__}")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _release_to_features_only(state: dict[str, torch.Tensor], backbone: nn.Module) -> dict[str, torch.Tensor]:
+    """PVTv2 release names -> timm ``features_only`` names (``stages_N.``)."""
+    timm_state = checkpoint_filter_fn(state, backbone)
+    return {re.sub(r"^stages\.(\d+)\.", r"stages_\1.", k): v for k, v in timm_state.items()}
+
+
+def _load(module: nn.Module, state: dict[str, torch.Tensor], path, ignored: list[str], strict: bool,
+          expected: str) -> LoadReport:
+    own = module.state_dict()
+    missing = sorted(own.keys() - state.keys())
+    unexpected = sorted(state.keys() - own.keys())
+    wrong_shape = sorted(k for k in own.keys() & state.keys() if own[k].shape != state[k].shape)
+    if wrong_shape:
+        k = wrong_shape[0]
+        raise WeightLoadError(
+            f"{path}: {len(wrong_shape)} tensors have the wrong shape, e.g. {k}: file {tuple(state[k].shape)} vs "
+            f"model {tuple(own[k].shape)}. The model is built on {expected}: is this its file?"
+        )
+    report = LoadReport(str(path), len(own.keys() & state.keys()), missing, unexpected, ignored)
+    if strict and (missing or unexpected):
+        raise WeightLoadError(f"weights do not fit the model (pass strict=False to load what fits):\n{report}")
+    module.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+    return report
+
+
+def load_backbone_weights(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
+    """Load a PVTv2 release file (or a timm-format backbone state dict) into ``model.backbone``."""
+    state = _read(path)
+    ignored = sorted(k for k in state if IGNORED_RELEASE_KEYS.match(k))
+    state = {k: v for k, v in state.items() if k not in ignored}
+    return _load(model.backbone, _release_to_features_only(state, model.backbone), path, ignored, strict,
+                 model.backbone_name)
+
+
+def load_polyp_pvt(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
+    """Load an official Polyp-PVT checkpoint (``PolypPVT.pth``) into a :class:`PolypPVT`."""
+    state = _read(path)
+    backbone = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    ignored = sorted("backbone." + k for k in backbone if IGNORED_RELEASE_KEYS.match(k))
+    backbone = {k: v for k, v in backbone.items() if not IGNORED_RELEASE_KEYS.match(k)}
+    mapped = {"backbone." + k: v for k, v in _release_to_features_only(backbone, model.backbone).items()}
+    for key, value in state.items():
+        if key.startswith("backbone."):
+            continue
+        head, _, rest = key.partition(".")
+        mapped[f"{POLYP_PVT_DECODER_NAMES.get(head, head)}.{rest}"] = value
+    return _load(model, mapped, path, ignored, strict, model.backbone_name)
+
+
+# --------------------------------------------------------------------------- writing (tests, export)
+
+
+def to_pvt_release_keys(backbone_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """timm ``features_only`` backbone names -> PVTv2 release names (the inverse mapping)."""
+    out = {}
+    for key, value in backbone_state.items():
+        key = key.replace("patch_embed.", "patch_embed1.")
+        key = re.sub(r"^stages_(\d+)\.downsample\.", lambda m: f"patch_embed{int(m.group(1)) + 1}.", key)
+        key = re.sub(r"^stages_(\d+)\.blocks\.(\d+)\.", lambda m: f"block{int(m.group(1)) + 1}.{m.group(2)}.", key)
+        key = re.sub(r"^stages_(\d+)\.norm\.", lambda m: f"norm{int(m.group(1)) + 1}.", key)
+        key = key.replace(".mlp.dwconv.", ".mlp.dwconv.dwconv.")
+        out[key] = value
+    return out
+
+
+def to_polyp_pvt_keys(model_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our :class:`PolypPVT` names -> Polyp-PVT checkpoint names."""
+    ours_to_theirs = {v: k for k, v in POLYP_PVT_DECODER_NAMES.items()}
+    backbone = {k.removeprefix("backbone."): v for k, v in model_state.items() if k.startswith("backbone.")}
+    out = {"backbone." + k: v for k, v in to_pvt_release_keys(backbone).items()}
+    for key, value in model_state.items():
+        if key.startswith("backbone."):
+            continue
+        for ours, theirs in ours_to_theirs.items():
+            if key.startswith(ours + "."):
+                key = theirs + key[len(ours):]
+                break
+        out[key] = value
+    return out

@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from kdas_utils.models import PolypOutput, build_student, build_teacher, count_parameters
+
+
+@pytest.fixture(scope="module")
+def teacher():
+    torch.manual_seed(0)
+    return build_teacher().eval()
+
+
+@pytest.fixture(scope="module")
+def student():
+    torch.manual_seed(0)
+    return build_student().eval()
+
+
+def test_parameter_counts_match_the_paper(teacher, student):
+    assert abs(count_parameters(teacher) - 25.11e6) <= 0.05e6
+    assert abs(count_parameters(student) - 3.65e6) <= 0.05e6
+    assert abs(count_parameters(teacher.backbone) - 24.85e6) <= 0.01e6
+    assert abs(count_parameters(student.backbone) - 3.41e6) <= 0.01e6
+    # The released code measures exactly these (shared/DESIGN.md):
+    assert (count_parameters(teacher), count_parameters(student)) == (25_107_604, 3_650_740)
+
+
+@pytest.mark.parametrize("name, widths", [("teacher", (64, 128, 320, 512)), ("student", (32, 64, 160, 256))])
+def test_shapes_at_352(name, widths, request):
+    model = request.getfixturevalue(name)
+    with torch.no_grad():
+        out = model(torch.randn(2, 3, 352, 352))
+    assert isinstance(out, PolypOutput)
+    assert out.p1.shape == out.p2.shape == (2, 1, 352, 352)
+    assert [tuple(s.shape) for s in out.stages] == [(2, c, 352 // s, 352 // s) for c, s in zip(widths, (4, 8, 16, 32))]
+    assert out.cim.shape == (2, widths[0], 88, 88)
+    assert out.cfm.shape == out.sam.shape == (2, 32, 44, 44)
+    assert torch.isfinite(out.logits).all()
+
+
+def test_predict_is_sigmoid_of_p1_plus_p2(student):
+    x = torch.randn(1, 3, 128, 96)
+    probability = student.predict(x)
+    with torch.no_grad():
+        out = student(x)
+    assert probability.shape == (1, 1, 128, 96)
+    assert torch.allclose(probability, torch.sigmoid(out.p1 + out.p2))
+
+
+def test_gradient_reaches_backbone_and_both_heads():
+    torch.manual_seed(0)
+    model = build_student().train()
+    out = model(torch.randn(2, 3, 64, 64))
+    (out.p1.mean() + out.p2.mean()).backward()
+    for name in ("backbone.patch_embed.proj.weight", "cim.sa.conv1.weight", "sam.gcn.conv1.weight", "head_p1.weight",
+                 "head_p2.weight", "cfm.conv4.conv.weight"):
+        grad = model.get_parameter(name).grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_pretrained_offline_gives_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(RuntimeError, match=r"pvt_v2_b0.*needs the internet.*load_backbone_weights"):
+        build_student(pretrained=True)
