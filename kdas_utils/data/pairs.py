@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -195,19 +196,24 @@ def find_dataset(root: str | Path, verify: bool = True) -> dict:
 # --------------------------------------------------------------------------- files
 
 
-def _open(path: Path) -> Image.Image:
-    """The decoded image; the file is closed before returning."""
+@contextmanager
+def _decoding(path: Path):
+    """Turn any decoder failure inside the block into a :class:`DatasetError` naming ``path``."""
     try:
-        with Image.open(path) as image:
-            image.load()
-            # load() decodes the pixels; a copy detaches them from the (closing) file.
-            image = image.copy()
+        yield
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise DatasetError(
             f"{path}: cannot be decoded ({error}); the file is truncated or corrupt. "
             f"Download or export it again, or move the pair out of the dataset."
         ) from error
-    return image
+
+
+def _open(path: Path) -> Image.Image:
+    """The decoded image; the file is closed before returning."""
+    with _decoding(path), Image.open(path) as image:
+        image.load()
+        # load() decodes the pixels; a copy detaches them from the (closing) file.
+        return image.copy()
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -266,18 +272,12 @@ def read_mask(path: str | Path, return_binary_flag: bool = False):
 def _image_size(path: Path) -> tuple[int, int]:
     """(width, height) after a full decode; JPEGs decode at 1/8 scale (DCT draft mode),
     which still reads every byte, so truncation is caught at a fraction of the cost."""
-    try:
-        with Image.open(path) as image:
-            size = image.size
-            if image.format == "JPEG":
-                image.draft("RGB", (max(size[0] // 8, 1), max(size[1] // 8, 1)))
-            image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise DatasetError(
-            f"{path}: cannot be decoded ({error}); the file is truncated or corrupt. "
-            f"Download or export it again, or move the pair out of the dataset."
-        ) from error
-    return size
+    with _decoding(path), Image.open(path) as image:
+        size = image.size
+        if image.format == "JPEG":
+            image.draft("RGB", (max(size[0] // 8, 1), max(size[1] // 8, 1)))
+        image.load()
+        return size
 
 
 def _check_pair(pair: Pair) -> bool:
