@@ -124,9 +124,8 @@ def test_hidden_and_system_files_are_not_samples(split):
 
 
 def test_non_binary_masks_warn_with_count_and_binarise_at_128(split):
-    values = np.array([[0, 127, 128, 255]] * 24 + [[0] * 4] * 0, np.uint8)
     mask = np.zeros((24, 32), np.uint8)
-    mask[:, :4] = values[:, :4]
+    mask[:, :4] = [0, 127, 128, 255]
     for stem in ("a", "c"):
         Image.fromarray(mask).save(split / "masks" / f"{stem}.png")
     with pytest.warns(NonBinaryMaskWarning, match=r"2 of 3 masks .* not binary \(first: a\.png\).*binarised at 128"):
