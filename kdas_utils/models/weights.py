@@ -84,10 +84,16 @@ def _read(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def _release_to_features_only(state: dict[str, torch.Tensor], backbone: nn.Module) -> dict[str, torch.Tensor]:
-    """PVTv2 release names -> timm ``features_only`` names (``stages_N.``)."""
-    timm_state = checkpoint_filter_fn(state, backbone)
-    return {re.sub(r"^stages\.(\d+)\.", r"stages_\1.", k): v for k, v in timm_state.items()}
+def _backbone_from_release(state: dict[str, torch.Tensor], backbone: nn.Module):
+    """PVTv2 release names -> timm ``features_only`` names (``stages_N.``).
+
+    Returns ``(mapped_state, ignored_keys)``: the classifier head of the release is dropped
+    and reported, since a segmentation model has no use for it.
+    """
+    ignored = sorted(k for k in state if IGNORED_RELEASE_KEYS.match(k))
+    kept = {k: v for k, v in state.items() if k not in ignored}
+    timm_state = checkpoint_filter_fn(kept, backbone)
+    return {re.sub(r"^stages\.(\d+)\.", r"stages_\1.", k): v for k, v in timm_state.items()}, ignored
 
 
 def _load(module: nn.Module, state: dict[str, torch.Tensor], path, ignored: list[str], strict: bool,
@@ -111,20 +117,17 @@ def _load(module: nn.Module, state: dict[str, torch.Tensor], path, ignored: list
 
 def load_backbone_weights(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
     """Load a PVTv2 release file (or a timm-format backbone state dict) into ``model.backbone``."""
-    state = _read(path)
-    ignored = sorted(k for k in state if IGNORED_RELEASE_KEYS.match(k))
-    state = {k: v for k, v in state.items() if k not in ignored}
-    return _load(model.backbone, _release_to_features_only(state, model.backbone), path, ignored, strict,
-                 model.backbone_name)
+    mapped, ignored = _backbone_from_release(_read(path), model.backbone)
+    return _load(model.backbone, mapped, path, ignored, strict, model.backbone_name)
 
 
 def load_polyp_pvt(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
     """Load an official Polyp-PVT checkpoint (``PolypPVT.pth``) into a :class:`PolypPVT`."""
     state = _read(path)
     backbone = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    ignored = sorted("backbone." + k for k in backbone if IGNORED_RELEASE_KEYS.match(k))
-    backbone = {k: v for k, v in backbone.items() if not IGNORED_RELEASE_KEYS.match(k)}
-    mapped = {"backbone." + k: v for k, v in _release_to_features_only(backbone, model.backbone).items()}
+    backbone, ignored = _backbone_from_release(backbone, model.backbone)
+    mapped = {"backbone." + k: v for k, v in backbone.items()}
+    ignored = ["backbone." + k for k in ignored]
     for key, value in state.items():
         if key.startswith("backbone."):
             continue
