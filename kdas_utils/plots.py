@@ -93,3 +93,88 @@ def plot_area_histograms(stats, bins: int = 24):
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def show_weight_map(image: np.ndarray, mask: np.ndarray, size: float = 2.8):
+    """The structure loss's boundary weights on one frame: frame, mask, ``avgpool_31(G)`` and
+    ``w = 1 + 5 |avgpool_31(G) - G|`` (with a colour bar)."""
+    import torch
+    import torch.nn.functional as F
+
+    from .losses import boundary_weights
+
+    g = torch.from_numpy(mask.astype(np.float32))[None, None]
+    pooled = F.avg_pool2d(g, kernel_size=31, stride=1, padding=15)[0, 0].numpy()
+    weights = boundary_weights(g)[0, 0].numpy()
+    fig, axes = plt.subplots(1, 4, figsize=(4 * size + 0.6, size))
+    axes[0].imshow(image)
+    axes[0].set_title("frame", fontsize=9)
+    axes[1].imshow(mask, cmap="gray")
+    axes[1].set_title("mask G", fontsize=9)
+    axes[2].imshow(pooled, cmap="gray", vmin=0, vmax=1)
+    axes[2].set_title("avgpool$_{31}$(G)", fontsize=9)
+    shown = axes[3].imshow(weights, cmap="magma", vmin=1, vmax=6)
+    axes[3].set_title(f"w = 1 + 5|avgpool - G|  (max {weights.max():.2f})", fontsize=9)
+    fig.colorbar(shown, ax=axes[3], fraction=0.046, pad=0.04)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: list[dict], steps: list[dict] | None = None, title: str = ""):
+    """Training curves from :class:`~kdas_utils.engine.TrainResult`: the loss per step (faint)
+    and per epoch with the validation loss (left), and train / validation Dice per epoch (right)."""
+    fig, (loss_ax, dice_ax) = plt.subplots(1, 2, figsize=(10, 3.4))
+    epochs = [h["epoch"] for h in history]
+    if steps:
+        per_epoch = max(s["step"] for s in steps) / max(epochs)
+        loss_ax.plot([s["step"] / per_epoch for s in steps], [s["loss"] for s in steps],
+                     color="tab:blue", alpha=0.25, lw=0.8, label="train (step)")
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], "o-", color="tab:blue", label="train (epoch mean)")
+    loss_ax.plot(epochs, [h["val_loss"] for h in history], "s-", color="tab:orange", label="validation")
+    loss_ax.set(xlabel="epoch", ylabel="L_st(P1) + L_st(P2)", title="loss")
+    dice_ax.plot(epochs, [h["train_dice"] for h in history], "o-", color="tab:blue", label="train")
+    dice_ax.plot(epochs, [h["val_dice"] for h in history], "s-", color="tab:orange", label="validation")
+    best = max(history, key=lambda h: h["val_dice"])
+    dice_ax.axvline(best["epoch"], color="grey", ls=":", lw=1)
+    dice_ax.annotate(f"selected: epoch {best['epoch']}\nval Dice {best['val_dice']:.3f}", (best["epoch"], best["val_dice"]),
+                     textcoords="offset points", xytext=(-10, -30), ha="right", fontsize=8)
+    dice_ax.set(xlabel="epoch", ylabel="mean Dice at 0.5", title="Dice", ylim=(0, 1))
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (loss_ax, dice_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_predictions(samples: list[dict], size: float = 2.3):
+    """One column per sample: the frame with the ground truth outlined, the predicted
+    probability map, and the thresholded prediction with true positives green, false
+    positives red and missed polyp blue. ``samples`` come from
+    :func:`kdas_utils.training.predict_samples`."""
+    fig, axes = plt.subplots(3, len(samples), figsize=(len(samples) * size, 3 * size), squeeze=False)
+    for col, sample in enumerate(samples):
+        mask, probability = sample["mask"], sample["probability"]
+        predicted = probability > 0.5
+        errors = np.zeros((*mask.shape, 3), np.uint8)
+        errors[predicted & (mask > 0)] = (60, 200, 90)
+        errors[predicted & (mask == 0)] = (230, 60, 50)
+        errors[~predicted & (mask > 0)] = (60, 110, 240)
+        axes[0, col].imshow(overlay(sample["image"], mask))
+        axes[0, col].set_title(sample["name"][:18], fontsize=7)
+        axes[1, col].imshow(probability, cmap="viridis", vmin=0, vmax=1)
+        axes[1, col].set_title("sigmoid(P1 + P2)", fontsize=8)
+        axes[2, col].imshow(errors)
+        axes[2, col].set_title(f"Dice {sample['dice']:.3f}", fontsize=8)
+    for ax in axes.flat:
+        ax.axis("off")
+    axes[2, 0].text(0, -0.08, "green: hit   red: false alarm   blue: missed", transform=axes[2, 0].transAxes,
+                    fontsize=7, va="top")
+    fig.tight_layout()
+    return fig

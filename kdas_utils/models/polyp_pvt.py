@@ -64,7 +64,7 @@ class PolypPVT(nn.Module):
 
     def __init__(self, backbone: str = "pvt_v2_b2", channels: int = 32, pretrained: bool = False):
         super().__init__()
-        self.backbone_name = backbone
+        self.backbone_name, self.channels = backbone, channels
         self.backbone = timm.create_model(backbone, pretrained=pretrained, features_only=True)
         c1, c2, c3, c4 = self.backbone.feature_info.channels()
         self.cim = CIM(c1)

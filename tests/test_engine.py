@@ -1,0 +1,277 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from kdas_utils import engine
+from kdas_utils.config import get_profile
+from kdas_utils.data import PolypDataset, eval_transforms, find_pairs, train_transforms
+from kdas_utils.engine import (CheckpointError, EpochSampler, NonFiniteLossError, SeededItems, TrainConfig, Trainer,
+                               choose_precision, load_checkpoint, load_trained, save_checkpoint, select_device)
+from kdas_utils.models import build_student
+
+SCRIPT = Path(__file__).with_name("train_script.py")
+
+
+@pytest.fixture(scope="module")
+def sets(small_synthetic):
+    pairs = find_pairs(small_synthetic / "TrainDataset")
+    return PolypDataset(pairs[:16], train_transforms(64)), PolypDataset(pairs[16:], eval_transforms(64))
+
+
+def tiny(**changes):
+    values = dict(epochs=1, batch_size=4, image_size=64, max_steps_per_epoch=2, progress=False)
+    values.update(changes)
+    return TrainConfig(**values)
+
+
+def trainer_for(sets, tmp_path, objective=None, **changes):
+    torch.manual_seed(0)
+    return Trainer(build_student(), *sets, tiny(**changes), tmp_path / "ckpt", objective=objective, device="cpu")
+
+
+# ----------------------------------------------------------------- settings
+
+
+def test_multi_scale_sizes_are_rounded_to_32():
+    assert TrainConfig(image_size=352, multi_scale=True).sizes() == [256, 352, 448]
+    assert TrainConfig(image_size=192, multi_scale=True).sizes() == [128, 192, 256]
+    assert TrainConfig(image_size=352).sizes() == [352]
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("image_size", 100, "image_size=100: must be a multiple of 32"),
+    ("schedule", "step", "schedule='step'"),
+    ("amp", "fp8", "amp='fp8'"),
+    ("epochs", 0, "epochs=0"),
+])
+def test_bad_settings_are_named(field, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_config_from_profile_takes_its_fields_and_overrides():
+    quick = get_profile("quick")
+    config = TrainConfig.from_profile(quick, epochs=5)
+    assert (config.image_size, config.batch_size, config.max_steps_per_epoch) == (128, 8, 15)
+    assert config.epochs == 5 and config.lr == 1e-4 and config.weight_decay == 1e-4 and config.clip_value == 0.5
+
+
+def test_precision_per_device(monkeypatch):
+    assert choose_precision(torch.device("cpu")).name == "fp32"
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert (choose_precision(cuda).name, choose_precision(cuda).scaler) == ("bf16", False)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert (choose_precision(cuda).name, choose_precision(cuda).scaler) == ("fp16", True)
+    assert choose_precision(cuda, "off").name == "fp32"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
+def test_asking_for_a_missing_gpu_says_what_to_use():
+    assert select_device().type in ("cpu", "mps")
+    with pytest.raises(RuntimeError, match="no CUDA GPU; use 'cpu'"):
+        select_device("cuda")
+
+
+# ----------------------------------------------------------------- data order
+
+
+def test_sampler_order_depends_on_seed_and_epoch_only():
+    keys = list(EpochSampler(10, seed=1, epoch=0))
+    assert sorted(i for i, _ in keys) == list(range(10))
+    assert keys == list(EpochSampler(10, seed=1, epoch=0))
+    assert keys[4:] == list(EpochSampler(10, seed=1, epoch=0, start=4))
+    assert keys != list(EpochSampler(10, seed=1, epoch=1))
+    assert len({seed for _, seed in keys}) == 10
+
+
+def test_augmentation_is_a_function_of_the_key(sets):
+    items = SeededItems(sets[0])
+    first, again, other = items[(3, 11)], items[(3, 11)], items[(3, 12)]
+    assert torch.equal(first["image"], again["image"]) and torch.equal(first["mask"], again["mask"])
+    assert not torch.equal(first["image"], other["image"])
+
+
+# ----------------------------------------------------------------- checkpoints
+
+
+def test_interrupted_checkpoint_write_keeps_the_old_file(tmp_path, monkeypatch):
+    path = save_checkpoint({"format": engine.CHECKPOINT_FORMAT, "value": torch.ones(3)}, tmp_path / "last.pt")
+    before = path.read_bytes()
+
+    def broken_save(obj, handle):
+        handle.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint({"format": engine.CHECKPOINT_FORMAT, "value": torch.zeros(3)}, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_unreadable_checkpoints_are_named(tmp_path):
+    with pytest.raises(CheckpointError, match="missing.pt: no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"not a zip")
+    with pytest.raises(CheckpointError, match="garbage.pt: cannot be read"):
+        load_checkpoint(tmp_path / "garbage.pt")
+    torch.save({"state_dict": {}}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="foreign.pt: not a KDAS engine checkpoint.*load_polyp_pvt"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+def _run(data, out, stop_at):
+    return subprocess.Popen([sys.executable, str(SCRIPT), str(data), str(out), str(stop_at)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(process):
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+
+
+def test_resume_after_a_real_kill_matches_an_uninterrupted_run(small_synthetic, tmp_path):
+    """SIGKILL in the middle of epoch 2 (after step 7 of 10), resume, and compare with a run
+    that was never interrupted: same steps, same losses, bit-identical final weights."""
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    reference = _run(small_synthetic, straight, 0)
+    victim = _run(small_synthetic, killed, 7)
+    deadline = time.monotonic() + 300
+    while not (killed / "stopped").exists():
+        assert victim.poll() is None, victim.communicate()[0]
+        assert time.monotonic() < deadline, "the training process never reached step 7"
+        time.sleep(0.2)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.wait(timeout=60)
+    assert victim.returncode == -signal.SIGKILL
+    _finish(reference)
+
+    saved = load_checkpoint(killed / "last.pt")
+    assert (saved["step"], saved["epoch"], saved["batch_in_epoch"]) == (7, 1, 2)  # no completed step lost
+    assert not list(killed.glob("*.part")) and not (killed / "final.pt").exists()
+
+    _finish(_run(small_synthetic, killed, 0))
+    final_a = torch.load(straight / "final.pt", weights_only=True)
+    final_b = torch.load(killed / "final.pt", weights_only=True)
+    assert final_a.keys() == final_b.keys()
+    assert all(torch.equal(final_a[k], final_b[k]) for k in final_a)
+    steps_a, steps_b = (load_checkpoint(d / "last.pt")["steps"] for d in (straight, killed))
+    assert [s["step"] for s in steps_b] == list(range(1, 11))
+    assert steps_a == steps_b
+    hist_a, hist_b = (load_checkpoint(d / "last.pt")["history"] for d in (straight, killed))
+    timing = {"seconds", "images_per_s"}
+    assert [{k: v for k, v in h.items() if k not in timing} for h in hist_a] == \
+           [{k: v for k, v in h.items() if k not in timing} for h in hist_b]
+
+
+def test_resume_refuses_other_settings(sets, tmp_path):
+    trainer_for(sets, tmp_path).fit()
+    with pytest.raises(CheckpointError, match="batch_size: 4 there, 2 here.*resume=False"):
+        trainer_for(sets, tmp_path, batch_size=2).fit()
+    trainer_for(sets, tmp_path, batch_size=2).fit(resume=False)  # starting afresh is allowed
+
+
+# ----------------------------------------------------------------- training behaviour
+
+
+class Poisoned(PolypDataset):
+    """Returns NaN images once ``active`` is set."""
+
+    active = False
+
+    def __getitem__(self, index):
+        item = super().__getitem__(index)
+        if self.active:
+            item["image"] = torch.full_like(item["image"], float("nan"))
+        return item
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_good_checkpoints(sets, tmp_path):
+    train = Poisoned(sets[0].pairs, sets[0].transform)
+    torch.manual_seed(0)
+    trainer = Trainer(build_student(), train, sets[1], tiny(epochs=3), tmp_path, device="cpu", name="student")
+    best_after_epoch_1 = {}
+
+    def poison_after_step_3(trainer, record):  # epoch 1 = steps 1-2; step 4's batch gets NaN images
+        if trainer.step == 3:
+            best_after_epoch_1["bytes"] = trainer.best_path.read_bytes()
+            train.active = True
+
+    with pytest.raises(NonFiniteLossError, match=r"student: loss is nan at epoch 2, step 4 .*frames \w+.*saved in"):
+        trainer.fit(on_step=poison_after_step_3)
+    saved = load_checkpoint(tmp_path / "last.pt")
+    assert saved["step"] == 3 and (saved["epoch"], saved["batch_in_epoch"]) == (1, 1)
+    assert all(torch.isfinite(v).all() for v in saved["model"].values() if v.is_floating_point())
+    assert (tmp_path / "best.pt").read_bytes() == best_after_epoch_1["bytes"]
+    assert not list(tmp_path.glob("*.part"))
+
+
+class Scaled(engine.SegmentationObjective):
+    """The segmentation loss times a large factor, recording the sizes it sees."""
+
+    def __init__(self, factor):
+        super().__init__()
+        self.factor, self.sizes = factor, []
+
+    def forward(self, model, images, masks):
+        self.sizes.append(images.shape[-1])
+        loss, out, parts = super().forward(model, images, masks)
+        return loss * self.factor, out, parts
+
+
+def _batch(sets):
+    return next(iter(torch.utils.data.DataLoader(sets[0], batch_size=4)))
+
+
+def test_gradients_are_clipped_element_wise_at_half(sets, tmp_path):
+    trainer = trainer_for(sets, tmp_path, objective=Scaled(1e4))
+    trainer.train_step(_batch(sets))
+    grads = torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None])
+    assert grads.abs().max().item() == pytest.approx(0.5)
+
+
+def test_norm_clipping(sets, tmp_path):
+    trainer = trainer_for(sets, tmp_path, objective=Scaled(1e4), clip_value=None, clip_norm=1.0)
+    trainer.train_step(_batch(sets))
+    norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None]))
+    assert norm.item() == pytest.approx(1.0, rel=1e-3)  # the raw norm is in the thousands
+
+
+def test_multi_scale_steps_once_per_size(sets, tmp_path):
+    objective = Scaled(1.0)
+    at_128 = (PolypDataset(sets[0].pairs, train_transforms(128)), sets[1])
+    trainer = trainer_for(at_128, tmp_path, objective=objective, multi_scale=True, image_size=128)
+    record = trainer.train_step(_batch(at_128))
+    assert objective.sizes == [96, 128, 160]  # 0.75, 1, 1.25 of 128, rounded to multiples of 32
+    assert trainer.scheduler.last_epoch == 3
+    assert set(record) == {"loss", "dice", "seg"}
+
+
+def test_cosine_schedule_ends_near_zero(sets, tmp_path):
+    result = trainer_for(sets, tmp_path, schedule="cosine", epochs=2).fit()
+    lrs = [s["lr"] for s in result.steps]  # after each of the 4 steps
+    assert lrs == sorted(lrs, reverse=True) and lrs[0] < 1e-4
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_selection_on_validation_and_reloading(sets, tmp_path):
+    result = trainer_for(sets, tmp_path, epochs=3).fit()
+    dices = [h["val_dice"] for h in result.history]
+    assert result.best_epoch == 1 + dices.index(max(dices)) and result.best_val_dice == max(dices)
+    assert load_checkpoint(result.best_path)["epoch"] == result.best_epoch
+    assert {"train_loss", "train_dice", "train_seg", "val_loss", "val_dice", "lr", "seconds"} <= set(result.history[0])
+    model = load_trained(result.best_path)
+    assert model.backbone_name == "pvt_v2_b0" and not model.training
+    x = torch.randn(1, 3, 64, 64)
+    state = load_checkpoint(result.best_path)["model"]
+    twin = build_student().eval()
+    twin.load_state_dict(state)
+    with torch.no_grad():
+        assert torch.equal(model(x).logits, twin(x).logits)

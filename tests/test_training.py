@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import torch
+
+from kdas_utils.config import get_profile
+from kdas_utils.data import DatasetError, find_pairs, read_mask
+from kdas_utils.engine import load_checkpoint
+from kdas_utils.models import build_student, build_teacher, count_parameters, describe
+from kdas_utils.models.polyp_pvt import PolypOutput
+from kdas_utils.models.weights import to_polyp_pvt_keys
+from kdas_utils.training import checkpoint_dir, mean_dice, profile_splits, train_teacher
+
+
+@pytest.fixture
+def tiny_profile(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("KDAS_SYNTH_ROOT", str(tmp_path / "synthetic"))
+    return get_profile("quick").replace(image_size=64, epochs=1, max_steps_per_epoch=2, synthetic_train=24,
+                                        synthetic_test=6)
+
+
+def _same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def test_teacher_is_trained_once_then_loaded_then_resumed_for_more_epochs(tiny_profile):
+    first = train_teacher(tiny_profile, progress=False)
+    assert first.source == "trained" and first.path == checkpoint_dir("teacher", tiny_profile) / "best.pt"
+    assert len(first.history) == 1 and len(first.steps) == 2 and not first.model.training
+
+    again = train_teacher(tiny_profile, progress=False)
+    assert again.source == "checkpoint" and again.result is None
+    assert _same_weights(first.model, again.model) and again.history == first.history
+
+    longer = train_teacher(tiny_profile, progress=False, epochs=2)  # an unfinished run: resumed, not restarted
+    assert longer.source == "trained" and [h["epoch"] for h in longer.history] == [1, 2]
+    assert longer.steps[:2] == first.steps and load_checkpoint(checkpoint_dir("teacher", tiny_profile) / "last.pt")["step"] == 4
+
+
+def test_official_weights_are_used_instead_of_training(tiny_profile, tmp_path):
+    torch.manual_seed(5)
+    source = build_teacher()
+    torch.save(to_polyp_pvt_keys(source.state_dict()), tmp_path / "PolypPVT.pth")
+    run = train_teacher(tiny_profile, weights=tmp_path / "PolypPVT.pth")
+    assert run.source == "weights" and run.history == [] and _same_weights(run.model, source)
+    assert not checkpoint_dir("teacher", tiny_profile).exists()
+
+
+def test_real_profile_without_real_data_says_what_to_do(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDAS_DATA_ROOT", str(tmp_path / "nothing"))
+    with pytest.raises(DatasetError, match="nothing: no TrainDataset/.*'standard' profile.*KDAS_PROFILE=quick"):
+        profile_splits(get_profile("standard"))
+
+
+def test_profile_splits_are_disjoint_and_keep_the_test_sets_apart(tiny_profile):
+    splits = profile_splits(tiny_profile)
+    assert (len(splits.train), len(splits.val)) == (22, 2) and not set(splits.train) & set(splits.val)
+    assert {name: len(p) for name, p in splits.test.items()} == {"Synthetic": 6, "Synthetic-Shift": 6}
+
+
+class Background(torch.nn.Module):
+    """Predicts 'no polyp' everywhere."""
+
+    def forward(self, x):
+        logits = torch.full((len(x), 1, *x.shape[-2:]), -10.0)
+        return PolypOutput(p1=logits, p2=logits, stages=(), cim=None, cfm=None, sam=None)
+
+
+def test_mean_dice_is_compared_at_each_masks_size(tiny_profile):
+    pairs = profile_splits(tiny_profile).test["Synthetic"]
+    empty = np.mean([read_mask(m).sum() == 0 for _, m in pairs])
+    assert mean_dice(Background(), pairs, 64) == pytest.approx(empty)  # 1 for empty masks, 0 elsewhere
+
+
+def test_architecture_table_adds_up_and_has_the_shapes():
+    student = build_student()
+    table = describe(student, image_size=64)
+    assert table["parameters"].sum() == count_parameters(student)
+    assert table.loc["stage1", "output (C x H x W)"] == "32 x 16 x 16" and table.loc["stage4", "stride"] == 32
+    assert table.loc["head_p1", "output (C x H x W)"] == "1 x 64 x 64"
