@@ -78,16 +78,15 @@ def checkpoint_dir(role: str, profile: Profile) -> Path:
 
 
 @dataclass
-class TeacherRun:
-    """What :func:`train_teacher` returns.
+class Run:
+    """What :func:`train_teacher` and :func:`train_student` return.
 
     Attributes:
-        model: the teacher, in ``eval()`` mode.
+        model: the selected network, in ``eval()`` mode.
         source: ``"trained"``, ``"checkpoint"`` (an earlier run's ``best.pt``) or ``"weights"``
             (an official ``PolypPVT.pth``).
         path: the file the weights now come from.
-        result: the training record (``None`` when nothing was trained in this call; the
-            history of a loaded checkpoint is in ``history``).
+        result: the training record (``None`` when nothing was trained in this call).
         history: the epoch history, also for a loaded engine checkpoint (empty for ``weights``).
         steps: the step history, likewise.
     """
@@ -100,8 +99,25 @@ class TeacherRun:
     steps: list[dict]
 
 
+def _train_or_load(name: str, out_dir: Path, build, profile: Profile, objective=None, retrain: bool = False,
+                   device=None, augment: bool = True, seed: int = 0, **changes) -> Run:
+    """Load ``out_dir/best.pt`` of a finished run, resume an unfinished one, or train afresh."""
+    best, last = out_dir / "best.pt", out_dir / "last.pt"
+    config = TrainConfig.from_profile(profile, seed=seed, **changes)
+    if best.exists() and not retrain:
+        saved = load_checkpoint(last) if last.exists() else {"history": [], "steps": []}
+        if len(saved["history"]) >= config.epochs:  # finished (an unfinished run is resumed below)
+            return Run(load_trained(best, device or "cpu"), "checkpoint", best, None, saved["history"], saved["steps"])
+    train_set, val_set = profile_datasets(profile, augment=augment)
+    torch.manual_seed(seed)
+    trainer = Trainer(build(), train_set, val_set, config, out_dir, objective=objective, device=device, name=name)
+    result = trainer.fit(resume=not retrain)
+    return Run(load_trained(result.best_path, trainer.device), "trained", result.best_path, result,
+               result.history, result.steps)
+
+
 def train_teacher(profile: Profile, retrain: bool = False, weights: str | Path | None = None,
-                  device=None, augment: bool = True, seed: int = 0, **changes) -> TeacherRun:
+                  device=None, augment: bool = True, seed: int = 0, **changes) -> Run:
     """The Polyp-PVT teacher for ``profile``: loaded if it exists, else trained.
 
     Args:
@@ -119,20 +135,95 @@ def train_teacher(profile: Profile, retrain: bool = False, weights: str | Path |
     if weights is not None:
         model = build_teacher()
         print(load_polyp_pvt(model, weights))
-        return TeacherRun(model.eval(), "weights", Path(weights), None, [], [])
-    out_dir = checkpoint_dir("teacher", profile)
-    best, last = out_dir / "best.pt", out_dir / "last.pt"
-    config = TrainConfig.from_profile(profile, seed=seed, **changes)
-    if best.exists() and not retrain:
-        saved = load_checkpoint(last) if last.exists() else {"history": [], "steps": []}
-        if len(saved["history"]) >= config.epochs:  # finished (an unfinished run is resumed below)
-            return TeacherRun(load_trained(best, device or "cpu"), "checkpoint", best, None, saved["history"], saved["steps"])
-    train_set, val_set = profile_datasets(profile, augment=augment)
-    torch.manual_seed(seed)
-    trainer = Trainer(build_teacher(), train_set, val_set, config, out_dir, device=device, name="teacher")
-    result = trainer.fit(resume=not retrain)
-    return TeacherRun(load_trained(result.best_path, trainer.device), "trained", result.best_path, result,
-                      result.history, result.steps)
+        return Run(model.eval(), "weights", Path(weights), None, [], [])
+    return _train_or_load("teacher", checkpoint_dir("teacher", profile), build_teacher, profile, retrain=retrain,
+                          device=device, augment=augment, seed=seed, **changes)
+
+
+# The arms of the ablation: KDASLoss settings, or None for the student trained alone (L_seg).
+ARMS: dict[str, dict | None] = {
+    "no-kd": None,                                                            # the student alone
+    "at": {"at": "paper", "sgm": None},                                       # + Attention-KD
+    "sgm": {"at": None, "sgm": "covariance"},                                 # + SGM
+    "kdas": {"at": "paper", "sgm": "covariance"},                             # KDAS as the paper intends
+    "released": {"at": "released", "sgm": "released", "seg_variant": "released"},  # the released code's terms
+}
+
+
+def student_dir(profile: Profile, arm: str, seed: int) -> Path:
+    """``runs/checkpoints/student-<arm>-s<seed>-<profile>``."""
+    return checkpoint_dir(f"student-{arm}-s{seed}", profile)
+
+
+def train_student(profile: Profile, arm: str = "kdas", teacher: nn.Module | None = None, seed: int = 0,
+                  retrain: bool = False, device=None, augment: bool = True, alpha: float = 0.3, tau: float = 2.0,
+                  **changes) -> Run:
+    """The KDAS student (PVTv2-B0) for ``profile``, distilled from ``teacher`` with the terms of
+    ``arm`` (see :data:`ARMS`); loaded if a finished run exists, else trained.
+
+    Args:
+        teacher: the frozen teacher; ``None`` takes :func:`train_teacher`'s for the profile.
+        arm: a key of :data:`ARMS` (``"no-kd"`` trains the student alone, without a teacher).
+        alpha, tau: KDAS's weights (0.3 and 2).
+        Others as :func:`train_teacher`.
+    """
+    from .distill import DistillationObjective, KDASLoss
+    from .models import build_student
+
+    if arm not in ARMS:
+        raise ValueError(f"arm={arm!r}: choose one of {list(ARMS)}")
+    objective = None
+    if ARMS[arm] is not None:
+        teacher = teacher if teacher is not None else train_teacher(profile, device=device).model
+        objective = DistillationObjective(teacher, KDASLoss(alpha=alpha, tau=tau, **ARMS[arm]))
+    return _train_or_load(f"student {arm} s{seed}", student_dir(profile, arm, seed), build_student, profile,
+                          objective=objective, retrain=retrain, device=device, augment=augment, seed=seed, **changes)
+
+
+def run_ablation(profile: Profile, plan: dict[str, int], teacher: nn.Module | None = None, device=None,
+                 csv: str | Path | None = None, **changes) -> "pandas.DataFrame":
+    """Train (or load) a student for each arm and seed of ``plan`` (``{arm: number of seeds}``)
+    and score it: mean Dice at 0.5 on the validation split and on every test set.
+
+    Seed 0 of every arm runs first, then the further seeds, so that a run cut short still covers
+    every arm. Rows are appended to ``csv`` (default ``runs/ablation-<profile>.csv``) as they
+    finish; finished runs are loaded, not retrained, so calling it again continues the plan.
+    """
+    import pandas as pd
+
+    csv = Path(csv) if csv else runs_dir() / f"ablation-{profile.name}.csv"
+    unknown = [arm for arm in plan if arm not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arm(s) {unknown}; choose among {list(ARMS)}")
+    splits = profile_splits(profile)
+    if teacher is None and any(ARMS[arm] is not None for arm in plan):
+        teacher = train_teacher(profile, device=device).model
+    rows = []
+    for seed in range(max(plan.values(), default=0)):
+        for arm, seeds in plan.items():
+            if seed >= seeds:
+                continue
+            run = train_student(profile, arm, teacher=teacher, seed=seed, device=device, **changes)
+            row = {"arm": arm, "seed": seed, "best_epoch": max(run.history, key=lambda h: h["val_dice"])["epoch"],
+                   "validation": mean_dice(run.model, splits.val, profile.image_size, device)}
+            row |= {name: mean_dice(run.model, pairs, profile.image_size, device) for name, pairs in splits.test.items()}
+            row["train_seconds"] = round(sum(h["seconds"] for h in run.history), 1)
+            rows.append(row)
+            csv.parent.mkdir(parents=True, exist_ok=True)
+            pd.DataFrame(rows).to_csv(csv, index=False)
+    return pd.DataFrame(rows)
+
+
+def summarize_ablation(table: "pandas.DataFrame") -> "pandas.DataFrame":
+    """Mean +- std over seeds per arm, as strings, with the number of seeds (std needs 2)."""
+    scores = [c for c in table.columns if c not in ("arm", "seed", "best_epoch", "train_seconds")]
+    grouped = table.groupby("arm", sort=False)[scores]
+    mean, std, count = grouped.mean(), grouped.std(), grouped.size()
+    out = mean.copy().astype(object)
+    for column in scores:
+        out[column] = [f"{m:.3f} ± {s:.3f}" if n > 1 else f"{m:.3f}" for m, s, n in zip(mean[column], std[column], count)]
+    out.insert(0, "seeds", count)
+    return out
 
 
 @torch.inference_mode()
@@ -179,34 +270,61 @@ def predict_samples(model: nn.Module, dataset: PolypDataset, indices: list[int],
     return samples
 
 
+def _teacher_summary(profile: Profile, run: Run, device) -> dict:
+    splits = profile_splits(profile)
+    return {
+        "profile": profile.name, "image_size": profile.image_size, "epochs": len(run.history),
+        "best_epoch": max(run.history, key=lambda h: h["val_dice"])["epoch"] if run.history else None,
+        "val_mean_dice": mean_dice(run.model, splits.val, profile.image_size, device),
+        "test_mean_dice": {name: mean_dice(run.model, pairs, profile.image_size, device)
+                           for name, pairs in splits.test.items()},
+        "train_seconds": round(sum(h["seconds"] for h in run.history), 1),
+        "torch": torch.__version__, "device": str(next(run.model.parameters()).device),
+    }
+
+
+def _plan(text: str) -> dict[str, int]:
+    plan = {}
+    for item in filter(None, text.split(",")):
+        arm, _, count = item.partition("=")
+        if arm not in ARMS or not count.isdigit():
+            raise ValueError(f"--plan item {item!r}: write ARM=SEEDS with ARM among {list(ARMS)}, e.g. kdas=3")
+        plan[arm] = int(count)
+    return plan
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m kdas_utils.training [--profile standard] [--retrain]``: train (or resume) the
-    teacher of a profile, then print and save its validation and test mean Dice."""
+    """``python -m kdas_utils.training teacher|ablation --profile standard``: train (or resume)
+    the teacher, or run the distillation ablation, and save the scores under ``runs/``."""
     import argparse
     import json
 
     from .config import get_profile
 
-    parser = argparse.ArgumentParser(description="Train (or resume) the Polyp-PVT teacher of a profile.")
+    parser = argparse.ArgumentParser(description="Train the teacher or run the KDAS ablation for a profile "
+                                                 "(finished runs are loaded, unfinished ones resumed).")
+    parser.add_argument("task", choices=("teacher", "ablation"), help="what to run")
     parser.add_argument("--profile", default=None, help="quick | standard | paper (default: $KDAS_PROFILE)")
-    parser.add_argument("--retrain", action="store_true", help="start afresh even if a finished run exists")
+    parser.add_argument("--retrain", action="store_true", help="teacher: start afresh even if a finished run exists")
+    parser.add_argument("--plan", default="no-kd=3,kdas=3,at=1,sgm=1,released=1",
+                        help="ablation: ARM=SEEDS items (default: %(default)s)")
     parser.add_argument("--device", default=None, help="cuda | mps | cpu (default: the best available)")
     args = parser.parse_args(argv)
     profile = get_profile(args.profile)
-    run = train_teacher(profile, retrain=args.retrain, device=args.device)
-    splits = profile_splits(profile)
-    summary = {
-        "profile": profile.name, "image_size": profile.image_size, "epochs": len(run.history),
-        "best_epoch": max(run.history, key=lambda h: h["val_dice"])["epoch"] if run.history else None,
-        "val_mean_dice": mean_dice(run.model, splits.val, profile.image_size, args.device),
-        "test_mean_dice": {name: mean_dice(run.model, pairs, profile.image_size, args.device)
-                           for name, pairs in splits.test.items()},
-        "train_seconds": round(sum(h["seconds"] for h in run.history), 1),
-        "torch": torch.__version__, "device": str(next(run.model.parameters()).device),
-    }
-    out = checkpoint_dir("teacher", profile) / "summary.json"
-    out.write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    if args.task == "teacher":
+        run = train_teacher(profile, retrain=args.retrain, device=args.device)
+        summary = _teacher_summary(profile, run, args.device)
+        out = checkpoint_dir("teacher", profile) / "summary.json"
+        out.write_text(json.dumps(summary, indent=2))
+        print(json.dumps(summary, indent=2))
+    else:
+        try:
+            plan = _plan(args.plan)
+        except ValueError as error:
+            parser.error(str(error))
+        table = run_ablation(profile, plan, device=args.device)
+        print(summarize_ablation(table).to_string())
+        out = runs_dir() / f"ablation-{profile.name}.csv"
     print(f"written {out}")
     return 0
 

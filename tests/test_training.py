@@ -79,3 +79,34 @@ def test_architecture_table_adds_up_and_has_the_shapes():
     assert table["parameters"].sum() == count_parameters(student)
     assert table.loc["stage1", "output (C x H x W)"] == "32 x 16 x 16" and table.loc["stage4", "stride"] == 32
     assert table.loc["head_p1", "output (C x H x W)"] == "1 x 64 x 64"
+
+
+def test_ablation_runs_every_arm_scores_it_and_continues(tiny_profile):
+    import pandas as pd
+
+    from kdas_utils.training import run_ablation, student_dir, summarize_ablation
+
+    teacher = build_teacher()
+    plan = {"no-kd": 2, "kdas": 1, "released": 1}
+    table = run_ablation(tiny_profile, plan, teacher=teacher, progress=False)
+    assert list(zip(table.arm, table.seed)) == [("no-kd", 0), ("kdas", 0), ("released", 0), ("no-kd", 1)]
+    assert {"validation", "Synthetic", "Synthetic-Shift"} <= set(table.columns)
+    assert table[["validation", "Synthetic"]].apply(lambda c: c.between(0, 1)).all().all()
+    saved = pd.read_csv(checkpoint_dir("teacher", tiny_profile).parent.parent / "ablation-quick.csv")
+    assert len(saved) == 4
+    released = load_checkpoint(student_dir(tiny_profile, "released", 0) / "last.pt")["history"][0]
+    assert "train_at" in released and np.isfinite(released["train_loss"])
+    summary = summarize_ablation(table)
+    assert summary.loc["no-kd", "seeds"] == 2 and "±" in summary.loc["no-kd", "validation"]
+    assert "±" not in summary.loc["kdas", "validation"]
+    again = run_ablation(tiny_profile, plan, teacher=teacher, progress=False)  # loaded, not retrained
+    pd.testing.assert_frame_equal(again.drop(columns="train_seconds"), table.drop(columns="train_seconds"))
+
+
+def test_unknown_arm_is_named(tiny_profile):
+    from kdas_utils.training import run_ablation, train_student
+
+    with pytest.raises(ValueError, match="arm='kd': choose one of"):
+        train_student(tiny_profile, "kd")
+    with pytest.raises(ValueError, match=r"unknown arm\(s\) \['kd'\]"):
+        run_ablation(tiny_profile, {"kd": 1})

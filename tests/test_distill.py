@@ -1,0 +1,241 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kdas_utils.distill import (AttentionKD, CovarianceGuidance, DistillationObjective, FeatureAttentionKD, KDASLoss,
+                                SymmetricGuidance, attention_map, channel_covariance, spatial_attention, symmetric)
+from kdas_utils.engine import TrainConfig, Trainer
+from kdas_utils.models import PolypOutput, build_student, build_teacher
+
+
+@pytest.fixture(scope="module")
+def nets():
+    torch.manual_seed(0)
+    return build_student(), build_teacher().eval()
+
+
+@pytest.fixture(scope="module")
+def batch():
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 64, 64)
+    mask = torch.zeros(2, 1, 64, 64)
+    mask[:, :, 16:40, 20:44] = 1
+    return x, mask
+
+
+def heads(p1, p2=None):
+    """A PolypOutput with only the heads set (what the head losses read)."""
+    return PolypOutput(p1=p1, p2=p1 if p2 is None else p2, stages=(), cim=None, cfm=None, sam=None)
+
+
+def teacher_out(nets, x):
+    with torch.no_grad():
+        return nets[1](x)
+
+
+def grads_of(loss, module):
+    module.zero_grad(set_to_none=True)
+    loss.backward()
+    return {n: p.grad for n, p in module.named_parameters()}
+
+
+# ----------------------------------------------------------------- Attention-KD
+
+
+def test_attention_map_is_softmax_of_row_products_times_p_over_tau():
+    p = torch.randn(1, 1, 5, 4, dtype=torch.float64)
+    m = p[0, 0].numpy()
+    scores = m @ m.T / math.sqrt(4)
+    weights = np.exp(scores - scores.max(1, keepdims=True))
+    weights /= weights.sum(1, keepdims=True)
+    np.testing.assert_allclose(attention_map(p, tau=2.0)[0, 0].numpy(), weights @ m / 2, rtol=1e-5)
+
+
+def test_paper_attention_kd_is_the_kl_between_pixel_distributions():
+    torch.manual_seed(2)
+    ps, pt = torch.randn(2, 1, 6, 6), torch.randn(2, 1, 6, 6)
+    expected = 0.0
+    for b in range(2):
+        qs = torch.softmax(attention_map(ps[b:b + 1], 2.0).flatten(), 0).double().numpy()
+        qt = torch.softmax(attention_map(pt[b:b + 1], 2.0).flatten(), 0).double().numpy()
+        expected += (qt * np.log(qt / qs)).sum()
+    expected = 2 * expected / 2  # two heads (P1 = P2 here), then the batch mean
+    value = AttentionKD("paper", tau=2.0)(heads(ps), heads(pt)).item()
+    assert value == pytest.approx(expected, rel=1e-5) and value > 0
+    assert AttentionKD("paper")(heads(pt), heads(pt)).item() == pytest.approx(0.0, abs=1e-7)
+
+
+def test_paper_attention_kd_reaches_every_student_parameter(nets, batch):
+    student, _ = nets
+    x, _ = batch
+    loss = AttentionKD("paper")(student(x), teacher_out(nets, x))
+    grads = grads_of(loss, student)
+    missing = [n for n, g in grads.items() if g is None or g.abs().sum() == 0]
+    assert not missing, f"no gradient reaches {missing[:5]}"
+
+
+def test_released_attention_kd_gives_zero_gradient_and_nan_on_negative_targets(nets, batch):
+    student, _ = nets
+    x, _ = batch
+    loss = AttentionKD("released")(student(x), teacher_out(nets, x))
+    grads = grads_of(loss, student)
+    assert all(g is None or torch.equal(g, torch.zeros_like(g)) for g in grads.values())
+    # A trained teacher's logits are negative on the background, so A(P_t) has negative entries
+    # and target * log(target) is NaN; an all-positive map gives a finite value.
+    background = torch.full((2, 1, 8, 8), -4.0)
+    background[:, :, 2:5, 2:5] = 4.0
+    assert torch.isnan(AttentionKD("released")(heads(torch.randn(2, 1, 8, 8)), heads(background)))
+    assert torch.isfinite(AttentionKD("released")(heads(torch.randn(2, 1, 8, 8)), heads(torch.rand(2, 1, 8, 8) + 0.5)))
+
+
+def test_feature_attention_transfer(nets, batch):
+    student, teacher = nets
+    x, _ = batch
+    f = torch.randn(2, 8, 4, 4)
+    q = spatial_attention(f)
+    np.testing.assert_allclose(q.norm(dim=1).numpy(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(q[0].numpy(), (f[0] ** 2).sum(0).flatten().numpy() / (f[0] ** 2).sum(0).norm().item(), rtol=1e-5)
+    t_out = teacher_out(nets, x)
+    assert FeatureAttentionKD()(t_out, t_out).item() == 0.0
+    loss = FeatureAttentionKD()(student(x), t_out)
+    grads = grads_of(loss, student)
+    assert loss.item() > 0 and grads["backbone.stages_0.blocks.0.attn.q.weight"].abs().sum() > 0
+    assert grads["head_p1.weight"] is None  # stages only: the heads are not involved
+
+
+# ----------------------------------------------------------------- SGM
+
+
+def test_symmetric_map_and_released_sgm():
+    p = torch.randn(3, 1, 5, 5)
+    sym = symmetric(p)
+    assert torch.equal(sym, sym.transpose(1, 2)) and torch.allclose(sym[0], p[0, 0] + p[0, 0].T)
+    q = torch.randn(3, 1, 5, 5, requires_grad=True)
+    loss = SymmetricGuidance()(heads(q), heads(p))
+    expected = ((q[:, 0] + q[:, 0].transpose(1, 2) - sym) ** 2).mean()
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+    loss.backward()
+    assert torch.isfinite(q.grad).all() and q.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"square maps; got \(4, 6\)"):
+        symmetric(torch.zeros(1, 1, 4, 6))
+
+
+def test_channel_covariance_matches_torch_cov_and_is_symmetric():
+    f = torch.randn(2, 6, 5, 7, dtype=torch.float64)
+    cov = channel_covariance(f)
+    assert torch.allclose(cov[1].double(), torch.cov(f[1].flatten(1)).float().double(), atol=1e-5)
+    assert torch.equal(cov, cov.transpose(1, 2))
+
+
+def test_covariance_guidance(nets, batch):
+    student, teacher = nets
+    x, _ = batch
+    guidance = CovarianceGuidance()
+    assert set(guidance.projections) == {"stage4"}  # 256 -> 512 channels; cfm and sam are 32 in both
+    assert guidance.projections["stage4"].weight.shape == (512, 256, 1, 1)
+    t_out = teacher_out(nets, x)
+    decoder_only = CovarianceGuidance(features=("cfm", "sam"))
+    assert decoder_only(t_out, t_out).item() == pytest.approx(0.0, abs=1e-10)
+    s_out = student(x)
+    scaled = PolypOutput(p1=s_out.p1, p2=s_out.p2, stages=s_out.stages, cim=s_out.cim, cfm=3 * s_out.cfm, sam=s_out.sam)
+    assert decoder_only(scaled, t_out).item() == pytest.approx(decoder_only(s_out, t_out).item(), rel=1e-4)  # scale-free
+    loss = guidance(s_out, t_out)
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0
+    assert guidance.projections["stage4"].weight.grad.abs().sum() > 0
+    for part in (student.backbone.stages_3, student.cfm, student.sam):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters())
+    student.zero_grad(set_to_none=True)
+    with pytest.raises(ValueError, match="unknown feature"):
+        CovarianceGuidance(features=("stage9",))
+
+
+# ----------------------------------------------------------------- KDASLoss
+
+
+@pytest.mark.parametrize("at", ["paper", "released", "feature", None])
+@pytest.mark.parametrize("sgm", ["released", "covariance", None])
+def test_kdas_loss_combines_its_terms(nets, batch, at, sgm):
+    student, _ = nets
+    x, mask = batch
+    loss_fn = KDASLoss(alpha=0.3, tau=2.0, at=at, sgm=sgm)
+    with torch.no_grad():
+        parts = loss_fn(student(x), teacher_out(nets, x), mask)
+    assert set(parts) == {"total", "seg", "at", "sgm"} and all(v.dim() == 0 for v in parts.values())
+    w_at = 1.0 if at == "feature" else 4.0
+    expected = 0.7 * parts["seg"] + 0.3 * (w_at * parts["at"] + parts["sgm"])
+    if at == "released":
+        assert torch.isnan(parts["total"]) and torch.isnan(parts["at"])
+    else:
+        assert parts["total"].item() == pytest.approx(expected.item(), rel=1e-6)
+    if at is None:
+        assert parts["at"].item() == 0.0
+    if sgm is None:
+        assert parts["sgm"].item() == 0.0
+    assert (len(list(loss_fn.parameters())) > 0) == (sgm == "covariance")
+
+
+def test_kdas_loss_rejects_unknown_forms():
+    with pytest.raises(ValueError, match="at='kl'"):
+        KDASLoss(at="kl")
+    with pytest.raises(ValueError, match="sgm='gram'"):
+        KDASLoss(sgm="gram")
+    with pytest.raises(ValueError, match="alpha=1.5"):
+        KDASLoss(alpha=1.5)
+
+
+@pytest.mark.parametrize("at, sgm", [("paper", "released"), ("feature", "covariance")])
+def test_finite_under_mixed_precision(nets, batch, at, sgm):
+    student, teacher = nets
+    x, mask = batch
+    loss_fn = KDASLoss(at=at, sgm=sgm)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.no_grad():
+            t_out = teacher(x)
+        parts = loss_fn(student(x), t_out, mask)
+    assert all(torch.isfinite(v) for v in parts.values())
+    grads = grads_of(parts["total"], student)
+    assert all(torch.isfinite(g).all() for g in grads.values() if g is not None)
+
+
+# ----------------------------------------------------------------- the frozen teacher in training
+
+
+def test_teacher_is_untouched_by_distillation_training(nets, small_synthetic, tmp_path):
+    from kdas_utils.data import PolypDataset, eval_transforms, find_pairs, train_transforms
+
+    student, teacher = build_student(), nets[1]
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    objective = DistillationObjective(teacher, KDASLoss(at="paper", sgm="covariance"))
+    assert not any(p is q for p in objective.parameters() for q in teacher.parameters())
+    assert not any(k.startswith("teacher") for k in objective.state_dict())
+    pairs = find_pairs(small_synthetic / "TrainDataset")
+    trainer = Trainer(student, PolypDataset(pairs[:8], train_transforms(64)), PolypDataset(pairs[8:12], eval_transforms(64)),
+                      TrainConfig(epochs=1, batch_size=4, image_size=64, progress=False), tmp_path, objective=objective,
+                      device="cpu", name="student")
+    projection = objective.loss.sgm.projections["stage4"].weight.clone()
+    result = trainer.fit()
+    assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())  # weights and BN statistics
+    assert not teacher.training and all(not p.requires_grad for p in teacher.parameters())
+    assert not torch.equal(projection, objective.loss.sgm.projections["stage4"].weight)  # trained with the student
+    assert {"train_seg", "train_at", "train_sgm"} <= set(result.history[0])
+
+
+def test_released_form_trains_with_the_released_gradients(nets, batch):
+    """The engine minimises the total without the NaN value of L_AT; the gradients are the
+    released code's (the NaN-valued total gives the same, finite, gradients)."""
+    student, teacher = nets
+    x, mask = batch
+    objective = DistillationObjective(teacher, KDASLoss(at="released", sgm="released"))
+    loss, out, parts = objective(student, x, mask)
+    assert torch.isfinite(loss) and torch.isnan(parts["at"])
+    ours = torch.autograd.grad(loss, list(student.parameters()), allow_unused=True)
+    raw = objective.loss(student(x), teacher(x), mask)["total"]  # what the released code back-propagates
+    theirs = torch.autograd.grad(raw, list(student.parameters()), allow_unused=True)
+    for a, b in zip(ours, theirs):
+        assert (a is None) == (b is None)
+        if a is not None:
+            assert torch.isfinite(b).all() and torch.allclose(a, b, rtol=1e-5, atol=1e-8)
