@@ -178,3 +178,91 @@ def show_predictions(samples: list[dict], size: float = 2.3):
                     fontsize=7, va="top")
     fig.tight_layout()
     return fig
+
+
+def show_attention_grid(explorer, frames: list[int], layers=("stage1", "stage2", "stage3", "stage4", "P1", "P2"),
+                        p: float = 2.0, tau: float = 2.0, opacity: float = 0.6, size: float = 1.9):
+    """Rows: each frame x each model of an :class:`~kdas_utils.widgets.AttentionExplorer`;
+    columns: the frame with its mask, then each layer's attention map overlaid."""
+    models = list(explorer.models)
+    rows = [(f, m) for f in frames for m in models]
+    fig, axes = plt.subplots(len(rows), len(layers) + 1, figsize=((len(layers) + 1) * size, len(rows) * size),
+                             squeeze=False)
+    for r, (frame, model) in enumerate(rows):
+        mask = explorer.samples[frame]["mask"][0].numpy().astype(np.uint8)
+        axes[r, 0].imshow(overlay(explorer.frames[frame], mask))
+        axes[r, 0].set_ylabel(model, fontsize=9)
+        for c, layer in enumerate(layers, start=1):
+            axes[r, c].imshow(explorer.render(frame, model, layer, p, tau, opacity))
+            if r == 0:
+                axes[r, c].set_title(layer, fontsize=9)
+        axes[r, 0].set_title(f"{model}: {explorer.samples[frame]['name'][:14]}", fontsize=7)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def show_matrices(rows: dict[str, dict[str, np.ndarray]], cmap: str = "RdBu_r", size: float = 2.6):
+    """A grid of matrices (e.g. Sym(P1) or channel covariances): ``{row: {column: (N, N) array}}``.
+    Each row shares a symmetric colour scale, so teacher and student compare directly."""
+    n_cols = max(len(cols) for cols in rows.values())
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(n_cols * size + 0.8, len(rows) * size), squeeze=False)
+    for r, (row, cols) in enumerate(rows.items()):
+        limit = max(float(np.abs(m).max()) for m in cols.values()) or 1.0
+        for c, (name, matrix) in enumerate(cols.items()):
+            shown = axes[r, c].imshow(matrix, cmap=cmap, vmin=-limit, vmax=limit)
+            axes[r, c].set_title(f"{name}", fontsize=8)
+        axes[r, 0].set_ylabel(row, fontsize=9)
+        fig.colorbar(shown, ax=axes[r, len(cols) - 1], fraction=0.046, pad=0.04)
+        for c in range(len(cols), n_cols):
+            axes[r, c].axis("off")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def plot_runs(histories: dict[str, list[dict]], title: str = ""):
+    """Validation Dice and the segmentation part of the training loss per epoch, one line per run."""
+    fig, (loss_ax, dice_ax) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name, history in histories.items():
+        epochs = [h["epoch"] for h in history]
+        loss_ax.plot(epochs, [h["train_seg"] for h in history], "o-", label=name)
+        dice_ax.plot(epochs, [h["val_dice"] for h in history], "o-", label=name)
+    loss_ax.set(xlabel="epoch", ylabel="L_seg (train)", title="segmentation loss")
+    dice_ax.set(xlabel="epoch", ylabel="validation mean Dice at 0.5", title="validation Dice", ylim=(0, 1))
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (loss_ax, dice_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_ablation(table, sets: list[str] | None = None):
+    """Mean Dice per arm (bars) with the spread over seeds (error bars: std) and each seed
+    (dots), one group of bars per data split, from :func:`kdas_utils.training.run_ablation`."""
+    sets = sets or [c for c in table.columns if c not in ("arm", "seed", "best_epoch", "train_seconds")]
+    arms = list(dict.fromkeys(table["arm"]))
+    width = 0.8 / len(arms)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(sets) + 2), 3.6))
+    for i, arm in enumerate(arms):
+        rows = table[table["arm"] == arm]
+        x = np.arange(len(sets)) + (i - (len(arms) - 1) / 2) * width
+        std = rows[sets].std().fillna(0).to_numpy()
+        ax.bar(x, rows[sets].mean().to_numpy(), width, yerr=std, capsize=3, label=f"{arm} ({len(rows)} seed{'s' * (len(rows) > 1)})")
+        for _, row in rows.iterrows():
+            ax.plot(x, row[sets].to_numpy(dtype=float), "k.", ms=3)
+    ax.set_xticks(np.arange(len(sets)), sets)
+    ax.set(ylabel="mean Dice at 0.5", ylim=(0, 1), title="ablation: which distillation terms help")
+    ax.legend(fontsize=8, ncols=2)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

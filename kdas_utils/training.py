@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .config import Profile, data_root, runs_dir, synthetic_root
-from .data import DatasetError, PolypDataset, eval_transforms, find_dataset, make_synthetic, train_transforms, train_val_split
+from .data import DatasetError, PolypDataset, eval_transforms, find_dataset, find_pairs, make_synthetic, train_transforms, train_val_split
 from .data.pairs import Pair
 from .engine import TrainConfig, Trainer, TrainResult, load_checkpoint, load_trained
 
@@ -224,6 +224,20 @@ def summarize_ablation(table: "pandas.DataFrame") -> "pandas.DataFrame":
         out[column] = [f"{m:.3f} ± {s:.3f}" if n > 1 else f"{m:.3f}" for m, s, n in zip(mean[column], std[column], count)]
     out.insert(0, "seeds", count)
     return out
+
+
+def figure_samples(profile: Profile, n: int = 3, prefer_real: bool = True) -> tuple[str, list[dict]]:
+    """``(source, items)``: ``n`` evenly spaced evaluation items for figures, at the profile's
+    size: from the real Kvasir test set when it is there (and ``prefer_real``), else from the
+    profile's first test set."""
+    real = data_root() / "TestDataset" / "Kvasir"
+    if prefer_real and (real / "images").is_dir():
+        source, pairs = "Kvasir (real)", find_pairs(real)
+    else:
+        source, pairs = next(iter(profile_splits(profile).test.items()))
+    dataset = PolypDataset(pairs, eval_transforms(profile.image_size))
+    picks = [round(i * (len(dataset) - 1) / max(n - 1, 1)) for i in range(n)]
+    return source, [dataset[i] for i in picks]
 
 
 @torch.inference_mode()

@@ -1,0 +1,49 @@
+"""Attention maps as pictures: what notebook 03 and the explorer show.
+
+Two kinds of map, both returned as ``(B, H, W)`` float arrays at the input size:
+
+* a backbone stage's spatial attention ``Q = sum_c |F_c|^p`` (Zagoruyko and Komodakis),
+  scaled to [0, 1] per image. Larger ``p`` puts more weight on the strongest positions;
+* a head's Attention-KD distribution, ``softmax`` over the pixels of ``A(P) = SDPA(P, P, P) / tau``,
+  multiplied by the number of pixels so that 1 means "uniform". Lower ``tau`` sharpens it.
+  This is the distribution that the paper's Attention-KD asks the student to match.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .attention import attention_map
+
+LAYERS = ("stage1", "stage2", "stage3", "stage4", "P1", "P2")
+
+
+def _to_size(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(maps[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+def stage_attention(feature: torch.Tensor, size: tuple[int, int], p: float = 2.0) -> np.ndarray:
+    """``(B, H, W)`` in [0, 1]: ``sum_c |F_c|^p`` of a ``(B, C, h, w)`` stage, upsampled to ``size``."""
+    q = feature.float().abs().pow(p).sum(dim=1)
+    q = _to_size(q, size)
+    low = q.flatten(1).min(1).values[:, None, None]
+    high = q.flatten(1).max(1).values[:, None, None]
+    return ((q - low) / (high - low).clamp(min=1e-12)).cpu().numpy()
+
+
+def head_attention(logits: torch.Tensor, tau: float = 2.0) -> np.ndarray:
+    """``(B, H, W)``: the pixel distribution ``softmax(A(P))`` of ``(B, 1, H, W)`` logits, times ``H W``."""
+    a = attention_map(logits, tau)
+    b, _, h, w = a.shape
+    return (torch.softmax(a.flatten(1), dim=1).view(b, h, w) * (h * w)).cpu().numpy()
+
+
+def layer_map(out, layer: str, size: tuple[int, int], p: float = 2.0, tau: float = 2.0) -> np.ndarray:
+    """The map of ``layer`` (one of :data:`LAYERS`) from a :class:`~kdas_utils.models.PolypOutput`."""
+    if layer not in LAYERS:
+        raise ValueError(f"layer={layer!r}: choose one of {LAYERS}")
+    if layer.startswith("stage"):
+        return stage_attention(out.stages[int(layer[-1]) - 1], size, p)
+    return head_attention(getattr(out, layer.lower()), tau)

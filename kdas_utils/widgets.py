@@ -1,0 +1,98 @@
+"""Interactive explorers for the notebooks: pure functions that make the pictures, and a thin
+ipywidgets layer on top.
+
+The logic (``render_overlay``, ``AttentionExplorer.render``) is plain NumPy and torch, tested
+without a browser. ``AttentionExplorer.widget()`` wires it to dropdowns and sliders; the
+picture is an ``ipywidgets.Image`` holding PNG bytes, so it works in JupyterLab, Colab and Voila.
+"""
+
+from __future__ import annotations
+
+import cv2
+import matplotlib
+import numpy as np
+import torch
+
+from .distill.maps import LAYERS, layer_map
+
+HEAD_SCALE = 4.0  # head maps (1 = uniform) are shown on [0, HEAD_SCALE]
+
+
+def render_overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """``(H, W, 3) uint8``: ``(1 - opacity) * image + opacity * cmap(heat)``, ``heat`` in [0, 1]."""
+    if image.shape[:2] != heat.shape:
+        raise ValueError(f"image {image.shape[:2]} and heat map {heat.shape} must have the same height and width")
+    if not 0 <= opacity <= 1:
+        raise ValueError(f"opacity={opacity}: must lie in [0, 1]")
+    colours = matplotlib.colormaps[cmap](np.clip(heat, 0, 1))[..., :3] * 255
+    return np.round((1 - opacity) * image.astype(np.float64) + opacity * colours).astype(np.uint8)
+
+
+class AttentionExplorer:
+    """Attention maps of several models on several frames.
+
+    Args:
+        models: ``{"teacher": net, "student": net}``.
+        samples: items of an evaluation :class:`~kdas_utils.data.PolypDataset`
+            (dicts with ``image`` ``(3, H, W)`` normalised, ``mask``, ``name``).
+
+    Forward passes are computed once per (frame, model) and cached; changing ``p``, ``tau``,
+    the layer or the opacity only redraws.
+    """
+
+    def __init__(self, models: dict, samples: list[dict]):
+        from .data import denormalize
+
+        if not models or not samples:
+            raise ValueError("AttentionExplorer needs at least one model and one sample")
+        self.models, self.samples = models, samples
+        self.frames = [denormalize(s["image"]) for s in samples]
+        self._outputs: dict[tuple[int, str], object] = {}
+        self._image = None
+
+    def output(self, frame: int, model: str):
+        """The model's :class:`~kdas_utils.models.PolypOutput` on a frame (cached)."""
+        key = (frame, model)
+        if key not in self._outputs:
+            net = self.models[model]
+            device = next(net.parameters()).device
+            with torch.inference_mode():
+                self._outputs[key] = net.eval()(self.samples[frame]["image"][None].to(device))
+        return self._outputs[key]
+
+    def heat(self, frame: int, model: str, layer: str, p: float = 2.0, tau: float = 2.0) -> np.ndarray:
+        """``(H, W)`` in [0, 1]: the map of ``layer`` (head maps scaled from [0, HEAD_SCALE])."""
+        size = self.frames[frame].shape[:2]
+        values = layer_map(self.output(frame, model), layer, size, p, tau)[0]
+        return values / HEAD_SCALE if layer in ("P1", "P2") else values
+
+    def render(self, frame: int = 0, model: str | None = None, layer: str = "stage4", p: float = 2.0,
+               tau: float = 2.0, opacity: float = 0.5) -> np.ndarray:
+        """``(H, W, 3) uint8``: the frame with the attention map overlaid."""
+        model = model or next(iter(self.models))
+        return render_overlay(self.frames[frame], self.heat(frame, model, layer, p, tau), opacity)
+
+    def widget(self):
+        """The interactive explorer: frame, model, layer, p, tau and opacity controls over the picture."""
+        import ipywidgets as w
+
+        frame = w.IntSlider(0, 0, len(self.samples) - 1, description="frame")
+        model = w.Dropdown(options=list(self.models), description="model")
+        layer = w.Dropdown(options=list(LAYERS), value="stage4", description="map")
+        p = w.FloatSlider(2.0, min=1.0, max=4.0, step=0.5, description="p (stages)")
+        tau = w.FloatSlider(2.0, min=0.5, max=8.0, step=0.5, description="tau (heads)")
+        opacity = w.FloatSlider(0.5, min=0.0, max=1.0, step=0.05, description="opacity")
+        picture = w.Image(format="png", width=320, height=320)
+        caption = w.HTML()
+        controls = (frame, model, layer, p, tau, opacity)
+
+        def redraw(*_):
+            rgb = self.render(frame.value, model.value, layer.value, p.value, tau.value, opacity.value)
+            picture.value = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
+            caption.value = f"<b>{model.value}</b>, {layer.value}, frame {self.samples[frame.value]['name']}"
+
+        for control in controls:
+            control.observe(redraw, names="value")
+        redraw()
+        self._image = picture
+        return w.HBox([w.VBox(list(controls)), w.VBox([picture, caption])])
