@@ -266,3 +266,92 @@ def plot_ablation(table, sets: list[str] | None = None):
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def metric_example_maps(size: int = 96, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A disk-shaped mask and four imperfect predictions of it, each wrong in another way, to
+    show what each metric rewards: ``(mask, {name: map in [0, 1]})``."""
+    yy, xx = np.mgrid[:size, :size]
+    disk = lambda cy, cx, r: ((yy - cy) ** 2 + (xx - cx) ** 2 <= r ** 2).astype(np.float64)  # noqa: E731
+    mask = disk(size / 2, size / 2, size / 4)
+    rng = np.random.default_rng(seed)
+    soft = cv2.GaussianBlur(mask, (0, 0), size / 24)
+    speckled = np.clip(mask * (rng.random(mask.shape) > 0.35) + (rng.random(mask.shape) > 0.97), 0, 1)
+    shifted = disk(size / 2 + size / 8, size / 2 + size / 8, size / 4)
+    small = disk(size / 2, size / 2, size / 6)
+    return mask.astype(bool), {"soft edges": soft, "speckled": speckled, "shifted": shifted, "too small": small}
+
+
+def show_metric_examples(mask: np.ndarray, maps: dict[str, np.ndarray], scores: dict[str, dict], size: float = 2.2,
+                         keys=("Dice@0.5", "meanDice", "Smeasure", "meanEm", "wFmeasure")):
+    """The mask, then each prediction with its scores written below it."""
+    fig, axes = plt.subplots(1, len(maps) + 1, figsize=((len(maps) + 1) * size, size + 1.1))
+    axes[0].imshow(mask, cmap="gray")
+    axes[0].set_title("mask", fontsize=9)
+    for ax, (name, pred) in zip(axes[1:], maps.items()):
+        ax.imshow(pred, cmap="gray", vmin=0, vmax=1)
+        ax.set_title(name, fontsize=9)
+        ax.text(0.5, -0.05, "\n".join(f"{k} {scores[name][k]:.3f}" for k in keys), transform=ax.transAxes,
+                ha="center", va="top", fontsize=7, family="monospace")
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_dice_curves(curves: dict[str, np.ndarray], title: str = "Dice against the threshold"):
+    """Mean Dice against the binarisation threshold (0..255), one line per model or test set."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for name, curve in curves.items():
+        ax.plot(np.arange(256), curve, label=f"{name} (mean {curve.mean():.3f}, max {curve.max():.3f})")
+    ax.set(xlabel="threshold on the min-max normalised map (0-255)", ylabel="mean Dice", ylim=(0, 1), title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _errors(prob: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    predicted, truth = prob > 0.5, mask > 0
+    out = np.zeros((*mask.shape, 3), np.uint8)
+    out[predicted & truth] = (60, 200, 90)
+    out[predicted & ~truth] = (230, 60, 50)
+    out[~predicted & truth] = (60, 110, 240)
+    return out
+
+
+def show_comparison(frames: list[dict], maps: dict[str, list[np.ndarray]], size: float = 2.2):
+    """One row per frame (dicts with ``name``, ``image``, ``mask`` at the original size): the
+    frame with the mask outlined, then each model's thresholded prediction with hits green,
+    false alarms red and misses blue, titled with its Dice at 0.5."""
+    fig, axes = plt.subplots(len(frames), len(maps) + 1, figsize=((len(maps) + 1) * size, len(frames) * size),
+                             squeeze=False)
+    for r, frame in enumerate(frames):
+        axes[r, 0].imshow(overlay(frame["image"], frame["mask"]))
+        axes[r, 0].set_title(frame["name"][:18], fontsize=7)
+        for c, (model, model_maps) in enumerate(maps.items(), start=1):
+            prob = model_maps[r]
+            inter = np.sum((prob > 0.5) & (frame["mask"] > 0))
+            total = np.sum(prob > 0.5) + np.sum(frame["mask"] > 0)
+            axes[r, c].imshow(_errors(prob, frame["mask"]))
+            axes[r, c].set_title(f"{model}: Dice {2 * inter / total if total else 0:.2f}", fontsize=7)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_efficiency(table, accuracy: dict[str, float], metric: str = "meanDice"):
+    """Accuracy against latency, marker area proportional to the parameter count."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for model, row in table.iterrows():
+        ax.scatter(row["latency bs1 (ms)"], accuracy[model], s=40 * row["parameters (M)"], alpha=0.6)
+        ax.annotate(f"{model}\n{row['parameters (M)']:.2f}M, {row['GFLOPs']:.1f} GFLOPs",
+                    (row["latency bs1 (ms)"], accuracy[model]), fontsize=7, xytext=(8, -4), textcoords="offset points")
+    ax.set(xlabel=f"latency at batch 1, 352 px, {table.attrs.get('device', '')} (ms)", ylabel=metric,
+           title="accuracy, size and speed")
+    ax.set_xlim(left=0)
+    ax.margins(x=0.45, y=0.3)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
