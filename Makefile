@@ -1,6 +1,7 @@
 # The two commands of the README. Everything else here serves them.
 #   make tutorial   run every notebook, headless, quick profile -> runs/
 #   make test       unit tests + every notebook under nbval (--nbval-lax)
+#   make bench      the benchmark harness (not part of the two commands; see README)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -15,7 +16,7 @@ ifeq ($(origin KDAS_DATA_ROOT), undefined)
   endif
 endif
 
-.PHONY: tutorial test install install-dev clean
+.PHONY: tutorial test bench install install-dev clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,10 @@ tutorial: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	KDAS_PROFILE=quick MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
+
+# Speed and memory on this machine (see kdas_utils/bench.py); writes benchmarks/results/*.json
+bench: $(VENV)/.installed
+	$(BIN)/python -m kdas_utils.bench --notebooks
 
 clean:
 	rm -rf runs data/synthetic .pytest_cache

@@ -1,0 +1,219 @@
+"""The benchmark harness: what KDAS costs and saves on this machine (``make bench``).
+
+    python -m kdas_utils.bench [--quick-only] [--notebooks] [--repeats 5] [--out benchmarks/results]
+
+Measures on the current device, with warm-up passes and the median of repeated runs:
+
+1. the distillation step (teacher forward + student forward/backward/step with KDASLoss) at the
+   paper's batch and size (16 x 352 px) and at the quick profile's, next to its lower bound
+   measured in the same run: the teacher's forward under ``inference_mode`` plus the student's
+   own training step (segmentation loss only). The ratio says what distillation adds;
+2. inference latency (batch 1) and throughput (batch 16) at 352 px for teacher and student, their
+   ratio, and peak memory (RSS on CPU, allocated memory on GPU);
+3. data loading: images/s of the training data loader against the images/s the training step
+   consumes;
+4. with ``--notebooks``: the wall time of each notebook in the quick profile, and of the series.
+
+Prints a table and writes ``<out>/<device>-<date>.json`` with, at the top level, ``device``,
+``torch``, ``distill_step_ratio_to_bound``, ``student_teacher_latency_ratio`` and
+``series_quick_seconds`` (``null`` unless ``--notebooks``), beside everything else measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from .config import get_profile, project_root
+from .distill import DistillationObjective, KDASLoss
+from .efficiency import time_forward
+from .engine import SegmentationObjective, TrainConfig, Trainer, choose_precision, select_device
+from .models import build_student, build_teacher
+
+
+def _median_seconds(fn, warmup: int, repeats: int, sync) -> float:
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+class _Synthetic(torch.utils.data.Dataset):
+    """A fixed random batch's worth of items (the step timings need no real data)."""
+
+    def __init__(self, n: int, size: int):
+        g = torch.Generator().manual_seed(0)
+        self.images = torch.randn(n, 3, size, size, generator=g)
+        self.masks = (torch.rand(n, 1, size, size, generator=g) > 0.7).float()
+        self.transform = None
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return {"image": self.images[i], "mask": self.masks[i], "name": f"random_{i}"}
+
+
+def step_times(batch_size: int, image_size: int, device, warmup: int = 1, repeats: int = 3) -> dict:
+    """Median seconds of the distillation step and of its bound (teacher forward + student step)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    data = _Synthetic(batch_size, image_size)
+    batch = {"image": data.images, "mask": data.masks, "name": [f"random_{i}" for i in range(batch_size)]}
+    config = TrainConfig(epochs=1, batch_size=batch_size, image_size=image_size, progress=False)
+    teacher = build_teacher().to(device).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        alone = Trainer(build_student(), data, data, config, tmp, objective=SegmentationObjective(), device=device)
+        torch.manual_seed(0)
+        distil = Trainer(build_student(), data, data, config, tmp,
+                         objective=DistillationObjective(teacher, KDASLoss(at="paper", sgm="released")), device=device)
+        images = data.images.to(device)
+        if alone.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+
+        def teacher_forward():
+            with torch.inference_mode(), alone._autocast():
+                teacher(images)
+
+        result = {
+            "teacher_forward_s": _median_seconds(teacher_forward, warmup, repeats, sync),
+            "student_step_s": _median_seconds(lambda: alone.train_step(batch), warmup, repeats, sync),
+            "distill_step_s": _median_seconds(lambda: distil.train_step(batch), warmup, repeats, sync),
+        }
+    result["bound_s"] = result["teacher_forward_s"] + result["student_step_s"]
+    result["ratio_to_bound"] = result["distill_step_s"] / result["bound_s"]
+    result["distill_images_per_s"] = batch_size / result["distill_step_s"]
+    return result
+
+
+def inference(device, image_size: int = 352, throughput_batch: int = 16, warmup: int = 2, repeats: int = 5) -> dict:
+    """Latency (batch 1) and throughput (``throughput_batch``) of teacher and student."""
+    out = {}
+    for name, build in (("teacher", build_teacher), ("student", build_student)):
+        model = build()
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        latency = time_forward(model, 1, image_size, device, warmup, repeats)
+        batch = time_forward(model, throughput_batch, image_size, device, warmup, repeats)
+        out[name] = {"latency_bs1_ms": latency * 1e3, f"throughput_bs{throughput_batch}_img_s": throughput_batch / batch}
+        if device.type == "cuda":
+            out[name]["peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+    out["student_teacher_latency_ratio"] = out["teacher"]["latency_bs1_ms"] / out["student"]["latency_bs1_ms"]
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+    return out
+
+
+def data_loading(profile_name: str, batches: int = 20, num_workers: int | None = None) -> dict:
+    """Images/s that the training data loader of a profile delivers (augmentation included)."""
+    from .training import profile_datasets
+
+    profile = get_profile(profile_name)
+    train_set, _ = profile_datasets(profile)
+    workers = profile.num_workers if num_workers is None else num_workers
+    loader = torch.utils.data.DataLoader(train_set, batch_size=profile.batch_size, shuffle=True, num_workers=workers,
+                                         persistent_workers=False)
+    iterator = iter(loader)
+    next(iterator)  # start-up (workers, first decode) is not throughput
+    start, count = time.perf_counter(), 0
+    for _, batch in zip(range(batches), iterator):
+        count += len(batch["name"])
+    seconds = time.perf_counter() - start
+    return {"profile": profile.name, "workers": workers, "images_per_s": count / seconds, "images": count}
+
+
+def notebooks_quick(out: Path) -> dict:
+    """Wall time of every notebook in the quick profile (a fresh runs folder, so all train)."""
+    import os
+
+    from .tutorial import run_notebooks
+
+    os.environ["KDAS_PROFILE"] = "quick"
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["KDAS_RUNS_DIR"] = tmp
+        times = run_notebooks(sorted((project_root() / "notebooks").glob("*.ipynb")), Path(tmp))
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Measure KDAS's distillation step, inference and data loading here.")
+    parser.add_argument("--out", type=Path, default=project_root() / "benchmarks" / "results")
+    parser.add_argument("--quick-only", action="store_true", help="skip the paper-size (16 x 352) step timing")
+    parser.add_argument("--notebooks", action="store_true", help="also time every notebook in the quick profile")
+    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (median reported)")
+    parser.add_argument("--tiny", action="store_true", help="smoke-test settings: small sizes, one repeat")
+    parser.add_argument("--device", default=None)
+    args = parser.parse_args(argv)
+    device = select_device(args.device)
+    warmup, repeats = (0, 1) if args.tiny else (1, args.repeats)
+    settings = [("quick", 8, 128)] if args.tiny or args.quick_only else [("paper", 16, 352), ("quick", 8, 128)]
+    if args.tiny:
+        settings = [("tiny", 2, 64)]
+    report = {
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, "
+                                                                             f"{torch.get_num_threads()} threads)",
+        "torch": torch.__version__, "python": sys.version.split()[0], "precision": choose_precision(device).name,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "repeats": repeats,
+    }
+    report["steps"] = {}
+    for name, batch, size in settings:
+        print(f"distillation step, {name}: batch {batch}, {size} px ...", flush=True)
+        report["steps"][name] = {"batch": batch, "image_size": size, **step_times(batch, size, device, warmup, repeats)}
+    main_setting = settings[0][0]
+    report["distill_step_ratio_to_bound"] = report["steps"][main_setting]["ratio_to_bound"]
+    print("inference ...", flush=True)
+    report["inference"] = inference(device, 64 if args.tiny else 352, 2 if args.tiny else 16, warmup, repeats)
+    report["student_teacher_latency_ratio"] = report["inference"]["student_teacher_latency_ratio"]
+    print("data loading ...", flush=True)
+    report["data_loading"] = data_loading("quick", batches=2 if args.tiny else 20)
+    report["notebooks_quick_seconds"] = notebooks_quick(args.out) if args.notebooks else None
+    report["series_quick_seconds"] = sum(report["notebooks_quick_seconds"].values()) if args.notebooks else None
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = ("tiny-" if args.tiny else "") + ("cuda" if device.type == "cuda" else device.type)
+    path = args.out / f"{stem}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(summary(report))
+    print(f"written {path}")
+    return 0
+
+
+def summary(report: dict) -> str:
+    """The report as a Markdown table (what the README shows)."""
+    lines = [f"device: {report['device']}, torch {report['torch']}, {report['precision']}", "",
+             "| measurement | value |", "| --- | --- |"]
+    for name, s in report["steps"].items():
+        lines += [f"| distillation step, {name} ({s['batch']} x {s['image_size']} px) | {s['distill_step_s']:.3f} s "
+                  f"({s['distill_images_per_s']:.1f} img/s) |",
+                  f"| its bound: teacher forward + student step | {s['teacher_forward_s']:.3f} + {s['student_step_s']:.3f} "
+                  f"= {s['bound_s']:.3f} s |",
+                  f"| ratio to the bound | {s['ratio_to_bound']:.2f} |"]
+    inf = report["inference"]
+    for name in ("teacher", "student"):
+        values = ", ".join(f"{k} {v:.1f}" for k, v in inf[name].items())
+        lines.append(f"| {name} inference | {values} |")
+    lines += [f"| student / teacher latency ratio (batch 1) | {inf['student_teacher_latency_ratio']:.2f}x faster |",
+              f"| peak RSS | {inf['peak_rss_mb']:.0f} MB |",
+              f"| data loading ({report['data_loading']['profile']}, {report['data_loading']['workers']} workers) | "
+              f"{report['data_loading']['images_per_s']:.0f} img/s |"]
+    if report.get("series_quick_seconds") is not None:
+        lines.append(f"| notebook series, quick profile | {report['series_quick_seconds']:.0f} s |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

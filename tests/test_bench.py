@@ -1,0 +1,24 @@
+import json
+
+from kdas_utils import bench
+
+
+def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_synthetic):
+    monkeypatch.setenv("KDAS_SYNTH_ROOT", str(small_synthetic))
+    monkeypatch.setattr(bench, "get_profile", _small)  # the fixture's 24-frame synthetic set
+    assert bench.main(["--tiny", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    (path,) = tmp_path.glob("tiny-cpu-*.json")
+    report = json.loads(path.read_text())
+    for key in ("device", "torch", "distill_step_ratio_to_bound", "student_teacher_latency_ratio", "series_quick_seconds"):
+        assert key in report
+    assert report["distill_step_ratio_to_bound"] > 0 and report["student_teacher_latency_ratio"] > 0
+    assert report["series_quick_seconds"] is None  # notebooks are timed only with --notebooks
+    step = report["steps"]["tiny"]
+    assert step["bound_s"] == step["teacher_forward_s"] + step["student_step_s"]
+    assert "| ratio to the bound |" in bench.summary(report)
+
+
+def _small(name):
+    from kdas_utils.config import get_profile
+
+    return get_profile(name).replace(synthetic_train=24, synthetic_test=6)
