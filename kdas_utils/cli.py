@@ -1,0 +1,193 @@
+"""The ``kdas`` command: the notebooks' steps from a terminal, with the same engine and profiles.
+
+    kdas prepare-data  --profile quick            # write the synthetic set / check the real data
+    kdas train-teacher --profile standard         # train (or resume, or load) the teacher
+    kdas distill       --profile standard --arm kdas --seed 0
+    kdas distill       --profile standard --ablation no-kd=3,kdas=3,at=1,sgm=1,released=1
+    kdas evaluate      --profile standard         # teacher, student alone, KDAS student -> runs/evaluation-<profile>/
+    kdas export        --profile standard --out kdas_student.onnx
+
+Every run is resumable: interrupt it and type the same command again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .config import PROFILE_NAMES, get_profile, runs_dir
+
+
+def _profile_argument(parser):
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default=None,
+                        help="quick (synthetic, CPU minutes) | standard (real data, CPU hours) | paper (GPU); "
+                             "default: $KDAS_PROFILE, else paper with CUDA and quick without")
+    parser.add_argument("--device", default=None, help="cuda | mps | cpu (default: the best available)")
+
+
+def _prepare_data(args) -> int:
+    from .data import download_dataset, find_dataset
+    from .training import profile_root
+
+    profile = get_profile(args.profile)
+    if args.download:
+        raw = download_dataset(args.download, args.into, allow_unpinned=args.allow_unpinned)
+        print(f"downloaded and extracted to {raw}")
+        return 0
+    root = profile_root(profile)
+    found = find_dataset(root)
+    print(f"{profile.name} profile data at {root}: {len(found['train'])} training pairs")
+    for name, pairs in found["test"].items():
+        print(f"  test set {name}: {len(pairs)} pairs")
+    return 0
+
+
+def _train_teacher(args) -> int:
+    from .training import _teacher_summary, checkpoint_dir, train_teacher
+
+    profile = get_profile(args.profile)
+    changes = {"epochs": args.epochs} if args.epochs else {}
+    run = train_teacher(profile, retrain=args.retrain, weights=args.weights, device=args.device, **changes)
+    summary = _teacher_summary(profile, run, args.device)
+    if run.source != "weights":
+        (checkpoint_dir("teacher", profile) / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(json.dumps(summary, indent=2))
+    print(f"teacher: {run.source} -> {run.path}")
+    return 0
+
+
+def _distill(args) -> int:
+    from .training import _plan, run_ablation, summarize_ablation, train_student
+
+    profile = get_profile(args.profile)
+    changes = {"epochs": args.epochs} if args.epochs else {}
+    if args.ablation:
+        try:
+            plan = _plan(args.ablation)
+        except ValueError as error:
+            raise SystemExit(f"kdas distill: {error}")
+        table = run_ablation(profile, plan, device=args.device, alpha=args.alpha, tau=args.tau, **changes)
+        print(summarize_ablation(table).to_string())
+        print(f"written {runs_dir() / f'ablation-{profile.name}.csv'}")
+        return 0
+    run = train_student(profile, args.arm, seed=args.seed, retrain=args.retrain, device=args.device,
+                        alpha=args.alpha, tau=args.tau, **changes)
+    best = max(run.history, key=lambda h: h["val_dice"]) if run.history else {}
+    print(f"student {args.arm} (seed {args.seed}): {run.source} -> {run.path}; "
+          f"validation Dice {best.get('val_dice', float('nan')):.4f} at epoch {best.get('epoch')}")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .engine import load_trained
+    from .evaluate import evaluate_models, write_table
+    from .training import checkpoint_dir, profile_splits, student_dir
+
+    profile = get_profile(args.profile)
+    if args.checkpoint:
+        models = {Path(p).parent.name: load_trained(p) for p in args.checkpoint}
+    else:
+        candidates = {"teacher": checkpoint_dir("teacher", profile) / "best.pt",
+                      "student alone": student_dir(profile, "no-kd", 0) / "best.pt",
+                      "KDAS student": student_dir(profile, "kdas", 0) / "best.pt"}
+        models = {label: load_trained(path) for label, path in candidates.items() if path.exists()}
+        if not models:
+            raise SystemExit(f"kdas evaluate: no checkpoint of the {profile.name!r} profile under "
+                             f"{runs_dir() / 'checkpoints'}; train first (kdas train-teacher --profile {profile.name}) "
+                             f"or pass --checkpoint PATH")
+    out = Path(args.out) if args.out else runs_dir() / f"evaluation-{profile.name}"
+    table, _ = evaluate_models(models, profile_splits(profile).test, profile.image_size, args.device,
+                               save_dir=out / "predictions" if args.save_predictions else None)
+    csv, md = write_table(table, out)
+    print(table.round(4).to_string())
+    print(f"written {csv} and {md}")
+    return 0
+
+
+def _export(args) -> int:
+    from .engine import load_trained
+    from .export import export_onnx
+    from .training import student_dir
+
+    if args.checkpoint:
+        checkpoint = Path(args.checkpoint)
+    else:
+        checkpoint = student_dir(get_profile(args.profile), args.arm, args.seed) / "best.pt"
+    if not checkpoint.exists():
+        raise SystemExit(f"kdas export: {checkpoint} does not exist; train it first "
+                         f"(kdas distill --profile {args.profile or 'quick'} --arm {args.arm}) or pass --checkpoint PATH")
+    path = export_onnx(load_trained(checkpoint), args.out, image_size=args.image_size)
+    print(f"exported {checkpoint} -> {path} (input image (B, 3, {args.image_size}, {args.image_size}), "
+          f"output probability (B, 1, {args.image_size}, {args.image_size}))")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kdas", description="KDAS: distil Polyp-PVT into a 3.65M-parameter student. The steps of the notebooks, "
+                                 "from a terminal; every run resumes where it stopped.",
+        epilog="Example: kdas train-teacher --profile quick && kdas distill --profile quick && kdas evaluate --profile quick")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("prepare-data", help="write the synthetic set or check the real data; download Kvasir-SEG",
+                       description="Write the quick profile's synthetic data, or check the real data of the standard "
+                                   "and paper profiles (PraNet layout under $KDAS_DATA_ROOT).")
+    _profile_argument(p)
+    p.add_argument("--download", choices=("kvasir-seg",), help="download and extract a dataset instead")
+    p.add_argument("--into", default="data", help="folder for --download (default: data)")
+    p.add_argument("--allow-unpinned", action="store_true", help="accept a first download that has no published checksum")
+    p.set_defaults(run=_prepare_data)
+
+    p = sub.add_parser("train-teacher", help="train, resume or load the Polyp-PVT teacher",
+                       description="Train the Polyp-PVT teacher of a profile (or resume it, or load a finished run), "
+                                   "then print its validation and test mean Dice.")
+    _profile_argument(p)
+    p.add_argument("--retrain", action="store_true", help="start afresh even if a finished run exists")
+    p.add_argument("--weights", help="use an official PolypPVT.pth instead of training")
+    p.add_argument("--epochs", type=int, help="override the profile's epochs")
+    p.set_defaults(run=_train_teacher)
+
+    p = sub.add_parser("distill", help="distil a student (one arm and seed, or the whole ablation)",
+                       description="Train the KDAS student from the profile's teacher (trained first if missing).")
+    _profile_argument(p)
+    p.add_argument("--arm", default="kdas", choices=("no-kd", "at", "sgm", "kdas", "released"),
+                   help="the distillation terms (default: kdas = paper Attention-KD + covariance SGM)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=0.3, help="weight of the distillation terms (default 0.3)")
+    p.add_argument("--tau", type=float, default=2.0, help="Attention-KD temperature (default 2)")
+    p.add_argument("--ablation", metavar="PLAN", help="run the ablation instead, e.g. no-kd=3,kdas=3,at=1,sgm=1,released=1")
+    p.add_argument("--retrain", action="store_true", help="start afresh even if a finished run exists")
+    p.add_argument("--epochs", type=int, help="override the profile's epochs")
+    p.set_defaults(run=_distill)
+
+    p = sub.add_parser("evaluate", help="score models on every test set with the field's metrics",
+                       description="Evaluate the profile's teacher and students (or the given checkpoints) on every "
+                                   "test set; write CSV and Markdown tables.")
+    _profile_argument(p)
+    p.add_argument("--checkpoint", nargs="+", help="engine checkpoints (best.pt) to evaluate instead")
+    p.add_argument("--save-predictions", action="store_true", help="also save 8-bit PNG predictions")
+    p.add_argument("--out", help="output folder (default: runs/evaluation-<profile>)")
+    p.set_defaults(run=_evaluate)
+
+    p = sub.add_parser("export", help="export a student to ONNX (dynamic batch)",
+                       description="Export a trained student to ONNX for onnxruntime: input (B, 3, S, S) "
+                                   "ImageNet-normalised, output (B, 1, S, S) probabilities; S fixed at export.")
+    _profile_argument(p)
+    p.add_argument("--checkpoint", help="an engine checkpoint (default: the profile's KDAS student)")
+    p.add_argument("--arm", default="kdas", choices=("no-kd", "at", "sgm", "kdas", "released"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--image-size", type=int, default=352, help="input size S, a multiple of 32 (default 352)")
+    p.add_argument("--out", default="kdas_student.onnx", help="output file (default: kdas_student.onnx)")
+    p.set_defaults(run=_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
