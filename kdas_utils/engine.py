@@ -72,6 +72,8 @@ class TrainConfig:
         channels_last: ``None`` means on CUDA only.
         checkpoint_every: also write ``last.pt`` every this many steps (0: end of epoch only).
         progress: show tqdm bars and a log line per epoch.
+        sync_bn: under ``torchrun`` with several processes, synchronise BatchNorm statistics
+            across them (``None``: on CUDA; torch's SyncBatchNorm needs a GPU).
     """
 
     epochs: int = 1
@@ -91,6 +93,7 @@ class TrainConfig:
     channels_last: bool | None = None
     checkpoint_every: int = 0
     progress: bool = True
+    sync_bn: bool | None = None
 
     def __post_init__(self):
         if self.image_size % 32:
@@ -156,6 +159,27 @@ def choose_precision(device: torch.device, amp: str = "auto") -> Precision:
     return Precision(torch.float16, True)
 
 
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """``(rank, world_size)``. Under ``torchrun`` (``WORLD_SIZE`` > 1) this starts the process
+    group once (NCCL on CUDA, gloo on CPU); in a plain process it returns ``(0, 1)``."""
+    import torch.distributed as dist
+
+    if not dist.is_available() or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return (dist.get_rank(), dist.get_world_size()) if dist.is_available() and dist.is_initialized() else (0, 1)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _distributed_device(preference) -> torch.device:
+    """Under ``torchrun`` on CUDA each process takes the GPU of its ``LOCAL_RANK``."""
+    device = select_device(preference)
+    if device.type == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1 and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    return device
+
+
 # --------------------------------------------------------------------------- data order
 
 
@@ -170,19 +194,33 @@ class EpochSampler(Sampler):
     Both the shuffle and each sample's augmentation seed depend only on the seed, the epoch
     and the sample, so a run resumed at item ``start`` sees exactly what an uninterrupted
     run sees from there on, with any number of data-loader workers.
+
+    With ``world`` processes, global batch ``k`` is items ``k B W`` to ``(k + 1) B W`` of the order
+    (``B`` = ``batch_size`` per process) and process ``rank`` takes its ``rank``-th slice of ``B``;
+    the order is first padded by repeating its start so that every process gets full batches
+    (no sample is dropped; a few are seen twice). ``start`` counts this process's items.
     """
 
-    def __init__(self, n: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True):
+    def __init__(self, n: int, seed: int, epoch: int, start: int = 0, shuffle: bool = True,
+                 rank: int = 0, world: int = 1, batch_size: int = 1):
         self.n, self.seed, self.epoch, self.start, self.shuffle = n, seed, epoch, start, shuffle
+        self.rank, self.world, self.batch_size = rank, world, batch_size
 
-    def __iter__(self):
+    def _order(self) -> np.ndarray:
         order = np.random.default_rng(_seed(self.seed, self.epoch)).permutation(self.n) if self.shuffle \
             else np.arange(self.n)
-        for index in order[self.start:]:
+        if self.world == 1:
+            return order
+        chunk = self.batch_size * self.world
+        padded = np.resize(order, math.ceil(self.n / chunk) * chunk)  # np.resize repeats from the start
+        return padded.reshape(-1, self.world, self.batch_size)[:, self.rank].reshape(-1)
+
+    def __iter__(self):
+        for index in self._order()[self.start:]:
             yield int(index), _seed(self.seed, self.epoch, int(index), 1)
 
     def __len__(self) -> int:
-        return max(0, self.n - self.start)
+        return max(0, len(self._order()) - self.start)
 
 
 class SeededItems(Dataset):
@@ -377,11 +415,21 @@ class Trainer:
                  objective: Callable | None = None, device=None, name: str = "model"):
         self.config, self.name = config, name
         self.out_dir = Path(out_dir)
-        self.device = select_device(device)
+        self.device = _distributed_device(device)
+        self.rank, self.world = init_distributed(self.device)
+        self.is_main = self.rank == 0
         self.precision = choose_precision(self.device, config.amp)
         self.channels_last = self.device.type == "cuda" if config.channels_last is None else config.channels_last
         memory_format = torch.channels_last if self.channels_last else torch.preserve_format
-        self.model = model.to(self.device, memory_format=memory_format)
+        sync_bn = self.device.type == "cuda" if config.sync_bn is None else config.sync_bn
+        if self.world > 1 and sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model.to(self.device, memory_format=memory_format)  # the network itself (saved, validated)
+        self.network = self.model  # what the objective calls: the model, or its DDP wrapper
+        if self.world > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.network = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.objective = objective if objective is not None else SegmentationObjective()
         if isinstance(self.objective, nn.Module):
             self.objective.to(self.device)
@@ -389,7 +437,7 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self._parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                            fused=self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaler)
-        self.steps_per_epoch = math.ceil(len(train_set) / config.batch_size)
+        self.steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * self.world))
         if config.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, config.max_steps_per_epoch)
         total = config.epochs * self.steps_per_epoch * len(config.sizes())
@@ -435,11 +483,23 @@ class Trainer:
             "config": dataclasses.asdict(self.config), "precision": self.precision.name,
         }
 
+    def _barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
     def save_last(self) -> Path:
-        return save_checkpoint(self.state_dict(), self.last_path)
+        """Write ``last.pt`` (process 0 only; the others wait for it)."""
+        if self.is_main:
+            save_checkpoint(self.state_dict(), self.last_path)
+        self._barrier()
+        return self.last_path
 
     def _save_best(self, val_dice: float) -> None:
         self.best = {"val_dice": val_dice, "epoch": self.epoch + 1}
+        if not self.is_main:
+            return
         save_checkpoint({
             "format": CHECKPOINT_FORMAT, "kind": "best", "name": self.name, "arch": _architecture(self.model),
             "model": self.model.state_dict(), "epoch": self.epoch + 1, "step": self.step, "val_dice": val_dice,
@@ -507,7 +567,7 @@ class Trainer:
 
     def train_step(self, batch: dict) -> dict:
         """One batch: at each training size, forward, loss, backward, clip, optimiser step."""
-        self.model.train()
+        self.network.train()
         images, masks = self._to_device(batch)
         record = {}
         with torch.no_grad():
@@ -518,8 +578,8 @@ class Trainer:
                 x = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=True)
                 y = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=True)
             with self._autocast():
-                loss, out, parts = self.objective(self.model, x, y)
-            self._check_finite(loss, batch, scale_index)
+                loss, out, parts = self.objective(self.network, x, y)
+            self._check_finite(self._mean_over_processes(loss.detach()), batch, scale_index)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
@@ -531,9 +591,21 @@ class Trainer:
             self.scaler.update()
             self.scheduler.step()
             if size == images.shape[-1] or not record:
-                record = {"loss": loss.item(), "dice": dice_per_image(out.logits.detach(), y).mean().item(),
-                          **{k: float(v) for k, v in parts.items()}}
+                values = torch.stack([loss.detach().float(), dice_per_image(out.logits.detach(), y).mean(),
+                                      *[v.float() for v in parts.values()]])
+                values = self._mean_over_processes(values).tolist()
+                record = {"loss": values[0], "dice": values[1], **dict(zip(parts, values[2:]))}
         return record
+
+    def _mean_over_processes(self, value: torch.Tensor) -> torch.Tensor:
+        """The mean of ``value`` over the ``torchrun`` processes (itself in a single process)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        value = value.clone()
+        dist.all_reduce(value)
+        return value / self.world
 
     @torch.inference_mode()
     def validate(self) -> dict:
@@ -553,14 +625,15 @@ class Trainer:
     # ----------------------------------------------------------------- the loop
 
     def _loader(self, epoch: int, start_batch: int) -> DataLoader:
-        sampler = EpochSampler(len(self.train_set), self.config.seed, epoch, start=start_batch * self.config.batch_size)
+        sampler = EpochSampler(len(self.train_set), self.config.seed, epoch, start=start_batch * self.config.batch_size,
+                               rank=self.rank, world=self.world, batch_size=self.config.batch_size)
         workers = self.config.num_workers
         return DataLoader(SeededItems(self.train_set), batch_size=self.config.batch_size, sampler=sampler,
                           num_workers=workers, pin_memory=self.device.type == "cuda",
                           persistent_workers=False, prefetch_factor=4 if workers else None)
 
     def _log(self, message: str) -> None:
-        if self.config.progress:
+        if self.config.progress and self.is_main:
             tqdm.write(message)
 
     def fit(self, resume: bool = True, on_step: Callable[["Trainer", dict], None] | None = None) -> TrainResult:
@@ -574,11 +647,12 @@ class Trainer:
         else:
             torch.manual_seed(self.config.seed)
         cfg = self.config
-        epochs = tqdm(total=cfg.epochs, initial=self.epoch, desc=self.name, unit="epoch", disable=not cfg.progress)
+        show = cfg.progress and self.is_main
+        epochs = tqdm(total=cfg.epochs, initial=self.epoch, desc=self.name, unit="epoch", disable=not show)
         while self.epoch < cfg.epochs:
             started = time.perf_counter()
             bar = tqdm(total=self.steps_per_epoch, initial=self.batch_in_epoch, leave=False, unit="step",
-                       desc=f"epoch {self.epoch + 1}/{cfg.epochs}", disable=not cfg.progress)
+                       desc=f"epoch {self.epoch + 1}/{cfg.epochs}", disable=not show)
             done_before = self.batch_in_epoch
             for batch in self._loader(self.epoch, self.batch_in_epoch):
                 if self.batch_in_epoch >= self.steps_per_epoch:
@@ -587,7 +661,7 @@ class Trainer:
                 self.batch_in_epoch += 1
                 self.step += 1
                 record = {"epoch": self.epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"],
-                          "images": len(batch["name"]), **record}
+                          "images": len(batch["name"]) * self.world, **record}
                 self.steps.append(record)
                 bar.update()
                 bar.set_postfix(loss=f"{record['loss']:.3f}", dice=f"{record['dice']:.3f}")
@@ -609,7 +683,7 @@ class Trainer:
         for key in this_epoch[0]:
             if key not in ("epoch", "step", "lr", "images"):
                 summary["train_" + key] = float(np.mean([s[key] for s in this_epoch]))
-        summary.update(self.validate())
+        summary.update(self.validate() if self.is_main else {"val_loss": float("nan"), "val_dice": float("nan")})
         images_done = sum(s["images"] for s in this_epoch[done_before:])
         summary.update(seconds=round(seconds, 2), images_per_s=round(images_done / seconds, 2))
         self.history.append(summary)
