@@ -446,6 +446,7 @@ class Trainer:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
         self.epoch, self.batch_in_epoch, self.step = 0, 0, 0
+        self._train_loader: DataLoader | None = None
         self.history: list[dict] = []
         self.steps: list[dict] = []
         self.best = {"val_dice": -1.0, "epoch": -1}
@@ -625,12 +626,19 @@ class Trainer:
     # ----------------------------------------------------------------- the loop
 
     def _loader(self, epoch: int, start_batch: int) -> DataLoader:
-        sampler = EpochSampler(len(self.train_set), self.config.seed, epoch, start=start_batch * self.config.batch_size,
-                               rank=self.rank, world=self.world, batch_size=self.config.batch_size)
-        workers = self.config.num_workers
-        return DataLoader(SeededItems(self.train_set), batch_size=self.config.batch_size, sampler=sampler,
-                          num_workers=workers, pin_memory=self.device.type == "cuda",
-                          persistent_workers=False, prefetch_factor=4 if workers else None)
+        """The training loader positioned at ``(epoch, start_batch)``. It is made once per
+        :meth:`fit` (worker processes persist across epochs); each epoch only moves its sampler."""
+        if self._train_loader is None:
+            workers = self.config.num_workers
+            sampler = EpochSampler(len(self.train_set), self.config.seed, epoch, rank=self.rank, world=self.world,
+                                   batch_size=self.config.batch_size)
+            self._train_loader = DataLoader(
+                SeededItems(self.train_set), batch_size=self.config.batch_size, sampler=sampler, num_workers=workers,
+                pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
+                prefetch_factor=4 if workers else None)
+        self._train_loader.sampler.epoch = epoch
+        self._train_loader.sampler.start = start_batch * self.config.batch_size
+        return self._train_loader
 
     def _log(self, message: str) -> None:
         if self.config.progress and self.is_main:

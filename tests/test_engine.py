@@ -275,3 +275,15 @@ def test_selection_on_validation_and_reloading(sets, tmp_path):
     twin.load_state_dict(state)
     with torch.no_grad():
         assert torch.equal(model(x).logits, twin(x).logits)
+
+
+def test_worker_processes_see_the_same_batches(sets, tmp_path):
+    """Data order and augmentation do not depend on the number of loader workers (which persist
+    across epochs)."""
+    results = []
+    for workers in (0, 2):
+        torch.manual_seed(0)
+        trainer = Trainer(build_student(), *sets, tiny(epochs=2, num_workers=workers), tmp_path / f"w{workers}",
+                          device="cpu")
+        results.append(trainer.fit())
+    assert results[0].steps == results[1].steps
