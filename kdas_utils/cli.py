@@ -27,6 +27,11 @@ def _profile_argument(parser):
     parser.add_argument("--device", default=None, help="cuda | mps | cpu (default: the best available)")
 
 
+def _training_arguments(parser):
+    parser.add_argument("--retrain", action="store_true", help="start afresh even if a finished run exists")
+    parser.add_argument("--epochs", type=int, help="override the profile's epochs")
+
+
 def _prepare_data(args) -> int:
     from .data import download_dataset, find_dataset
     from .training import profile_root
@@ -144,9 +149,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Train the Polyp-PVT teacher of a profile (or resume it, or load a finished run), "
                                    "then print its validation and test mean Dice.")
     _profile_argument(p)
-    p.add_argument("--retrain", action="store_true", help="start afresh even if a finished run exists")
+    _training_arguments(p)
     p.add_argument("--weights", help="use an official PolypPVT.pth instead of training")
-    p.add_argument("--epochs", type=int, help="override the profile's epochs")
     p.set_defaults(run=_train_teacher)
 
     p = sub.add_parser("distill", help="distil a student (one arm and seed, or the whole ablation)",
@@ -158,8 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.3, help="weight of the distillation terms (default 0.3)")
     p.add_argument("--tau", type=float, default=2.0, help="Attention-KD temperature (default 2)")
     p.add_argument("--ablation", metavar="PLAN", help="run the ablation instead, e.g. no-kd=3,kdas=3,at=1,sgm=1,released=1")
-    p.add_argument("--retrain", action="store_true", help="start afresh even if a finished run exists")
-    p.add_argument("--epochs", type=int, help="override the profile's epochs")
+    _training_arguments(p)
     p.set_defaults(run=_distill)
 
     p = sub.add_parser("evaluate", help="score models on every test set with the field's metrics",

@@ -122,6 +122,20 @@ def show_weight_map(image: np.ndarray, mask: np.ndarray, size: float = 2.8):
     return fig
 
 
+def _finish_epoch_axes(fig, axes, title: str = ""):
+    """Integer epoch ticks, a light grid and a legend on each axis; the title; a tight layout."""
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_history(history: list[dict], steps: list[dict] | None = None, title: str = ""):
     """Training curves from :class:`~kdas_utils.engine.TrainResult`: the loss per step (faint)
     and per epoch with the validation loss (left), and train / validation Dice per epoch (right)."""
@@ -141,16 +155,7 @@ def plot_history(history: list[dict], steps: list[dict] | None = None, title: st
     dice_ax.annotate(f"selected: epoch {best['epoch']}\nval Dice {best['val_dice']:.3f}", (best["epoch"], best["val_dice"]),
                      textcoords="offset points", xytext=(-10, -30), ha="right", fontsize=8)
     dice_ax.set(xlabel="epoch", ylabel="mean Dice at 0.5", title="Dice", ylim=(0, 1))
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in (loss_ax, dice_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish_epoch_axes(fig, (loss_ax, dice_ax), title)
 
 
 def show_predictions(samples: list[dict], size: float = 2.3):
@@ -234,16 +239,7 @@ def plot_runs(histories: dict[str, list[dict]], title: str = ""):
         dice_ax.plot(epochs, [h["val_dice"] for h in history], "o-", label=name)
     loss_ax.set(xlabel="epoch", ylabel="L_seg (train)", title="segmentation loss")
     dice_ax.set(xlabel="epoch", ylabel="validation mean Dice at 0.5", title="validation Dice", ylim=(0, 1))
-    from matplotlib.ticker import MaxNLocator
-
-    for ax in (loss_ax, dice_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return _finish_epoch_axes(fig, (loss_ax, dice_ax), title)
 
 
 def plot_ablation(table, sets: list[str] | None = None):
