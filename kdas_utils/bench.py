@@ -10,8 +10,8 @@ Measures on the current device, with warm-up passes and the median of repeated r
    own training step (segmentation loss only). The ratio says what distillation adds;
 2. inference latency (batch 1) and throughput (batch 16) at 352 px for teacher and student, their
    ratio, and peak memory (RSS on CPU, allocated memory on GPU);
-3. data loading: images/s of the training data loader against the images/s the training step
-   consumes;
+3. data loading: images/s of one loading process, cold (decoding files) and warm (from the
+   frame cache), against the images/s the training step consumes;
 4. with ``--notebooks``: the wall time of each notebook in the quick profile, and of the series.
 
 Prints a table and writes ``<out>/<device>-<date>.json`` with, at the top level, ``device``,
@@ -119,22 +119,24 @@ def inference(device, image_size: int = 352, throughput_batch: int = 16, warmup:
     return out
 
 
-def data_loading(profile_name: str, batches: int = 20, num_workers: int | None = None) -> dict:
-    """Images/s that the training data loader of a profile delivers (augmentation included)."""
+def data_loading(profile_name: str, batches: int = 20) -> dict:
+    """Images/s that one data-loading process delivers for a profile's training set (decode,
+    resize, augment, normalise), on the first pass (cold: files decoded) and the second (warm:
+    frames from the cache of :class:`~kdas_utils.data.PolypDataset`). A loader with ``w``
+    workers delivers about ``w`` times that."""
     from .training import profile_datasets
 
     profile = get_profile(profile_name)
-    train_set, _ = profile_datasets(profile)
-    workers = profile.num_workers if num_workers is None else num_workers
-    loader = torch.utils.data.DataLoader(train_set, batch_size=profile.batch_size, shuffle=True, num_workers=workers,
-                                         persistent_workers=False)
-    iterator = iter(loader)
-    next(iterator)  # start-up (workers, first decode) is not throughput
-    start, count = time.perf_counter(), 0
-    for _, batch in zip(range(batches), iterator):
-        count += len(batch["name"])
-    seconds = time.perf_counter() - start
-    return {"profile": profile.name, "workers": workers, "images_per_s": count / seconds, "images": count}
+    train_set, _ = profile_datasets(profile, cache=True)
+    n = min(len(train_set), batches * profile.batch_size)
+    rates = {}
+    for name in ("cold", "warm"):
+        start = time.perf_counter()
+        for i in range(n):
+            train_set[i]
+        rates[f"{name}_images_per_s"] = n / (time.perf_counter() - start)
+    return {"profile": profile.name, "image_size": profile.image_size, "images": n, **rates,
+            "workers_in_profile": profile.num_workers}
 
 
 def notebooks_quick(out: Path) -> dict:
@@ -208,8 +210,12 @@ def summary(report: dict) -> str:
         lines.append(f"| {name} inference | {values} |")
     lines += [f"| student / teacher latency ratio (batch 1) | {inf['student_teacher_latency_ratio']:.2f}x faster |",
               f"| peak RSS | {inf['peak_rss_mb']:.0f} MB |",
-              f"| data loading ({report['data_loading']['profile']}, {report['data_loading']['workers']} workers) | "
-              f"{report['data_loading']['images_per_s']:.0f} img/s |"]
+              f"| data loading, one process ({report['data_loading']['profile']}, {report['data_loading']['image_size']} px) | "
+              f"{report['data_loading']['cold_images_per_s']:.0f} img/s cold, "
+              f"{report['data_loading']['warm_images_per_s']:.0f} img/s from the cache |"]
+    step = report["steps"].get("quick")
+    if step:
+        lines.append(f"| images/s the quick distillation step consumes | {step['distill_images_per_s']:.1f} |")
     if report.get("series_quick_seconds") is not None:
         lines.append(f"| notebook series, quick profile | {report['series_quick_seconds']:.0f} s |")
     return "\n".join(lines)

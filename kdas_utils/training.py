@@ -65,11 +65,13 @@ def profile_splits(profile: Profile, val_fraction: float = VAL_FRACTION, seed: i
     return Splits(root=root, train=train, val=val, test=found["test"])
 
 
-def profile_datasets(profile: Profile, augment: bool = True, splits: Splits | None = None):
-    """``(train_set, val_set)`` at the profile's image size; augmentation on the first only."""
+def profile_datasets(profile: Profile, augment: bool = True, splits: Splits | None = None, cache: bool = True):
+    """``(train_set, val_set)`` at the profile's image size; augmentation on the first only.
+    With ``cache``, frames are decoded and resized once (see :class:`PolypDataset`)."""
     splits = splits or profile_splits(profile)
-    return (PolypDataset(splits.train, train_transforms(profile.image_size, augment=augment)),
-            PolypDataset(splits.val, eval_transforms(profile.image_size)))
+    size = profile.image_size if cache else None
+    return (PolypDataset(splits.train, train_transforms(profile.image_size, augment=augment), cache_size=size),
+            PolypDataset(splits.val, eval_transforms(profile.image_size), cache_size=size))
 
 
 def checkpoint_dir(role: str, profile: Profile) -> Path:
