@@ -11,7 +11,7 @@ on Colab, on Binder and in CI:
 ==================  ==========================================  =================================
 variable            meaning                                     default
 ==================  ==========================================  =================================
-``KDAS_PROFILE``    profile name                                ``paper`` with CUDA, else ``quick``
+``KDAS_PROFILE``    profile name                                ``paper`` with CUDA + data, else ``quick``
 ``KDAS_HOME``       project folder (holds ``data/``, ``runs/``)  found by walking up from the cwd
 ``KDAS_DATA_ROOT``  real data, PraNet layout                    ``$KDAS_HOME/data/polyp``
 ``KDAS_SYNTH_ROOT`` the synthetic dataset                       ``$KDAS_HOME/data/synthetic``
@@ -91,8 +91,9 @@ def cuda_available() -> bool:
 
 
 def default_profile_name() -> str:
-    """``paper`` on a CUDA machine, ``quick`` everywhere else."""
-    return "paper" if cuda_available() else "quick"
+    """``paper`` on a CUDA machine that has the real data (``$KDAS_DATA_ROOT/TrainDataset``),
+    ``quick`` everywhere else (a fresh Colab GPU session starts with the lesson, not an error)."""
+    return "paper" if cuda_available() and (data_root() / "TrainDataset").is_dir() else "quick"
 
 
 def get_profile(name: str | None = None) -> Profile:

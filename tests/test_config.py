@@ -20,12 +20,16 @@ def test_profile_from_environment(monkeypatch):
     assert config.get_profile("paper").name == "paper"  # an argument wins
 
 
-def test_default_profile_follows_gpu(monkeypatch):
+def test_default_profile_follows_gpu_and_data(monkeypatch, tmp_path):
     monkeypatch.delenv("KDAS_PROFILE", raising=False)
+    monkeypatch.setenv("KDAS_DATA_ROOT", str(tmp_path))
+    (tmp_path / "TrainDataset").mkdir()
     monkeypatch.setattr(config, "cuda_available", lambda: False)
     assert config.get_profile().name == "quick"
     monkeypatch.setattr(config, "cuda_available", lambda: True)
     assert config.get_profile().name == "paper"
+    (tmp_path / "TrainDataset").rmdir()  # a GPU but no real data (a fresh Colab session): the lesson
+    assert config.get_profile().name == "quick"
 
 
 def test_unknown_profile_lists_valid_names(monkeypatch):
