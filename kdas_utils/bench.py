@@ -25,7 +25,6 @@ import argparse
 import json
 import platform
 import resource
-import statistics
 import sys
 import tempfile
 import time
@@ -36,22 +35,9 @@ import torch
 
 from .config import get_profile, project_root
 from .distill import DistillationObjective, KDASLoss
-from .efficiency import time_forward
+from .efficiency import device_sync, median_seconds, time_forward
 from .engine import SegmentationObjective, TrainConfig, Trainer, choose_precision, select_device
 from .models import build_student, build_teacher
-
-
-def _median_seconds(fn, warmup: int, repeats: int, sync) -> float:
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 class _Synthetic(torch.utils.data.Dataset):
@@ -72,7 +58,7 @@ class _Synthetic(torch.utils.data.Dataset):
 
 def step_times(batch_size: int, image_size: int, device, warmup: int = 1, repeats: int = 3) -> dict:
     """Median seconds of the distillation step and of its bound (teacher forward + student step)."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    sync = device_sync(device)
     data = _Synthetic(batch_size, image_size)
     batch = {"image": data.images, "mask": data.masks, "name": [f"random_{i}" for i in range(batch_size)]}
     config = TrainConfig(epochs=1, batch_size=batch_size, image_size=image_size, progress=False)
@@ -92,9 +78,9 @@ def step_times(batch_size: int, image_size: int, device, warmup: int = 1, repeat
                 teacher(images)
 
         result = {
-            "teacher_forward_s": _median_seconds(teacher_forward, warmup, repeats, sync),
-            "student_step_s": _median_seconds(lambda: alone.train_step(batch), warmup, repeats, sync),
-            "distill_step_s": _median_seconds(lambda: distil.train_step(batch), warmup, repeats, sync),
+            "teacher_forward_s": median_seconds(teacher_forward, warmup, repeats, sync),
+            "student_step_s": median_seconds(lambda: alone.train_step(batch), warmup, repeats, sync),
+            "distill_step_s": median_seconds(lambda: distil.train_step(batch), warmup, repeats, sync),
         }
     result["bound_s"] = result["teacher_forward_s"] + result["student_step_s"]
     result["ratio_to_bound"] = result["distill_step_s"] / result["bound_s"]

@@ -28,6 +28,26 @@ def count_flops(model, image_size: int = 352, device=None) -> int:
     return int(counter.get_total_flops())
 
 
+def median_seconds(fn, warmup: int, repeats: int, sync=lambda: None) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` calls after ``warmup`` untimed ones;
+    ``sync`` waits for the device after each call (``torch.cuda.synchronize`` on a GPU)."""
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def device_sync(device: torch.device):
+    """The function that waits for ``device`` to finish its queued work (a no-op on the CPU)."""
+    return torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+
+
 @torch.inference_mode()
 def time_forward(model, batch_size: int = 1, image_size: int = 352, device=None, warmup: int = 2,
                  repeats: int = 5) -> float:
@@ -35,17 +55,7 @@ def time_forward(model, batch_size: int = 1, image_size: int = 352, device=None,
     device = select_device(device)
     model = model.to(device).eval()
     x = torch.randn(batch_size, 3, image_size, image_size, device=device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(warmup):
-        model(x)
-    sync()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        model(x)
-        sync()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return median_seconds(lambda: model(x), warmup, repeats, device_sync(device))
 
 
 def efficiency_table(models: dict, image_size: int = 352, device=None, throughput_batch: int = 16,

@@ -434,7 +434,8 @@ class Trainer:
         if isinstance(self.objective, nn.Module):
             self.objective.to(self.device)
         self.train_set, self.val_set = train_set, val_set
-        self.optimizer = torch.optim.AdamW(self._parameters(), lr=config.lr, weight_decay=config.weight_decay,
+        self.trainable = self._parameters()  # the model's and the objective's, in the optimiser's order
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=config.lr, weight_decay=config.weight_decay,
                                            fused=self.device.type == "cuda")
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaler)
         self.steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * self.world))
@@ -585,9 +586,9 @@ class Trainer:
             self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.optimizer)
             if self.config.clip_value is not None:
-                nn.utils.clip_grad_value_(self._parameters(), self.config.clip_value)
+                nn.utils.clip_grad_value_(self.trainable, self.config.clip_value)
             if self.config.clip_norm is not None:
-                nn.utils.clip_grad_norm_(self._parameters(), self.config.clip_norm)
+                nn.utils.clip_grad_norm_(self.trainable, self.config.clip_norm)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()

@@ -35,27 +35,35 @@ PAPER_MEAN_DICE = {
 
 
 @torch.inference_mode()
+def logits_at_mask_size(model, pairs: list[Pair], image_size: int, device=None, batch_size: int = 8,
+                        progress: bool = False, desc: str = ""):
+    """Yield ``(1, 1, H, W)`` float32 logits per pair, in order: predicted at ``image_size`` and
+    upsampled (bilinear) to the size of the pair's mask."""
+    device = select_device(device)
+    model = model.to(device).eval()
+    loader = DataLoader(PolypDataset(pairs, eval_transforms(image_size)), batch_size=batch_size)
+    index = 0
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        for row in model(batch["image"].to(device)).logits.float():
+            height, width = Image.open(pairs[index][1]).size[::-1]
+            yield F.interpolate(row[None], size=(height, width), mode="bilinear", align_corners=False)
+            index += 1
+
+
 def predict_maps(model, pairs: list[Pair], image_size: int, device=None, batch_size: int = 8,
                  save_dir: str | Path | None = None, progress: bool = False, desc: str = "") -> list[np.ndarray]:
     """``(H, W)`` float32 probability maps at each mask's original size, in the order of ``pairs``;
     with ``save_dir``, also ``<save_dir>/<frame>.png`` (min-max normalised, 8-bit)."""
-    device = select_device(device)
-    model = model.to(device).eval()
-    loader = DataLoader(PolypDataset(pairs, eval_transforms(image_size)), batch_size=batch_size)
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
-    maps, index = [], 0
-    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
-        logits = model(batch["image"].to(device)).logits.float()
-        for row in logits:
-            height, width = Image.open(pairs[index][1]).size[::-1]
-            prob = torch.sigmoid(F.interpolate(row[None], size=(height, width), mode="bilinear",
-                                               align_corners=False))[0, 0].cpu().numpy()
-            maps.append(prob)
-            if save_dir is not None:
-                png = np.round(normalize_map(prob) * 255).astype(np.uint8)
-                Image.fromarray(png).save(Path(save_dir) / f"{Path(pairs[index][0]).stem}.png")
-            index += 1
+    maps = []
+    for (image_path, _), logits in zip(pairs, logits_at_mask_size(model, pairs, image_size, device, batch_size,
+                                                                  progress, desc)):
+        prob = torch.sigmoid(logits)[0, 0].cpu().numpy()
+        maps.append(prob)
+        if save_dir is not None:
+            png = np.round(normalize_map(prob) * 255).astype(np.uint8)
+            Image.fromarray(png).save(Path(save_dir) / f"{Path(image_path).stem}.png")
     return maps
 
 
@@ -113,4 +121,4 @@ def beside_paper(table, metric: str = "meanDice"):
     return pd.concat([table[metric].unstack("test set"), pd.DataFrame(PAPER_MEAN_DICE).T])
 
 
-__all__ = ["KEYS", "PAPER_MEAN_DICE", "beside_paper", "evaluate_models", "predict_maps", "to_markdown", "write_table"]
+__all__ = ["KEYS", "PAPER_MEAN_DICE", "beside_paper", "evaluate_models", "logits_at_mask_size", "predict_maps", "to_markdown", "write_table"]

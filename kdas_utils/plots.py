@@ -166,16 +166,11 @@ def show_predictions(samples: list[dict], size: float = 2.3):
     fig, axes = plt.subplots(3, len(samples), figsize=(len(samples) * size, 3 * size), squeeze=False)
     for col, sample in enumerate(samples):
         mask, probability = sample["mask"], sample["probability"]
-        predicted = probability > 0.5
-        errors = np.zeros((*mask.shape, 3), np.uint8)
-        errors[predicted & (mask > 0)] = (60, 200, 90)
-        errors[predicted & (mask == 0)] = (230, 60, 50)
-        errors[~predicted & (mask > 0)] = (60, 110, 240)
         axes[0, col].imshow(overlay(sample["image"], mask))
         axes[0, col].set_title(sample["name"][:18], fontsize=7)
         axes[1, col].imshow(probability, cmap="viridis", vmin=0, vmax=1)
         axes[1, col].set_title("sigmoid(P1 + P2)", fontsize=8)
-        axes[2, col].imshow(errors)
+        axes[2, col].imshow(_errors(probability, mask))
         axes[2, col].set_title(f"Dice {sample['dice']:.3f}", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")

@@ -242,26 +242,15 @@ def figure_samples(profile: Profile, n: int = 3, prefer_real: bool = True) -> tu
     return source, [dataset[i] for i in picks]
 
 
-@torch.inference_mode()
 def mean_dice(model: nn.Module, pairs: list[Pair], image_size: int, device=None, batch_size: int = 8) -> float:
     """Mean over images of Dice at 0.5, predicted at ``image_size`` and compared at each mask's
     own size (the full PraNet-protocol metrics are in :mod:`kdas_utils.metrics`)."""
-    import torch.nn.functional as F
-
     from .data import read_mask
-    from .engine import dice_per_image, select_device
+    from .engine import dice_per_image
+    from .evaluate import logits_at_mask_size
 
-    device = select_device(device)
-    model = model.to(device).eval()
-    loader = torch.utils.data.DataLoader(PolypDataset(pairs, eval_transforms(image_size)), batch_size=batch_size)
-    scores, index = [], 0
-    for batch in loader:
-        logits = model(batch["image"].to(device)).logits.float().cpu()
-        for row in logits:
-            mask = torch.from_numpy(read_mask(pairs[index][1])).float()[None, None]
-            full = F.interpolate(row[None], size=mask.shape[-2:], mode="bilinear", align_corners=False)
-            scores.append(dice_per_image(full, mask).item())
-            index += 1
+    scores = [dice_per_image(logits.cpu(), torch.from_numpy(read_mask(mask_path)).float()[None, None]).item()
+              for (_, mask_path), logits in zip(pairs, logits_at_mask_size(model, pairs, image_size, device, batch_size))]
     return sum(scores) / len(scores)
 
 

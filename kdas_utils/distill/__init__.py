@@ -6,11 +6,11 @@
 """
 
 from .attention import AttentionKD, FeatureAttentionKD, attention_map, spatial_attention
-from .kdas_loss import AT_FORMS, SGM_FORMS, DistillationObjective, KDASLoss
+from .kdas_loss import AT_FORMS, SGM_FORMS, DistillationObjective, KDASLoss, clone_output
 from .sgm import CovarianceGuidance, SymmetricGuidance, channel_covariance, normalized_covariance, symmetric
 
 __all__ = [
     "AT_FORMS", "AttentionKD", "CovarianceGuidance", "DistillationObjective", "FeatureAttentionKD", "KDASLoss",
-    "SGM_FORMS", "SymmetricGuidance", "attention_map", "channel_covariance", "normalized_covariance",
+    "SGM_FORMS", "SymmetricGuidance", "attention_map", "channel_covariance", "clone_output", "normalized_covariance",
     "spatial_attention", "symmetric",
 ]

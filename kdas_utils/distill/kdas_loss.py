@@ -69,7 +69,7 @@ class KDASLoss(nn.Module):
         return {"total": self.combine(seg, at, sgm), "seg": seg, "at": at, "sgm": sgm}
 
 
-def _usable_outside_inference(out: PolypOutput) -> PolypOutput:
+def clone_output(out: PolypOutput) -> PolypOutput:
     """Clones of a teacher output made under ``torch.inference_mode()``: inference tensors
     cannot be saved for the student's backward pass, ordinary constants can."""
     return PolypOutput(p1=out.p1.clone(), p2=out.p2.clone(), stages=tuple(s.clone() for s in out.stages),
@@ -112,7 +112,7 @@ class DistillationObjective(nn.Module):
     def forward(self, student: nn.Module, images: torch.Tensor, masks: torch.Tensor):
         with torch.inference_mode():
             teacher_out = self.teacher(images)
-        teacher_out = _usable_outside_inference(teacher_out)
+        teacher_out = clone_output(teacher_out)
         student_out = student(images)
         parts = self.loss(student_out, teacher_out, masks)
         loss = parts["total"]
