@@ -1,6 +1,6 @@
 # The two commands of the README. Everything else here serves them.
 #   make tutorial   run every notebook, headless, quick profile -> runs/
-#   make test       unit tests + every notebook under nbval (--nbval-lax)
+#   make test       unit tests, browser tests (Chromium) + every notebook under nbval (--nbval-lax)
 #   make bench      the benchmark harness (not part of the two commands; see README)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -16,7 +16,7 @@ ifeq ($(origin KDAS_DATA_ROOT), undefined)
   endif
 endif
 
-.PHONY: tutorial test bench install install-dev clean
+.PHONY: tutorial test bench install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,22 @@ install-dev: $(VENV)/.installed-dev
 tutorial: $(VENV)/.installed
 	KDAS_PROFILE=quick $(BIN)/python -m kdas_utils.tutorial --out runs
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	KDAS_PROFILE=quick MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
+
+# Debian's Chromium for tests/test_browser.py (Playwright drives it; no browser download).
+# Installed as root where apt-get exists; elsewhere the browser tests say what to install and
+# are skipped (under CI=true they fail instead).
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ -n "$$KDAS_CHROMIUM" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make test: installing Debian's chromium for the browser tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }; \
+	  else \
+	    echo "make test: no chromium here and no root to install it (apt-get install chromium); browser tests will be skipped"; \
+	  fi; }
 
 # Speed and memory on this machine (see kdas_utils/bench.py); writes benchmarks/results/*.json
 bench: $(VENV)/.installed

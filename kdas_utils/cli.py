@@ -33,13 +33,14 @@ def _training_arguments(parser):
 
 
 def _prepare_data(args) -> int:
-    from .data import download_dataset, find_dataset
+    from .data import find_dataset, prepare_kvasir_seg
     from .training import profile_root
 
     profile = get_profile(args.profile)
     if args.download:
-        raw = download_dataset(args.download, args.into, allow_unpinned=args.allow_unpinned)
-        print(f"downloaded and extracted to {raw}")
+        root = prepare_kvasir_seg(args.into, allow_unpinned=args.allow_unpinned)
+        print(f"Kvasir-SEG in the PraNet layout at {root} (900 training / 100 test frames, seeded split); "
+              f"it is the default data root with --into data, else: export KDAS_DATA_ROOT={root}")
         return 0
     root = profile_root(profile)
     found = find_dataset(root)
@@ -88,16 +89,13 @@ def _distill(args) -> int:
 def _evaluate(args) -> int:
     from .engine import load_trained
     from .evaluate import evaluate_models, write_table
-    from .training import checkpoint_dir, profile_splits, student_dir
+    from .training import profile_splits, trained_checkpoints
 
     profile = get_profile(args.profile)
     if args.checkpoint:
         models = {Path(p).parent.name: load_trained(p) for p in args.checkpoint}
     else:
-        candidates = {"teacher": checkpoint_dir("teacher", profile) / "best.pt",
-                      "student alone": student_dir(profile, "no-kd", 0) / "best.pt",
-                      "KDAS student": student_dir(profile, "kdas", 0) / "best.pt"}
-        models = {label: load_trained(path) for label, path in candidates.items() if path.exists()}
+        models = {label: load_trained(path) for label, path in trained_checkpoints(profile).items()}
         if not models:
             raise SystemExit(f"kdas evaluate: no checkpoint of the {profile.name!r} profile under "
                              f"{runs_dir() / 'checkpoints'}; train first (kdas train-teacher --profile {profile.name}) "
@@ -140,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the quick profile's synthetic data, or check the real data of the standard "
                                    "and paper profiles (PraNet layout under $KDAS_DATA_ROOT).")
     _profile_argument(p)
-    p.add_argument("--download", choices=("kvasir-seg",), help="download and extract a dataset instead")
+    p.add_argument("--download", choices=("kvasir-seg",),
+                   help="download Kvasir-SEG and arrange it as <into>/polyp in the PraNet layout instead")
     p.add_argument("--into", default="data", help="folder for --download (default: data)")
     p.add_argument("--allow-unpinned", action="store_true", help="accept a first download that has no published checksum")
     p.set_defaults(run=_prepare_data)

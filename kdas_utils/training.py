@@ -157,6 +157,16 @@ def student_dir(profile: Profile, arm: str, seed: int) -> Path:
     return checkpoint_dir(f"student-{arm}-s{seed}", profile)
 
 
+def trained_checkpoints(profile: Profile) -> dict[str, Path]:
+    """``{label: best.pt}`` of the profile's three networks of the evaluation table (teacher,
+    the student trained alone, the KDAS student, seed 0), for those that exist. A run still
+    training has a ``best.pt`` already: its best epoch so far."""
+    candidates = {"teacher": checkpoint_dir("teacher", profile) / "best.pt",
+                  "student alone": student_dir(profile, "no-kd", 0) / "best.pt",
+                  "KDAS student": student_dir(profile, "kdas", 0) / "best.pt"}
+    return {label: path for label, path in candidates.items() if path.exists()}
+
+
 def train_student(profile: Profile, arm: str = "kdas", teacher: nn.Module | None = None, seed: int = 0,
                   retrain: bool = False, device=None, augment: bool = True, alpha: float = 0.3, tau: float = 2.0,
                   **changes) -> Run:

@@ -96,3 +96,27 @@ class AttentionExplorer:
         redraw()
         self._image = picture
         return w.HBox([w.VBox(list(controls)), w.VBox([picture, caption])])
+
+
+def explorer_app(profile=None, n_frames: int = 4, device=None):
+    """The explorer over the profile's *trained* networks (teacher, student alone, KDAS student:
+    those whose checkpoints exist), on ``n_frames`` evaluation frames; the widget of the Voila
+    app ``apps/attention_explorer.ipynb``. Nothing is trained here.
+
+    Raises:
+        FileNotFoundError: no checkpoint of the profile yet; the message gives the command.
+    """
+    from .config import get_profile, runs_dir
+    from .engine import load_trained, select_device
+    from .training import figure_samples, trained_checkpoints
+
+    profile = profile or get_profile()
+    found = trained_checkpoints(profile)
+    if not found:
+        raise FileNotFoundError(
+            f"no trained network of the {profile.name!r} profile under {runs_dir() / 'checkpoints'}: "
+            f"run `kdas train-teacher --profile {profile.name}` (or notebook 02) first")
+    device = select_device(device)
+    models = {label: load_trained(path, device) for label, path in found.items()}
+    _, samples = figure_samples(profile, n_frames)
+    return AttentionExplorer(models, samples).widget()

@@ -212,3 +212,63 @@ def test_dataset_end_to_end_with_fabricated_kvasir_release(server, tmp_path):
     server.payload = server.payload + b"tampered"
     with pytest.raises(DownloadError, match="sha256 is"):
         download_dataset("kvasir-seg", tmp_path, url=server.url, progress=False)
+
+
+def _jpeg(array) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=70)
+    return buffer.getvalue()
+
+
+def _kvasir_release(n: int) -> bytes:
+    """A zip shaped like kvasir-seg.zip: ``n`` frames, masks as lossy JPEG (values near 0 and 255)."""
+    rng = np.random.default_rng(2)
+    members = {}
+    for i in range(n):
+        mask = np.zeros((40, 48), np.uint8)
+        mask[8:24, 6 + i : 30] = 255
+        members[f"Kvasir-SEG/images/c{i:02d}.jpg"] = _jpeg(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
+        members[f"Kvasir-SEG/masks/c{i:02d}.jpg"] = _jpeg(mask)
+    return _zip_bytes(members)
+
+
+def test_kvasir_release_becomes_a_pranet_root(server, tmp_path):
+    from kdas_utils.data import DatasetError, NonBinaryMaskWarning, find_dataset, prepare_kvasir_seg, read_mask
+    from kdas_utils.data.layout import kvasir_seg_to_pranet
+
+    server.payload = _kvasir_release(10)
+    with pytest.warns(NonBinaryMaskWarning, match="10 of 10 masks"):  # the release's JPEG masks
+        root = prepare_kvasir_seg(tmp_path / "data", allow_unpinned=True, url=server.url, progress=False, test_count=3)
+    assert root == tmp_path / "data" / "polyp" and not (tmp_path / "data" / ".polyp.partial").exists()
+    found = find_dataset(root)
+    assert len(found["train"]) == 7 and list(found["test"]) == ["Kvasir"] and len(found["test"]["Kvasir"]) == 3
+    names = sorted(p[0].name for p in found["train"] + found["test"]["Kvasir"])
+    assert names == [f"c{i:02d}.jpg" for i in range(10)]  # every frame once, none lost
+    mask, binary = read_mask(found["train"][0][1], return_binary_flag=True)
+    assert binary and found["train"][0][1].suffix == ".png" and set(np.unique(mask)) == {0, 1}
+    # The same call again keeps the folder; another split, or a foreign folder, is refused.
+    raw = tmp_path / "data" / "raw" / "kvasir-seg"
+    assert kvasir_seg_to_pranet(raw, root, test_count=3) == root
+    with pytest.raises(DatasetError, match="already exists"):
+        kvasir_seg_to_pranet(raw, root, test_count=4)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(DatasetError, match="not empty"):
+        kvasir_seg_to_pranet(raw, tmp_path / "other", test_count=3)
+    with pytest.raises(DatasetError, match="too few"):
+        kvasir_seg_to_pranet(raw, tmp_path / "small", test_count=10)
+
+
+@pytest.mark.filterwarnings("ignore::kdas_utils.data.NonBinaryMaskWarning")
+def test_colab_offer_downloads_on_click(server, tmp_path, monkeypatch):
+    from kdas_utils.notebook import offer_real_data
+
+    monkeypatch.setenv("KDAS_HOME", str(tmp_path))
+    monkeypatch.delenv("KDAS_DATA_ROOT", raising=False)
+    assert offer_real_data() is None  # not on Colab: no offer
+    server.payload = _kvasir_release(6)
+    box = offer_real_data(force=True, url=server.url, progress=False, test_count=2)
+    button = box.children[1]
+    button.click()
+    assert button.disabled and (tmp_path / "data" / "polyp" / "TestDataset" / "Kvasir" / "masks").is_dir()
+    assert offer_real_data(force=True) is None  # the data is there now

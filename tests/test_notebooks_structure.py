@@ -28,7 +28,7 @@ def test_opening_badges_setup_and_parameters(path):
     assert colab.group(2) == unquote(binder.group(2)) == f"notebooks/{path.name}"
     assert (REPO / colab.group(2)).is_file()
     setup = [c for c in nb.cells if c.cell_type == "code"][0].source
-    assert '"google.colab" in sys.modules' in setup and "pip" in setup
+    assert '"google.colab" in sys.modules' in setup and "pip" in setup and "offer_real_data()" in setup
     imports = [c for c in nb.cells if c.cell_type == "code"][1].source
     assert imports.rstrip().endswith("print_environment()")
     parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]

@@ -74,3 +74,12 @@ def test_widget_redraws_when_a_control_moves(explorer):
     assert picture.value != before
     layer = next(c for c in controls if c.description == "map")
     assert list(layer.options) == ["stage1", "stage2", "stage3", "stage4", "P1", "P2"]
+
+
+def test_explorer_app_needs_a_trained_network(tmp_path, monkeypatch):
+    from kdas_utils.config import get_profile
+    from kdas_utils.widgets import explorer_app
+
+    monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
+    with pytest.raises(FileNotFoundError, match=r"kdas train-teacher --profile standard"):
+        explorer_app(get_profile("standard"))

@@ -19,12 +19,14 @@ from .pairs import (
     verify_pairs,
 )
 from .catalog import PAPER_DATASETS
+from .layout import kvasir_seg_to_pranet, prepare_kvasir_seg
 from .synthetic import make_synthetic, render_frame
 from .transforms import denormalize, eval_transforms, train_transforms
 
 __all__ = [
     "PAPER_DATASETS", "DatasetError", "DownloadError", "NonBinaryMaskWarning", "PolypDataset", "SOURCES", "UnsafeArchiveError",
     "denormalize", "download", "download_dataset", "eval_transforms", "extract_archive", "find_dataset",
-    "find_kvasir_seg_pairs", "find_pairs", "find_test_sets", "make_synthetic", "read_image", "read_mask",
+    "find_kvasir_seg_pairs", "find_pairs", "find_test_sets", "kvasir_seg_to_pranet", "make_synthetic",
+    "prepare_kvasir_seg", "read_image", "read_mask",
     "render_frame", "train_transforms", "train_val_split", "verify_pairs",
 ]

@@ -1,0 +1,212 @@
+"""The attention explorer in a real browser: JupyterLab (notebook 03) and the Voila app.
+
+Headless Chromium is Debian's ``chromium`` package, driven by Playwright for Python with
+``executable_path`` (no browser download). ``make test`` installs it when run as root; where
+it is missing these tests are skipped with a message saying what to install, except under
+CI (``CI=true``), where they fail. Screenshots (before and after moving the slider) are saved
+under ``$KDAS_RUNS_DIR/artifacts/browser/``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from kdas_utils.config import get_profile, runs_dir
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM_FLAGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync"]  # no calls to the closed network
+INSTALL_HINT = ("install Debian's chromium (`apt-get install chromium`, which `make test` does as root) and "
+                "Playwright for Python (`pip install -e '.[dev]'`), or set KDAS_CHROMIUM to a Chromium binary")
+
+
+def _chromium() -> str | None:
+    candidates = [os.environ.get("KDAS_CHROMIUM"), shutil.which("chromium"), shutil.which("chromium-browser")]
+    return next((c for c in candidates if c and Path(c).is_file()), None)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless Chromium, or a skip (a failure under CI) saying what to install."""
+    executable = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if executable is None or sync_playwright is None:
+        missing = "Playwright for Python" if executable else "a Chromium binary"
+        message = f"browser tests need {missing}: {INSTALL_HINT}"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message + " -- CI must run them", pytrace=False)
+        pytest.skip(message)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="module")
+def quick_teacher():
+    """Both pages show the quick profile's teacher: train it (a minute) if no earlier test did."""
+    from kdas_utils.training import train_teacher
+
+    return train_teacher(get_profile("quick")).path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def _server(command: list[str], ready_url: str, log: Path, env: dict, timeout: float = 120):
+    """Start a server process, wait until ``ready_url`` answers (any HTTP status), stop it afterwards."""
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"{command[2]} exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                urllib.request.urlopen(ready_url, timeout=2)
+                break
+            except urllib.error.HTTPError:  # an answer, even 403 or 404: the server is up
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{command[2]} did not answer {ready_url} in {timeout} s:\n{log.read_text()[-3000:]}")
+                time.sleep(0.5)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _environment(tmp_path: Path) -> dict:
+    """The servers' kernels: quick profile, this checkout, our runs folder, and Jupyter's
+    state (settings, workspaces, runtime files) kept in ``tmp_path``."""
+    return dict(os.environ, KDAS_HOME=str(REPO), KDAS_PROFILE="quick", KDAS_RUNS_DIR=str(runs_dir()), MPLBACKEND="agg",
+                JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+                JUPYTER_DATA_DIR=str(tmp_path / "data"), JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"))
+
+
+# The open notebook's kernel is connected and idle (the toolbar's indicator reads idle earlier).
+KERNEL_IDLE = """() => {
+    const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const kernel = widget && widget.sessionContext && widget.sessionContext.session && widget.sessionContext.session.kernel;
+    return Boolean(kernel) && kernel.status === "idle";
+}"""
+
+
+def _artifacts() -> Path:
+    folder = runs_dir() / "artifacts" / "browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _save_failure(page, name: str) -> None:
+    path = _artifacts() / f"{name}-failure.png"
+    page.screenshot(path=path)
+    print(f"screenshot of the failing page: {path}")
+
+
+def _move_slider_and_compare(page, name: str) -> tuple[bytes, bytes]:
+    """Screenshot the explorer's picture, press ArrowRight on its ``frame`` slider, wait for
+    the picture to be replaced, screenshot again. Returns both PNGs (also saved as artefacts)."""
+    picture = page.locator(".widget-image").first
+    picture.scroll_into_view_if_needed()
+    caption_before = page.locator(".widget-html").first.inner_text()
+    source_before = picture.get_attribute("src")
+    before = picture.screenshot()
+    slider = page.locator(".widget-slider", has_text="frame").first
+    slider.locator(".noUi-handle").first.focus()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_function("([before]) => document.querySelector('.widget-image').src !== before",
+                           arg=[source_before], timeout=60_000)
+    page.wait_for_function("([before]) => document.querySelector('.widget-html').innerText !== before",
+                           arg=[caption_before], timeout=60_000)
+    after = picture.screenshot()
+    folder = _artifacts()
+    (folder / f"{name}-before.png").write_bytes(before)
+    (folder / f"{name}-after.png").write_bytes(after)
+    page.screenshot(path=folder / f"{name}-page.png")
+    return before, after
+
+
+def _dismiss_news(page) -> None:
+    """JupyterLab asks once whether to fetch Jupyter news; say no so the toast covers nothing."""
+    no = page.get_by_role("button", name="No", exact=True)
+    try:
+        no.click(timeout=3_000)
+    except Exception:  # the toast did not appear (or was already answered)
+        pass
+
+
+def test_explorer_in_jupyterlab(browser, quick_teacher, tmp_path):
+    """Notebook 03 run in JupyterLab: moving the frame slider redraws the attention map."""
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(REPO / "notebooks" / "03_attention_maps.ipynb", root)  # the browser may autosave: not our copy
+    port, token = _free_port(), secrets.token_hex(16)
+    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+               "--LabApp.expose_app_in_browser=True", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+               f"--LabApp.user_settings_dir={tmp_path / 'settings'}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    base = f"http://127.0.0.1:{port}"
+    with _server(command, f"{base}/api/status?token={token}", tmp_path / "jupyterlab.log", _environment(tmp_path)):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{base}/lab/tree/03_attention_maps.ipynb?token={token}")
+            page.wait_for_function(KERNEL_IDLE, timeout=120_000)
+            _dismiss_news(page)
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            error = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']:has-text('Error')"
+            page.wait_for_selector(f".jp-OutputArea-output .widget-image, {error}", timeout=600_000)
+            assert page.locator(error).count() == 0, page.locator(error).first.inner_text()
+            before, after = _move_slider_and_compare(page, "jupyterlab-03")
+        except Exception:
+            _save_failure(page, "jupyterlab-03")
+            raise
+        finally:
+            page.close()
+    assert before != after, "the attention map did not change when the frame slider moved"
+
+
+def test_explorer_as_voila_app(browser, quick_teacher, tmp_path):
+    """``voila apps/attention_explorer.ipynb``: the app renders the explorer, and it responds."""
+    port = _free_port()
+    command = [sys.executable, "-m", "voila", str(REPO / "apps" / "attention_explorer.ipynb"), "--no-browser",
+               f"--port={port}", "--Voila.ip=127.0.0.1"]
+    base = f"http://127.0.0.1:{port}"
+    with _server(command, f"{base}/api/status", tmp_path / "voila.log", _environment(tmp_path)):
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        try:
+            page.goto(base, timeout=600_000)
+            page.wait_for_selector(".widget-image", timeout=600_000)
+            assert page.locator(".widget-dropdown select").first.input_value() == "teacher"
+            before, after = _move_slider_and_compare(page, "voila-app")
+        except Exception:
+            _save_failure(page, "voila-app")
+            raise
+        finally:
+            page.close()
+    assert before != after, "the Voila app's map did not change when the frame slider moved"
