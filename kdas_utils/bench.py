@@ -56,13 +56,16 @@ class _Synthetic(torch.utils.data.Dataset):
         return {"image": self.images[i], "mask": self.masks[i], "name": f"random_{i}"}
 
 
-def step_times(batch_size: int, image_size: int, device, warmup: int = 1, repeats: int = 3) -> dict:
-    """Median seconds of the distillation step and of its bound (teacher forward + student step)."""
+def step_times(batch_size: int, image_size: int, device, warmup: int = 1, repeats: int = 3,
+               compile: bool = False) -> dict:
+    """Median seconds of the distillation step and of its bound (teacher forward + student step);
+    with ``compile``, every forward goes through ``torch.compile`` (compiled in the warm-up)."""
     sync = device_sync(device)
     data = _Synthetic(batch_size, image_size)
     batch = {"image": data.images, "mask": data.masks, "name": [f"random_{i}" for i in range(batch_size)]}
-    config = TrainConfig(epochs=1, batch_size=batch_size, image_size=image_size, progress=False)
+    config = TrainConfig(epochs=1, batch_size=batch_size, image_size=image_size, progress=False, compile=compile)
     teacher = build_teacher().to(device).eval()
+    teacher_call = torch.compile(teacher) if compile else teacher
     with tempfile.TemporaryDirectory() as tmp:
         torch.manual_seed(0)
         alone = Trainer(build_student(), data, data, config, tmp, objective=SegmentationObjective(), device=device)
@@ -75,7 +78,7 @@ def step_times(batch_size: int, image_size: int, device, warmup: int = 1, repeat
 
         def teacher_forward():
             with torch.inference_mode(), alone._autocast():
-                teacher(images)
+                teacher_call(images)
 
         result = {
             "teacher_forward_s": median_seconds(teacher_forward, warmup, repeats, sync),
@@ -145,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", action="store_true", help="also time every notebook in the quick profile")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (median reported)")
     parser.add_argument("--tiny", action="store_true", help="smoke-test settings: small sizes, one repeat")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time the distillation step with torch.compile (the first setting; minutes to compile)")
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     device = select_device(args.device)
@@ -164,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
         report["steps"][name] = {"batch": batch, "image_size": size, **step_times(batch, size, device, warmup, repeats)}
     main_setting = settings[0][0]
     report["distill_step_ratio_to_bound"] = report["steps"][main_setting]["ratio_to_bound"]
+    if args.compile:
+        name, batch, size = settings[0]
+        print(f"distillation step, {name}, torch.compile ...", flush=True)
+        on = step_times(batch, size, device, max(warmup, 1), repeats, compile=True)
+        off = report["steps"][name]
+        report["compile"] = {"setting": name, "eager_s": off["distill_step_s"], "compiled_s": on["distill_step_s"],
+                             "speedup": off["distill_step_s"] / on["distill_step_s"], "compiled": on}
     print("inference ...", flush=True)
     report["inference"] = inference(device, 64 if args.tiny else 352, 2 if args.tiny else 16, warmup, repeats)
     report["student_teacher_latency_ratio"] = report["inference"]["student_teacher_latency_ratio"]
@@ -202,6 +214,10 @@ def summary(report: dict) -> str:
     step = report["steps"].get("quick")
     if step:
         lines.append(f"| images/s the quick distillation step consumes | {step['distill_images_per_s']:.1f} |")
+    if report.get("compile"):
+        c = report["compile"]
+        lines.append(f"| distillation step, {c['setting']}: eager / torch.compile | {c['eager_s']:.3f} s / "
+                     f"{c['compiled_s']:.3f} s ({c['speedup']:.2f}x) |")
     if report.get("series_quick_seconds") is not None:
         lines.append(f"| notebook series, quick profile | {report['series_quick_seconds']:.0f} s |")
     return "\n".join(lines)

@@ -74,6 +74,10 @@ class TrainConfig:
         progress: show tqdm bars and a log line per epoch.
         sync_bn: under ``torchrun`` with several processes, synchronise BatchNorm statistics
             across them (``None``: on CUDA; torch's SyncBatchNorm needs a GPU).
+        compile: run the training forward passes (the network's, and a distillation
+            objective's teacher) through ``torch.compile``. The first step pays the compilation
+            (about 2 minutes for the student on a CPU); validation and checkpoints use the
+            uncompiled network. Off by default: ``make bench --compile`` measures whether it helps.
     """
 
     epochs: int = 1
@@ -94,6 +98,7 @@ class TrainConfig:
     checkpoint_every: int = 0
     progress: bool = True
     sync_bn: bool | None = None
+    compile: bool = False
 
     def __post_init__(self):
         if self.image_size % 32:
@@ -433,6 +438,10 @@ class Trainer:
         self.objective = objective if objective is not None else SegmentationObjective()
         if isinstance(self.objective, nn.Module):
             self.objective.to(self.device)
+        if config.compile:
+            self.network = torch.compile(self.network)
+            if hasattr(self.objective, "compile_teacher"):
+                self.objective.compile_teacher()
         self.train_set, self.val_set = train_set, val_set
         self.trainable = self._parameters()  # the model's and the objective's, in the optimiser's order
         self.optimizer = torch.optim.AdamW(self.trainable, lr=config.lr, weight_decay=config.weight_decay,

@@ -287,3 +287,19 @@ def test_worker_processes_see_the_same_batches(sets, tmp_path):
                           device="cpu")
         results.append(trainer.fit())
     assert results[0].steps == results[1].steps
+
+
+def test_compiled_training_matches_eager_and_saves_plain_weights(sets, tmp_path):
+    """``compile=True`` trains through torch.compile (slow to compile: one step here) with the
+    eager run's losses, and its checkpoint holds the plain network (no ``_orig_mod.`` keys)."""
+    eager = trainer_for(sets, tmp_path / "eager", max_steps_per_epoch=1).fit()
+    compiled_trainer = trainer_for(sets, tmp_path / "compiled", max_steps_per_epoch=1, compile=True)
+    assert compiled_trainer.network is not compiled_trainer.model
+    compiled = compiled_trainer.fit()
+    assert compiled.steps[0]["loss"] == pytest.approx(eager.steps[0]["loss"], rel=1e-4)
+    state = load_checkpoint(compiled.best_path)["model"]
+    assert not any(key.startswith("_orig_mod.") for key in state)
+    torch.manual_seed(0)
+    start = torch.cat([p.flatten() for p in build_student().parameters()])
+    moved = [torch.cat([p.flatten() for p in load_trained(r.best_path).parameters()]) - start for r in (eager, compiled)]
+    assert moved[0].norm() > 0 and (moved[1] - moved[0]).norm() < 0.05 * moved[0].norm()  # the same step

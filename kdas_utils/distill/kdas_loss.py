@@ -109,6 +109,10 @@ class DistillationObjective(nn.Module):
         self.teacher.eval()  # always
         return self
 
+    def compile_teacher(self) -> None:
+        """Run the teacher's forward through ``torch.compile`` (the engine's ``compile=True``)."""
+        self.__dict__["teacher"] = torch.compile(self.teacher)
+
     def forward(self, student: nn.Module, images: torch.Tensor, masks: torch.Tensor):
         with torch.inference_mode():
             teacher_out = self.teacher(images)
