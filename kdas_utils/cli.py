@@ -30,6 +30,14 @@ def _profile_argument(parser):
 def _training_arguments(parser):
     parser.add_argument("--retrain", action="store_true", help="start afresh even if a finished run exists")
     parser.add_argument("--epochs", type=int, help="override the profile's epochs")
+    parser.add_argument("--compile", action="store_true",
+                        help="run the forward passes through torch.compile (minutes to compile; "
+                             "python -m kdas_utils.bench --compile measures whether it helps)")
+
+
+def _changes(args) -> dict:
+    """The TrainConfig fields the training options override."""
+    return ({"epochs": args.epochs} if args.epochs else {}) | ({"compile": True} if args.compile else {})
 
 
 def _prepare_data(args) -> int:
@@ -54,7 +62,7 @@ def _train_teacher(args) -> int:
     from .training import _teacher_summary, checkpoint_dir, train_teacher
 
     profile = get_profile(args.profile)
-    changes = {"epochs": args.epochs} if args.epochs else {}
+    changes = _changes(args)
     run = train_teacher(profile, retrain=args.retrain, weights=args.weights, device=args.device, **changes)
     summary = _teacher_summary(profile, run, args.device)
     if run.source != "weights":
@@ -68,7 +76,7 @@ def _distill(args) -> int:
     from .training import _plan, run_ablation, summarize_ablation, train_student
 
     profile = get_profile(args.profile)
-    changes = {"epochs": args.epochs} if args.epochs else {}
+    changes = _changes(args)
     if args.ablation:
         try:
             plan = _plan(args.ablation)

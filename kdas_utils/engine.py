@@ -77,7 +77,8 @@ class TrainConfig:
         compile: run the training forward passes (the network's, and a distillation
             objective's teacher) through ``torch.compile``. The first step pays the compilation
             (about 2 minutes for the student on a CPU); validation and checkpoints use the
-            uncompiled network. Off by default: ``make bench --compile`` measures whether it helps.
+            uncompiled network. Off by default; ``python -m kdas_utils.bench --compile``
+            measures whether it helps.
     """
 
     epochs: int = 1
