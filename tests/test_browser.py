@@ -121,10 +121,19 @@ def _artifacts() -> Path:
     return folder
 
 
-def _save_failure(page, name: str) -> None:
-    path = _artifacts() / f"{name}-failure.png"
-    page.screenshot(path=path)
-    print(f"screenshot of the failing page: {path}")
+@contextmanager
+def _page(browser, name: str, width: int, height: int):
+    """A new page; on failure its screenshot is saved as ``<name>-failure.png``."""
+    page = browser.new_page(viewport={"width": width, "height": height})
+    try:
+        yield page
+    except Exception:
+        path = _artifacts() / f"{name}-failure.png"
+        page.screenshot(path=path)
+        print(f"screenshot of the failing page: {path}")
+        raise
+    finally:
+        page.close()
 
 
 def _move_slider_and_compare(page, name: str) -> tuple[bytes, bytes]:
@@ -173,8 +182,7 @@ def test_explorer_in_jupyterlab(browser, quick_teacher, tmp_path):
         command.append("--allow-root")
     base = f"http://127.0.0.1:{port}"
     with _server(command, f"{base}/api/status?token={token}", tmp_path / "jupyterlab.log", _environment(tmp_path)):
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
+        with _page(browser, "jupyterlab-03", 1400, 1000) as page:
             page.goto(f"{base}/lab/tree/03_attention_maps.ipynb?token={token}")
             page.wait_for_function(KERNEL_IDLE, timeout=120_000)
             _dismiss_news(page)
@@ -183,11 +191,6 @@ def test_explorer_in_jupyterlab(browser, quick_teacher, tmp_path):
             page.wait_for_selector(f".jp-OutputArea-output .widget-image, {error}", timeout=600_000)
             assert page.locator(error).count() == 0, page.locator(error).first.inner_text()
             before, after = _move_slider_and_compare(page, "jupyterlab-03")
-        except Exception:
-            _save_failure(page, "jupyterlab-03")
-            raise
-        finally:
-            page.close()
     assert before != after, "the attention map did not change when the frame slider moved"
 
 
@@ -198,15 +201,9 @@ def test_explorer_as_voila_app(browser, quick_teacher, tmp_path):
                f"--port={port}", "--Voila.ip=127.0.0.1"]
     base = f"http://127.0.0.1:{port}"
     with _server(command, f"{base}/api/status", tmp_path / "voila.log", _environment(tmp_path)):
-        page = browser.new_page(viewport={"width": 1200, "height": 900})
-        try:
+        with _page(browser, "voila-app", 1200, 900) as page:
             page.goto(base, timeout=600_000)
             page.wait_for_selector(".widget-image", timeout=600_000)
             assert page.locator(".widget-dropdown select").first.input_value() == "teacher"
             before, after = _move_slider_and_compare(page, "voila-app")
-        except Exception:
-            _save_failure(page, "voila-app")
-            raise
-        finally:
-            page.close()
     assert before != after, "the Voila app's map did not change when the frame slider moved"
