@@ -4,6 +4,7 @@
     kdas train-teacher --profile standard         # train (or resume, or load) the teacher
     kdas distill       --profile standard --arm kdas --seed 0
     kdas distill       --profile standard --ablation no-kd=3,kdas=3,at=1,sgm=1,released=1
+    kdas distill       --profile standard --ablation finished   # score the finished runs, train nothing
     kdas evaluate      --profile standard         # teacher, student alone, KDAS student -> runs/evaluation-<profile>/
     kdas export        --profile standard --out kdas_student.onnx
 
@@ -72,19 +73,34 @@ def _train_teacher(args) -> int:
     return 0
 
 
+def _ablation_figure(table, profile) -> Path:
+    """Save the ablation's plot beside its CSV; return the path."""
+    import matplotlib
+
+    matplotlib.use("agg")
+    from .plots import plot_ablation
+
+    path = runs_dir() / f"ablation-{profile.name}.png"
+    plot_ablation(table).savefig(path, dpi=110, bbox_inches="tight")
+    return path
+
+
 def _distill(args) -> int:
-    from .training import _plan, run_ablation, summarize_ablation, train_student
+    from .training import _plan, finished_plan, run_ablation, summarize_ablation, train_student
 
     profile = get_profile(args.profile)
     changes = _changes(args)
     if args.ablation:
         try:
-            plan = _plan(args.ablation)
+            plan = finished_plan(profile) if args.ablation == "finished" else _plan(args.ablation)
         except ValueError as error:
             raise SystemExit(f"kdas distill: {error}")
+        if not plan:
+            raise SystemExit(f"kdas distill: no finished student run of the {profile.name!r} profile yet; "
+                             f"give a plan instead, e.g. --ablation no-kd=3,kdas=3,at=1,sgm=1,released=1")
         table = run_ablation(profile, plan, device=args.device, alpha=args.alpha, tau=args.tau, **changes)
         print(summarize_ablation(table).to_string())
-        print(f"written {runs_dir() / f'ablation-{profile.name}.csv'}")
+        print(f"written {runs_dir() / f'ablation-{profile.name}.csv'} and {_ablation_figure(table, profile)}")
         return 0
     run = train_student(profile, args.arm, seed=args.seed, retrain=args.retrain, device=args.device,
                         alpha=args.alpha, tau=args.tau, **changes)
@@ -168,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--alpha", type=float, default=0.3, help="weight of the distillation terms (default 0.3)")
     p.add_argument("--tau", type=float, default=2.0, help="Attention-KD temperature (default 2)")
-    p.add_argument("--ablation", metavar="PLAN", help="run the ablation instead, e.g. no-kd=3,kdas=3,at=1,sgm=1,released=1")
+    p.add_argument("--ablation", metavar="PLAN",
+                   help="run the ablation instead, e.g. no-kd=3,kdas=3,at=1,sgm=1,released=1; "
+                        "'finished' scores the runs already trained and trains nothing")
     _training_arguments(p)
     p.set_defaults(run=_distill)
 

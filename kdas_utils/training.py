@@ -226,6 +226,25 @@ def run_ablation(profile: Profile, plan: dict[str, int], teacher: nn.Module | No
     return pd.DataFrame(rows)
 
 
+def finished_plan(profile: Profile) -> dict[str, int]:
+    """``{arm: n}`` for the arms whose seeds ``0 .. n-1`` have all finished training (``n >= 1``):
+    the plan that scores what is done and trains nothing (``kdas distill --ablation finished``)."""
+    epochs = TrainConfig.from_profile(profile).epochs
+
+    def done(arm: str, seed: int) -> bool:
+        last = student_dir(profile, arm, seed) / "last.pt"
+        return last.exists() and len(load_checkpoint(last)["history"]) >= epochs
+
+    plan = {}
+    for arm in ARMS:
+        seeds = 0
+        while done(arm, seeds):
+            seeds += 1
+        if seeds:
+            plan[arm] = seeds
+    return plan
+
+
 def summarize_ablation(table: "pandas.DataFrame") -> "pandas.DataFrame":
     """Mean +- std over seeds per arm, as strings, with the number of seeds (std needs 2)."""
     scores = [c for c in table.columns if c not in ("arm", "seed", "best_epoch", "train_seconds")]
@@ -303,7 +322,8 @@ def _plan(text: str) -> dict[str, int]:
     for item in filter(None, text.split(",")):
         arm, _, count = item.partition("=")
         if arm not in ARMS or not count.isdigit():
-            raise ValueError(f"--plan item {item!r}: write ARM=SEEDS with ARM among {list(ARMS)}, e.g. kdas=3")
+            raise ValueError(f"plan item {item!r}: write ARM=SEEDS with ARM among {list(ARMS)}, e.g. kdas=3, "
+                             f"or 'finished' for the runs already trained")
         plan[arm] = int(count)
     return plan
 

@@ -40,8 +40,10 @@ def test_evaluate_without_checkpoints_explains(tmp_path, monkeypatch):
     monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path))
     with pytest.raises(SystemExit, match="no checkpoint of the 'quick' profile.*kdas train-teacher --profile quick"):
         main(["evaluate", "--profile", "quick"])
-    with pytest.raises(SystemExit, match="arm item|write ARM=SEEDS"):
+    with pytest.raises(SystemExit, match="plan item 'kd=1': write ARM=SEEDS"):
         main(["distill", "--profile", "quick", "--ablation", "kd=1"])
+    with pytest.raises(SystemExit, match="no finished student run of the 'quick' profile yet"):
+        main(["distill", "--profile", "quick", "--ablation", "finished"])
 
 
 def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):

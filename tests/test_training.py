@@ -84,7 +84,7 @@ def test_architecture_table_adds_up_and_has_the_shapes():
 def test_ablation_runs_every_arm_scores_it_and_continues(tiny_profile):
     import pandas as pd
 
-    from kdas_utils.training import run_ablation, student_dir, summarize_ablation
+    from kdas_utils.training import finished_plan, run_ablation, student_dir, summarize_ablation
 
     teacher = build_teacher()
     plan = {"no-kd": 2, "kdas": 1, "released": 1}
@@ -99,6 +99,7 @@ def test_ablation_runs_every_arm_scores_it_and_continues(tiny_profile):
     summary = summarize_ablation(table)
     assert summary.loc["no-kd", "seeds"] == 2 and "±" in summary.loc["no-kd", "validation"]
     assert "±" not in summary.loc["kdas", "validation"]
+    assert finished_plan(tiny_profile) == plan  # what `kdas distill --ablation finished` scores
     again = run_ablation(tiny_profile, plan, teacher=teacher, progress=False)  # loaded, not retrained
     pd.testing.assert_frame_equal(again.drop(columns="train_seconds"), table.drop(columns="train_seconds"))
 
