@@ -113,11 +113,13 @@ def _distill(args) -> int:
 def _evaluate(args) -> int:
     from .engine import load_trained
     from .evaluate import evaluate_models, write_table
+    from .models import load_official
     from .training import profile_splits, trained_checkpoints
 
     profile = get_profile(args.profile)
-    if args.checkpoint:
-        models = {Path(p).parent.name: load_trained(p) for p in args.checkpoint}
+    if args.checkpoint or args.weights:
+        models = {Path(p).parent.name: load_trained(p) for p in args.checkpoint or []}
+        models |= {Path(p).stem: load_official(p) for p in args.weights or []}
     else:
         models = {label: load_trained(path) for label, path in trained_checkpoints(profile).items()}
         if not models:
@@ -195,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "test set; write CSV and Markdown tables.")
     _profile_argument(p)
     p.add_argument("--checkpoint", nargs="+", help="engine checkpoints (best.pt) to evaluate instead")
+    p.add_argument("--weights", nargs="+",
+                   help="official Polyp-PVT-format files to evaluate instead (PolypPVT.pth, or a KDAS student saved "
+                        "by the released code; B2 or B0 is told from the file)")
     p.add_argument("--save-predictions", action="store_true", help="also save 8-bit PNG predictions")
     p.add_argument("--out", help="output folder (default: runs/evaluation-<profile>)")
     p.set_defaults(run=_evaluate)

@@ -77,3 +77,19 @@ def test_onnx_student_matches_pytorch_on_a_real_frame(real_pair, tmp_path):
     assert np.abs(onnx_out - torch_out).max() < 1e-4
     with pytest.raises(ValueError, match=r"takes \(B, 3, 352, 352\)"):
         OnnxPredictor(path)(np.zeros((1, 3, 64, 64), np.float32))
+
+
+def test_evaluate_official_weights(tmp_path, monkeypatch):
+    """``kdas evaluate --weights`` scores a Polyp-PVT-format file (here a random B0 student)."""
+    import torch
+
+    from kdas_utils.models import build_student
+    from kdas_utils.models.weights import to_polyp_pvt_keys
+
+    monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
+    torch.manual_seed(0)
+    torch.save(to_polyp_pvt_keys(build_student().state_dict()), tmp_path / "kdas_student.pth")
+    assert main(["evaluate", "--profile", "quick", "--device", "cpu", "--weights", str(tmp_path / "kdas_student.pth"),
+                 "--out", str(tmp_path / "eval")]) == 0
+    table = (tmp_path / "eval" / "evaluation.md").read_text()
+    assert "| kdas_student | Synthetic |" in table and "| kdas_student | Synthetic-Shift |" in table

@@ -98,3 +98,18 @@ def test_files_load_with_weights_only(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.pth: weight file not found"):
         load_polyp_pvt(build_student(), tmp_path / "nothing.pth")
+
+
+def test_official_files_are_rebuilt_as_teacher_or_student(tmp_path):
+    from kdas_utils.models import load_official
+
+    for build, width in ((build_teacher, 64), (build_student, 32)):
+        source = _random(build, 5)
+        path = tmp_path / f"{build.__name__}.pth"
+        torch.save(to_polyp_pvt_keys(source.state_dict()), path)
+        loaded = load_official(path)
+        assert loaded.backbone_name == source.backbone_name and not loaded.training
+        assert _same_state(source, loaded)
+    torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pth")
+    with pytest.raises(WeightLoadError, match="other.pth: not a Polyp-PVT-format checkpoint.*missing.*--checkpoint"):
+        load_official(tmp_path / "other.pth")

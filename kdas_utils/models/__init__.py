@@ -7,10 +7,10 @@
 from .blocks import CFM, CIM, GCN, SAM, BasicConv2d, ChannelAttention, SpatialAttention
 from .polyp_pvt import PolypOutput, PolypPVT, build_student, build_teacher, count_parameters
 from .summary import describe
-from .weights import LoadReport, WeightLoadError, load_backbone_weights, load_polyp_pvt
+from .weights import LoadReport, WeightLoadError, load_backbone_weights, load_official, load_polyp_pvt
 
 __all__ = [
     "BasicConv2d", "CFM", "CIM", "ChannelAttention", "GCN", "LoadReport", "PolypOutput", "PolypPVT", "SAM",
     "SpatialAttention", "WeightLoadError", "build_student", "build_teacher", "count_parameters", "describe",
-    "load_backbone_weights", "load_polyp_pvt",
+    "load_backbone_weights", "load_official", "load_polyp_pvt",
 ]
