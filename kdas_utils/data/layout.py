@@ -10,8 +10,8 @@ Drive, which has no stable direct address. Kvasir-SEG alone is downloadable
 
 The 900/100 split has PraNet's sizes but is *not* PraNet's list of files: it is a seeded
 random split, recorded in ``<root>/split.json``. Numbers measured on it are comparable with
-each other, not with the paper's Kvasir column. Masks (JPEG in the release) are binarised at
-128 and written as PNG, so reading them later needs no repair.
+each other, not with the paper's Kvasir column. Masks (JPEG in the release) are binarised as
+:func:`~kdas_utils.data.read_mask` does and written as PNG, so reading them later needs no repair.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from .download import download_dataset
-from .pairs import DatasetError, find_kvasir_seg_pairs
+from .pairs import DatasetError, find_kvasir_seg_pairs, read_mask
 
 SPLIT_FILE = "split.json"
 
@@ -62,8 +62,7 @@ def kvasir_seg_to_pranet(release: str | Path, root: str | Path, test_count: int 
         (split_dir / "images").mkdir(parents=True, exist_ok=True)
         (split_dir / "masks").mkdir(parents=True, exist_ok=True)
         shutil.copy2(image, split_dir / "images" / image.name)
-        binary = (np.asarray(Image.open(mask).convert("L")) >= 128).astype(np.uint8) * 255
-        Image.fromarray(binary).save(split_dir / "masks" / f"{mask.stem}.png")
+        Image.fromarray(read_mask(mask) * 255).save(split_dir / "masks" / f"{mask.stem}.png")
     split |= {"train": len(pairs) - test_count, "test": sorted(pairs[i][0].name for i in test),
               "note": "a seeded random split with PraNet's sizes, not PraNet's file list"}
     (staging / SPLIT_FILE).write_text(json.dumps(split, indent=1))
