@@ -139,18 +139,18 @@ def _page(browser, name: str, width: int, height: int):
 def _move_slider_and_compare(page, name: str) -> tuple[bytes, bytes]:
     """Screenshot the explorer's picture, press ArrowRight on its ``frame`` slider, wait for
     the picture to be replaced, screenshot again. Returns both PNGs (also saved as artefacts)."""
+    from playwright.sync_api import expect
+
     picture = page.locator(".widget-image").first
+    caption = picture.locator("xpath=following-sibling::*[contains(@class, 'widget-html')]").first  # not a tqdm bar's
     picture.scroll_into_view_if_needed()
-    caption_before = page.locator(".widget-html").first.inner_text()
-    source_before = picture.get_attribute("src")
+    caption_before, source_before = caption.inner_text(), picture.get_attribute("src")
     before = picture.screenshot()
     slider = page.locator(".widget-slider", has_text="frame").first
     slider.locator(".noUi-handle").first.focus()
     page.keyboard.press("ArrowRight")
-    page.wait_for_function("([before]) => document.querySelector('.widget-image').src !== before",
-                           arg=[source_before], timeout=60_000)
-    page.wait_for_function("([before]) => document.querySelector('.widget-html').innerText !== before",
-                           arg=[caption_before], timeout=60_000)
+    expect(picture).not_to_have_attribute("src", source_before, timeout=60_000)
+    expect(caption).not_to_have_text(caption_before, timeout=60_000)
     after = picture.screenshot()
     folder = _artifacts()
     (folder / f"{name}-before.png").write_bytes(before)
