@@ -78,11 +78,10 @@ def _ablation_figure(table, profile) -> Path:
     import matplotlib
 
     matplotlib.use("agg")
+    from .notebook import save_figure
     from .plots import plot_ablation
 
-    path = runs_dir() / f"ablation-{profile.name}.png"
-    plot_ablation(table).savefig(path, dpi=110, bbox_inches="tight")
-    return path
+    return save_figure(plot_ablation(table), f"ablation-{profile.name}", runs_dir())
 
 
 def _distill(args) -> int:

@@ -101,15 +101,24 @@ class Run:
     steps: list[dict]
 
 
+def _finished(out_dir: Path, epochs: int) -> dict | None:
+    """``last.pt``'s state if ``out_dir`` holds a run that trained all ``epochs`` (and its
+    ``best.pt``), else ``None``: an unfinished run is resumed, a finished one loaded."""
+    best, last = out_dir / "best.pt", out_dir / "last.pt"
+    if not (best.exists() and last.exists()):
+        return None
+    saved = load_checkpoint(last)
+    return saved if len(saved["history"]) >= epochs else None
+
+
 def _train_or_load(name: str, out_dir: Path, build, profile: Profile, objective=None, retrain: bool = False,
                    device=None, augment: bool = True, seed: int = 0, **changes) -> Run:
     """Load ``out_dir/best.pt`` of a finished run, resume an unfinished one, or train afresh."""
-    best, last = out_dir / "best.pt", out_dir / "last.pt"
     config = TrainConfig.from_profile(profile, seed=seed, **changes)
-    if best.exists() and not retrain:
-        saved = load_checkpoint(last) if last.exists() else {"history": [], "steps": []}
-        if len(saved["history"]) >= config.epochs:  # finished (an unfinished run is resumed below)
-            return Run(load_trained(best, device or "cpu"), "checkpoint", best, None, saved["history"], saved["steps"])
+    saved = None if retrain else _finished(out_dir, config.epochs)
+    if saved is not None:
+        best = out_dir / "best.pt"
+        return Run(load_trained(best, device or "cpu"), "checkpoint", best, None, saved["history"], saved["steps"])
     train_set, val_set = profile_datasets(profile, augment=augment)
     torch.manual_seed(seed)
     trainer = Trainer(build(), train_set, val_set, config, out_dir, objective=objective, device=device, name=name)
@@ -230,15 +239,10 @@ def finished_plan(profile: Profile) -> dict[str, int]:
     """``{arm: n}`` for the arms whose seeds ``0 .. n-1`` have all finished training (``n >= 1``):
     the plan that scores what is done and trains nothing (``kdas distill --ablation finished``)."""
     epochs = TrainConfig.from_profile(profile).epochs
-
-    def done(arm: str, seed: int) -> bool:
-        last = student_dir(profile, arm, seed) / "last.pt"
-        return last.exists() and len(load_checkpoint(last)["history"]) >= epochs
-
     plan = {}
     for arm in ARMS:
         seeds = 0
-        while done(arm, seeds):
+        while _finished(student_dir(profile, arm, seeds), epochs) is not None:
             seeds += 1
         if seeds:
             plan[arm] = seeds

@@ -123,7 +123,10 @@ def load_backbone_weights(model: nn.Module, path: str | Path, strict: bool = Tru
 
 def load_polyp_pvt(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
     """Load an official Polyp-PVT checkpoint (``PolypPVT.pth``) into a :class:`PolypPVT`."""
-    state = _read(path)
+    return _load_polyp_pvt_state(model, _read(path), path, strict)
+
+
+def _load_polyp_pvt_state(model: nn.Module, state: dict[str, torch.Tensor], path, strict: bool) -> LoadReport:
     backbone = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     backbone, ignored = _backbone_from_release(backbone, model.backbone)
     mapped = {"backbone." + k: v for k, v in backbone.items()}
@@ -136,25 +139,22 @@ def load_polyp_pvt(model: nn.Module, path: str | Path, strict: bool = True) -> L
     return _load(model, mapped, path, ignored, strict, model.backbone_name)
 
 
-# The first patch embedding's width tells the backbone of a Polyp-PVT-format file.
-RELEASE_BACKBONES = {64: "teacher (PVTv2-B2)", 32: "student (PVTv2-B0)"}
-
-
 def load_official(path: str | Path) -> nn.Module:
     """A network rebuilt for a Polyp-PVT-format checkpoint: the official ``PolypPVT.pth``
     teacher (PVTv2-B2) or a KDAS student saved the released code's way (PVTv2-B0), told
     apart by the width of ``backbone.patch_embed1``. Returned in ``eval()`` mode."""
     from .polyp_pvt import build_student, build_teacher
 
+    builders = {64: build_teacher, 32: build_student}  # the width of the first patch embedding
     state = _read(path)
     stem = state.get("backbone.patch_embed1.proj.weight")
     width = None if stem is None else stem.shape[0]
-    if width not in RELEASE_BACKBONES:
+    if width not in builders:
         raise WeightLoadError(f"{path}: not a Polyp-PVT-format checkpoint (backbone.patch_embed1.proj.weight is "
                               f"{'missing' if stem is None else f'{width} wide'}; expected 64 for PVTv2-B2 or 32 for "
                               f"B0). Engine checkpoints (best.pt) go to --checkpoint instead.")
-    model = build_teacher() if width == 64 else build_student()
-    load_polyp_pvt(model, path)
+    model = builders[width]()
+    _load_polyp_pvt_state(model, state, path, strict=True)
     return model.eval()
 
 
