@@ -73,25 +73,26 @@ def _train_teacher(args) -> int:
     return 0
 
 
-def _ablation_figure(table, profile) -> Path:
-    """Save the ablation's plot beside its CSV; return the path."""
+def _ablation_figure(table, csv: Path) -> Path:
+    """Save the ablation's plot beside its CSV, under the same name; return the path."""
     import matplotlib
 
     matplotlib.use("agg")
     from .notebook import save_figure
     from .plots import plot_ablation
 
-    return save_figure(plot_ablation(table), f"ablation-{profile.name}", runs_dir())
+    return save_figure(plot_ablation(table), csv.stem, csv.parent)
 
 
 def _distill(args) -> int:
-    from .training import _plan, finished_plan, run_ablation, summarize_ablation, train_student
+    from .training import _plan, ablation_csv, finished_plan, run_ablation, summarize_ablation, train_student
 
     profile = get_profile(args.profile)
     changes = _changes(args)
     if args.ablation:
         try:
-            plan = finished_plan(profile) if args.ablation == "finished" else _plan(args.ablation)
+            plan = (finished_plan(profile, args.alpha, args.tau) if args.ablation == "finished"
+                    else _plan(args.ablation))
         except ValueError as error:
             raise SystemExit(f"kdas distill: {error}")
         if not plan:
@@ -99,7 +100,8 @@ def _distill(args) -> int:
                              f"give a plan instead, e.g. --ablation no-kd=3,kdas=3,at=1,sgm=1,released=1")
         table = run_ablation(profile, plan, device=args.device, alpha=args.alpha, tau=args.tau, **changes)
         print(summarize_ablation(table).to_string())
-        print(f"written {runs_dir() / f'ablation-{profile.name}.csv'} and {_ablation_figure(table, profile)}")
+        csv = ablation_csv(profile, args.alpha, args.tau)
+        print(f"written {csv} and {_ablation_figure(table, csv)}")
         return 0
     run = train_student(profile, args.arm, seed=args.seed, retrain=args.retrain, device=args.device,
                         alpha=args.alpha, tau=args.tau, **changes)

@@ -262,10 +262,22 @@ class SegmentationObjective(nn.Module):
         super().__init__()
         self.variant = variant
 
+    def settings(self) -> dict:
+        """What this objective computes, as plain values (see :func:`objective_settings`)."""
+        return {"objective": "segmentation", "variant": self.variant}
+
     def forward(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor):
         out = model(images)
         loss = deep_supervision_loss(out, masks, self.variant)
         return loss, out, {"seg": loss.detach()}
+
+
+def objective_settings(objective) -> dict | None:
+    """``objective.settings()``: the values that decide what an objective computes (its terms
+    and weights), or ``None`` for an objective without the method. Checkpoints record them so
+    that a run is never resumed, or loaded as finished, under other settings."""
+    settings = getattr(objective, "settings", None)
+    return settings() if callable(settings) else None
 
 
 # --------------------------------------------------------------------------- checkpoints
@@ -402,6 +414,27 @@ def dice_per_image(logits: torch.Tensor, masks: torch.Tensor, threshold: float =
 # --------------------------------------------------------------------------- the trainer
 
 
+# Settings that must be those of a checkpoint to resume it or to take it as the finished run.
+MUST_MATCH = ("batch_size", "image_size", "seed", "multi_scale", "scales", "max_steps_per_epoch")
+
+
+def settings_changed(state: dict, config: "TrainConfig", objective=None) -> list[str]:
+    """``"<name>: <saved> there, <asked> here"`` for every setting of the checkpoint ``state``
+    that differs from ``config`` (the fields of :data:`MUST_MATCH`) or from ``objective``'s
+    :func:`objective_settings` (``None`` is the default :class:`SegmentationObjective`).
+    Checkpoints older than the objective record are compared on ``config`` only."""
+    saved = state["config"]
+    changed = [f"{k}: {saved.get(k)} there, {getattr(config, k)} here" for k in MUST_MATCH
+               if tuple(np.atleast_1d(saved.get(k))) != tuple(np.atleast_1d(getattr(config, k)))]
+    asked = objective_settings(objective if objective is not None else SegmentationObjective())
+    if "objective_settings" in state and state["objective_settings"] != asked:
+        there = state["objective_settings"] or {}
+        keys = list(asked or {}) + [k for k in there if k not in (asked or {})]
+        changed += [f"objective {k}: {there.get(k)} there, {(asked or {}).get(k)} here"
+                    for k in keys if there.get(k) != (asked or {}).get(k)]
+    return changed
+
+
 class Trainer:
     """Trains ``model`` on ``train_set`` with ``objective`` and selects it on ``val_set``.
 
@@ -493,6 +526,7 @@ class Trainer:
             "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch, "step": self.step,
             "rng": _rng_state(), "history": self.history, "steps": self.steps, "best": self.best,
             "config": dataclasses.asdict(self.config), "precision": self.precision.name,
+            "objective_settings": objective_settings(self.objective),
         }
 
     def _barrier(self) -> None:
@@ -515,19 +549,15 @@ class Trainer:
         save_checkpoint({
             "format": CHECKPOINT_FORMAT, "kind": "best", "name": self.name, "arch": _architecture(self.model),
             "model": self.model.state_dict(), "epoch": self.epoch + 1, "step": self.step, "val_dice": val_dice,
-            "config": dataclasses.asdict(self.config),
+            "config": dataclasses.asdict(self.config), "objective_settings": objective_settings(self.objective),
         }, self.best_path)
 
-    _MUST_MATCH = ("batch_size", "image_size", "seed", "multi_scale", "scales", "max_steps_per_epoch")
-
     def load_state_dict(self, state: dict, source: Path | str = "checkpoint") -> None:
-        """Restore a :meth:`state_dict`; refuses one made with a different data order or size."""
-        saved = state["config"]
-        changed = [k for k in self._MUST_MATCH if tuple(np.atleast_1d(saved.get(k))) != tuple(np.atleast_1d(getattr(self.config, k)))]
+        """Restore a :meth:`state_dict`; refuses one made with a different data order, size or objective."""
+        changed = settings_changed(state, self.config, self.objective)
         if changed:
-            details = ", ".join(f"{k}: {saved.get(k)} there, {getattr(self.config, k)} here" for k in changed)
-            raise CheckpointError(f"{source}: was made with other settings ({details}); resume with the same "
-                                  f"settings, or pass resume=False (or another out_dir) to start afresh")
+            raise CheckpointError(f"{source}: was made with other settings ({'; '.join(changed)}); resume with the "
+                                  f"same settings, or pass resume=False (or another out_dir) to start afresh")
         self.model.load_state_dict(state["model"])
         if isinstance(self.objective, nn.Module):
             self.objective.load_state_dict(state["objective"])

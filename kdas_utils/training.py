@@ -21,7 +21,7 @@ from torch import nn
 from .config import Profile, data_root, runs_dir, synthetic_root
 from .data import DatasetError, PolypDataset, eval_transforms, find_dataset, find_pairs, make_synthetic, train_transforms, train_val_split
 from .data.pairs import Pair
-from .engine import TrainConfig, Trainer, TrainResult, load_checkpoint, load_trained
+from .engine import CheckpointError, TrainConfig, Trainer, TrainResult, load_checkpoint, load_trained, settings_changed
 
 VAL_FRACTION = 0.1
 SPLIT_SEED = 0
@@ -117,6 +117,10 @@ def _train_or_load(name: str, out_dir: Path, build, profile: Profile, objective=
     config = TrainConfig.from_profile(profile, seed=seed, **changes)
     saved = None if retrain else _finished(out_dir, config.epochs)
     if saved is not None:
+        changed = settings_changed(saved, config, objective)
+        if changed:
+            raise CheckpointError(f"{out_dir}: holds a finished run made with other settings ({'; '.join(changed)}); "
+                                  f"ask for the settings it was made with, or retrain it (retrain=True, --retrain)")
         best = out_dir / "best.pt"
         return Run(load_trained(best, device or "cpu"), "checkpoint", best, None, saved["history"], saved["steps"])
     train_set, val_set = profile_datasets(profile, augment=augment)
@@ -161,9 +165,20 @@ ARMS: dict[str, dict | None] = {
 }
 
 
-def student_dir(profile: Profile, arm: str, seed: int) -> Path:
-    """``runs/checkpoints/student-<arm>-s<seed>-<profile>``."""
-    return checkpoint_dir(f"student-{arm}-s{seed}", profile)
+ALPHA, TAU = 0.3, 2.0  # KDAS's weights in the released code
+
+
+def weights_tag(alpha: float = ALPHA, tau: float = TAU) -> str:
+    """``""`` for KDAS's own ``alpha`` and ``tau``, else e.g. ``"-a0.1"`` or ``"-a0.1-t1"``: what
+    tells the runs (and ablation tables) of other weights apart."""
+    return (f"-a{alpha:g}" if alpha != ALPHA else "") + (f"-t{tau:g}" if tau != TAU else "")
+
+
+def student_dir(profile: Profile, arm: str, seed: int, alpha: float = ALPHA, tau: float = TAU) -> Path:
+    """``runs/checkpoints/student-<arm>[-a<alpha>][-t<tau>]-s<seed>-<profile>``; the weights
+    appear only where they differ from KDAS's (and only for arms that use a teacher)."""
+    tag = weights_tag(alpha, tau) if ARMS.get(arm) is not None else ""
+    return checkpoint_dir(f"student-{arm}{tag}-s{seed}", profile)
 
 
 def trained_checkpoints(profile: Profile) -> dict[str, Path]:
@@ -177,7 +192,7 @@ def trained_checkpoints(profile: Profile) -> dict[str, Path]:
 
 
 def train_student(profile: Profile, arm: str = "kdas", teacher: nn.Module | None = None, seed: int = 0,
-                  retrain: bool = False, device=None, augment: bool = True, alpha: float = 0.3, tau: float = 2.0,
+                  retrain: bool = False, device=None, augment: bool = True, alpha: float = ALPHA, tau: float = TAU,
                   **changes) -> Run:
     """The KDAS student (PVTv2-B0) for ``profile``, distilled from ``teacher`` with the terms of
     ``arm`` (see :data:`ARMS`); loaded if a finished run exists, else trained.
@@ -185,7 +200,8 @@ def train_student(profile: Profile, arm: str = "kdas", teacher: nn.Module | None
     Args:
         teacher: the frozen teacher; ``None`` takes :func:`train_teacher`'s for the profile.
         arm: a key of :data:`ARMS` (``"no-kd"`` trains the student alone, without a teacher).
-        alpha, tau: KDAS's weights (0.3 and 2).
+        alpha, tau: KDAS's weights (0.3 and 2); other values train in their own folder
+            (see :func:`student_dir`).
         Others as :func:`train_teacher`.
     """
     from .distill import DistillationObjective, KDASLoss
@@ -197,22 +213,29 @@ def train_student(profile: Profile, arm: str = "kdas", teacher: nn.Module | None
     if ARMS[arm] is not None:
         teacher = teacher if teacher is not None else train_teacher(profile, device=device).model
         objective = DistillationObjective(teacher, KDASLoss(alpha=alpha, tau=tau, **ARMS[arm]))
-    return _train_or_load(f"student {arm} s{seed}", student_dir(profile, arm, seed), build_student, profile,
+    return _train_or_load(f"student {arm}{weights_tag(alpha, tau) if objective else ''} s{seed}",
+                          student_dir(profile, arm, seed, alpha, tau), build_student, profile,
                           objective=objective, retrain=retrain, device=device, augment=augment, seed=seed, **changes)
 
 
+def ablation_csv(profile: Profile, alpha: float = ALPHA, tau: float = TAU) -> Path:
+    """``runs/ablation-<profile>[-a<alpha>][-t<tau>].csv``."""
+    return runs_dir() / f"ablation-{profile.name}{weights_tag(alpha, tau)}.csv"
+
+
 def run_ablation(profile: Profile, plan: dict[str, int], teacher: nn.Module | None = None, device=None,
-                 csv: str | Path | None = None, **changes) -> "pandas.DataFrame":
+                 csv: str | Path | None = None, alpha: float = ALPHA, tau: float = TAU, **changes) -> "pandas.DataFrame":
     """Train (or load) a student for each arm and seed of ``plan`` (``{arm: number of seeds}``)
     and score it: mean Dice at 0.5 on the validation split and on every test set.
 
     Seed 0 of every arm runs first, then the further seeds, so that a run cut short still covers
     every arm. Rows are appended to ``csv`` (default ``runs/ablation-<profile>.csv``) as they
     finish; finished runs are loaded, not retrained, so calling it again continues the plan.
+    Other ``alpha`` / ``tau`` than KDAS's write their own runs and CSV (:func:`ablation_csv`).
     """
     import pandas as pd
 
-    csv = Path(csv) if csv else runs_dir() / f"ablation-{profile.name}.csv"
+    csv = Path(csv) if csv else ablation_csv(profile, alpha, tau)
     unknown = [arm for arm in plan if arm not in ARMS]
     if unknown:
         raise ValueError(f"unknown arm(s) {unknown}; choose among {list(ARMS)}")
@@ -224,7 +247,8 @@ def run_ablation(profile: Profile, plan: dict[str, int], teacher: nn.Module | No
         for arm, seeds in plan.items():
             if seed >= seeds:
                 continue
-            run = train_student(profile, arm, teacher=teacher, seed=seed, device=device, **changes)
+            run = train_student(profile, arm, teacher=teacher, seed=seed, device=device, alpha=alpha, tau=tau,
+                                **changes)
             row = {"arm": arm, "seed": seed, "best_epoch": max(run.history, key=lambda h: h["val_dice"])["epoch"],
                    "validation": mean_dice(run.model, splits.val, profile.image_size, device)}
             row |= {name: mean_dice(run.model, pairs, profile.image_size, device) for name, pairs in splits.test.items()}
@@ -235,14 +259,15 @@ def run_ablation(profile: Profile, plan: dict[str, int], teacher: nn.Module | No
     return pd.DataFrame(rows)
 
 
-def finished_plan(profile: Profile) -> dict[str, int]:
-    """``{arm: n}`` for the arms whose seeds ``0 .. n-1`` have all finished training (``n >= 1``):
-    the plan that scores what is done and trains nothing (``kdas distill --ablation finished``)."""
+def finished_plan(profile: Profile, alpha: float = ALPHA, tau: float = TAU) -> dict[str, int]:
+    """``{arm: n}`` for the arms whose seeds ``0 .. n-1`` have all finished training (``n >= 1``)
+    with these weights: the plan that scores what is done and trains nothing
+    (``kdas distill --ablation finished``)."""
     epochs = TrainConfig.from_profile(profile).epochs
     plan = {}
     for arm in ARMS:
         seeds = 0
-        while _finished(student_dir(profile, arm, seeds), epochs) is not None:
+        while _finished(student_dir(profile, arm, seeds, alpha, tau), epochs) is not None:
             seeds += 1
         if seeds:
             plan[arm] = seeds

@@ -178,6 +178,18 @@ def test_resume_refuses_other_settings(sets, tmp_path):
     trainer_for(sets, tmp_path, batch_size=2).fit(resume=False)  # starting afresh is allowed
 
 
+def test_resume_refuses_another_objective(sets, tmp_path):
+    from kdas_utils.engine import SegmentationObjective
+
+    trainer_for(sets, tmp_path).fit()
+    assert load_checkpoint(tmp_path / "ckpt" / "last.pt")["objective_settings"] == \
+        {"objective": "segmentation", "variant": "paper"}
+    more = dict(epochs=2)  # an unfinished run, so fit() resumes it
+    with pytest.raises(CheckpointError, match="objective variant: paper there, released here.*resume=False"):
+        trainer_for(sets, tmp_path, objective=SegmentationObjective("released"), **more).fit()
+    assert len(trainer_for(sets, tmp_path, objective=SegmentationObjective("paper"), **more).fit().history) == 2
+
+
 # ----------------------------------------------------------------- training behaviour
 
 

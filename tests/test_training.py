@@ -111,3 +111,32 @@ def test_unknown_arm_is_named(tiny_profile):
         train_student(tiny_profile, "kd")
     with pytest.raises(ValueError, match=r"unknown arm\(s\) \['kd'\]"):
         run_ablation(tiny_profile, {"kd": 1})
+
+
+def test_other_weights_train_apart_and_a_finished_run_is_never_taken_for_other_settings(tiny_profile):
+    from kdas_utils.distill import DistillationObjective, KDASLoss
+    from kdas_utils.engine import CheckpointError
+    from kdas_utils.training import _train_or_load, finished_plan, student_dir, train_student
+
+    assert student_dir(tiny_profile, "kdas", 0).name == "student-kdas-s0-quick"
+    assert student_dir(tiny_profile, "kdas", 1, alpha=0.1).name == "student-kdas-a0.1-s1-quick"
+    assert student_dir(tiny_profile, "at", 0, alpha=0.1, tau=1).name == "student-at-a0.1-t1-s0-quick"
+    assert student_dir(tiny_profile, "no-kd", 0, alpha=0.1) == student_dir(tiny_profile, "no-kd", 0)  # no teacher
+
+    teacher = build_teacher()
+    default = train_student(tiny_profile, "kdas", teacher=teacher, progress=False)
+    other = train_student(tiny_profile, "kdas", teacher=teacher, alpha=0.1, progress=False)
+    assert other.source == "trained" and other.path.parent == student_dir(tiny_profile, "kdas", 0, alpha=0.1)
+    assert load_checkpoint(other.path)["objective_settings"]["alpha"] == 0.1
+    assert load_checkpoint(default.path.parent / "last.pt")["objective_settings"]["alpha"] == 0.3
+    assert finished_plan(tiny_profile) == {"kdas": 1} and finished_plan(tiny_profile, alpha=0.1) == {"kdas": 1}
+    assert finished_plan(tiny_profile, alpha=0.2) == {}
+
+    # The same folder asked for with other terms: refused, with what differs, instead of loaded.
+    from kdas_utils.models import build_student
+
+    objective = DistillationObjective(teacher, KDASLoss(alpha=0.3, sgm=None))
+    with pytest.raises(CheckpointError, match=r"student-kdas-s0-quick: holds a finished run made with other settings"
+                                              r" \(objective sgm: covariance there, None here.*--retrain"):
+        _train_or_load("student", student_dir(tiny_profile, "kdas", 0), build_student, tiny_profile,
+                       objective=objective, progress=False)

@@ -48,9 +48,16 @@ class KDASLoss(nn.Module):
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha={alpha}: must lie in [0, 1]")
         self.alpha, self.tau, self.at_form, self.sgm_form, self.seg_variant = alpha, tau, at, sgm, seg_variant
+        self.covariance_features = tuple(covariance_features)
         self.at = None if at is None else FeatureAttentionKD() if at == "feature" else AttentionKD(at, tau)
         self.sgm = None if sgm is None else SymmetricGuidance() if sgm == "released" \
             else CovarianceGuidance(covariance_features)
+
+    def settings(self) -> dict:
+        """The terms and weights as plain values (recorded in training checkpoints)."""
+        return {"alpha": self.alpha, "tau": self.tau, "at": self.at_form, "sgm": self.sgm_form,
+                "seg_variant": self.seg_variant,
+                "covariance_features": list(self.covariance_features) if self.sgm_form == "covariance" else None}
 
     @property
     def at_weight(self) -> float:
@@ -108,6 +115,10 @@ class DistillationObjective(nn.Module):
         super().train(mode)
         self.teacher.eval()  # always
         return self
+
+    def settings(self) -> dict:
+        """``{"objective": "kdas", **loss.settings()}`` (see :func:`kdas_utils.engine.objective_settings`)."""
+        return {"objective": "kdas", **self.loss.settings()}
 
     def compile_teacher(self) -> None:
         """Run the teacher's forward through ``torch.compile`` (the engine's ``compile=True``)."""
