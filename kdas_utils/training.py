@@ -388,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(error))
         table = run_ablation(profile, plan, device=args.device)
         print(summarize_ablation(table).to_string())
-        out = runs_dir() / f"ablation-{profile.name}.csv"
+        out = ablation_csv(profile)
     print(f"written {out}")
     return 0
 
