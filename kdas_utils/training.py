@@ -213,7 +213,7 @@ def train_student(profile: Profile, arm: str = "kdas", teacher: nn.Module | None
     if ARMS[arm] is not None:
         teacher = teacher if teacher is not None else train_teacher(profile, device=device).model
         objective = DistillationObjective(teacher, KDASLoss(alpha=alpha, tau=tau, **ARMS[arm]))
-    return _train_or_load(f"student {arm}{weights_tag(alpha, tau) if objective else ''} s{seed}",
+    return _train_or_load(f"student {arm}{weights_tag(alpha, tau) if objective is not None else ''} s{seed}",
                           student_dir(profile, arm, seed, alpha, tau), build_student, profile,
                           objective=objective, retrain=retrain, device=device, augment=augment, seed=seed, **changes)
 
