@@ -426,12 +426,11 @@ def settings_changed(state: dict, config: "TrainConfig", objective=None) -> list
     saved = state["config"]
     changed = [f"{k}: {saved.get(k)} there, {getattr(config, k)} here" for k in MUST_MATCH
                if tuple(np.atleast_1d(saved.get(k))) != tuple(np.atleast_1d(getattr(config, k)))]
-    asked = objective_settings(objective if objective is not None else SegmentationObjective())
-    if "objective_settings" in state and state["objective_settings"] != asked:
+    if "objective_settings" in state:
         there = state["objective_settings"] or {}
-        keys = list(asked or {}) + [k for k in there if k not in (asked or {})]
-        changed += [f"objective {k}: {there.get(k)} there, {(asked or {}).get(k)} here"
-                    for k in keys if there.get(k) != (asked or {}).get(k)]
+        asked = objective_settings(objective if objective is not None else SegmentationObjective()) or {}
+        changed += [f"objective {k}: {there.get(k)} there, {asked.get(k)} here"
+                    for k in dict.fromkeys([*asked, *there]) if there.get(k) != asked.get(k)]
     return changed
 
 

@@ -229,7 +229,7 @@ def run_ablation(profile: Profile, plan: dict[str, int], teacher: nn.Module | No
     and score it: mean Dice at 0.5 on the validation split and on every test set.
 
     Seed 0 of every arm runs first, then the further seeds, so that a run cut short still covers
-    every arm. Rows are appended to ``csv`` (default ``runs/ablation-<profile>.csv``) as they
+    every arm. Rows are appended to ``csv`` (default :func:`ablation_csv`) as they
     finish; finished runs are loaded, not retrained, so calling it again continues the plan.
     Other ``alpha`` / ``tau`` than KDAS's write their own runs and CSV (:func:`ablation_csv`).
     """
