@@ -1,6 +1,6 @@
 # The two commands of the README. Everything else here serves them.
 #   make tutorial   run every notebook, headless, quick profile -> runs/
-#   make test       unit tests, browser tests (Chromium) + every notebook under nbval (--nbval-lax)
+#   make test       ruff, unit tests, browser tests (Chromium) + every notebook under nbval (--nbval-lax)
 #   make bench      the benchmark harness (not part of the two commands; see README)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -16,7 +16,7 @@ ifeq ($(origin KDAS_DATA_ROOT), undefined)
   endif
 endif
 
-.PHONY: tutorial test bench install install-dev browser clean
+.PHONY: tutorial test bench install install-dev browser lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,17 @@ install-dev: $(VENV)/.installed-dev
 tutorial: $(VENV)/.installed
 	KDAS_PROFILE=quick $(BIN)/python -m kdas_utils.tutorial --out runs
 
-test: $(VENV)/.installed-dev browser
+test: $(VENV)/.installed-dev browser lint
 	KDAS_PROFILE=quick MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
+
+# ruff: the code's format and lint (settings in pyproject.toml); `make format` rewrites the code.
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff format --check --quiet kdas_utils tests
+	$(BIN)/ruff check --quiet kdas_utils tests
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff format --quiet kdas_utils tests
+	$(BIN)/ruff check --fix --quiet kdas_utils tests
 
 # Debian's Chromium for tests/test_browser.py (Playwright drives it; no browser download).
 # Installed as root where apt-get exists; elsewhere the browser tests say what to install and

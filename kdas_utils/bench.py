@@ -56,8 +56,9 @@ class _Synthetic(torch.utils.data.Dataset):
         return {"image": self.images[i], "mask": self.masks[i], "name": f"random_{i}"}
 
 
-def step_times(batch_size: int, image_size: int, device, warmup: int = 1, repeats: int = 3,
-               compile: bool = False) -> dict:
+def step_times(
+    batch_size: int, image_size: int, device, warmup: int = 1, repeats: int = 3, compile: bool = False
+) -> dict:
     """Median seconds of the distillation step and of its bound (teacher forward + student step);
     with ``compile``, every forward goes through ``torch.compile`` (compiled in the warm-up)."""
     sync = device_sync(device)
@@ -70,8 +71,15 @@ def step_times(batch_size: int, image_size: int, device, warmup: int = 1, repeat
         torch.manual_seed(0)
         alone = Trainer(build_student(), data, data, config, tmp, objective=SegmentationObjective(), device=device)
         torch.manual_seed(0)
-        distil = Trainer(build_student(), data, data, config, tmp,
-                         objective=DistillationObjective(teacher, KDASLoss(at="paper", sgm="released")), device=device)
+        distil = Trainer(
+            build_student(),
+            data,
+            data,
+            config,
+            tmp,
+            objective=DistillationObjective(teacher, KDASLoss(at="paper", sgm="released")),
+            device=device,
+        )
         images = data.images.to(device)
         if alone.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -100,9 +108,12 @@ def inference(device, image_size: int = 352, throughput_batch: int = 16, warmup:
             torch.cuda.reset_peak_memory_stats()
         latency = time_forward(model, 1, image_size, device, warmup, repeats)
         batch = time_forward(model, throughput_batch, image_size, device, warmup, repeats)
-        out[name] = {"latency_bs1_ms": latency * 1e3, f"throughput_bs{throughput_batch}_img_s": throughput_batch / batch}
+        out[name] = {
+            "latency_bs1_ms": latency * 1e3,
+            f"throughput_bs{throughput_batch}_img_s": throughput_batch / batch,
+        }
         if device.type == "cuda":
-            out[name]["peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+            out[name]["peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
     out["student_teacher_latency_ratio"] = out["teacher"]["latency_bs1_ms"] / out["student"]["latency_bs1_ms"]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
     return out
@@ -124,8 +135,13 @@ def data_loading(profile_name: str, batches: int = 20) -> dict:
         for i in range(n):
             train_set[i]
         rates[f"{name}_images_per_s"] = n / (time.perf_counter() - start)
-    return {"profile": profile.name, "image_size": profile.image_size, "images": n, **rates,
-            "workers_in_profile": profile.num_workers}
+    return {
+        "profile": profile.name,
+        "image_size": profile.image_size,
+        "images": n,
+        **rates,
+        "workers_in_profile": profile.num_workers,
+    }
 
 
 def notebooks_quick(out: Path) -> dict:
@@ -148,8 +164,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--notebooks", action="store_true", help="also time every notebook in the quick profile")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (median reported)")
     parser.add_argument("--tiny", action="store_true", help="smoke-test settings: small sizes, one repeat")
-    parser.add_argument("--compile", action="store_true",
-                        help="also time the distillation step with torch.compile (the first setting; minutes to compile)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="also time the distillation step with torch.compile (the first setting; minutes to compile)",
+    )
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
     device = select_device(args.device)
@@ -158,10 +177,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.tiny:
         settings = [("tiny", 2, 64)]
     report = {
-        "device": torch.cuda.get_device_name() if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()}, "
-                                                                             f"{torch.get_num_threads()} threads)",
-        "torch": torch.__version__, "python": sys.version.split()[0], "precision": choose_precision(device).name,
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "repeats": repeats,
+        "device": torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)",
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "precision": choose_precision(device).name,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "repeats": repeats,
     }
     report["steps"] = {}
     for name, batch, size in settings:
@@ -174,8 +197,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"distillation step, {name}, torch.compile ...", flush=True)
         on = step_times(batch, size, device, max(warmup, 1), repeats, compile=True)
         off = report["steps"][name]
-        report["compile"] = {"setting": name, "eager_s": off["distill_step_s"], "compiled_s": on["distill_step_s"],
-                             "speedup": off["distill_step_s"] / on["distill_step_s"], "compiled": on}
+        report["compile"] = {
+            "setting": name,
+            "eager_s": off["distill_step_s"],
+            "compiled_s": on["distill_step_s"],
+            "speedup": off["distill_step_s"] / on["distill_step_s"],
+            "compiled": on,
+        }
     print("inference ...", flush=True)
     report["inference"] = inference(device, 64 if args.tiny else 352, 2 if args.tiny else 16, warmup, repeats)
     report["student_teacher_latency_ratio"] = report["inference"]["student_teacher_latency_ratio"]
@@ -194,30 +222,41 @@ def main(argv: list[str] | None = None) -> int:
 
 def summary(report: dict) -> str:
     """The report as a Markdown table (what the README shows)."""
-    lines = [f"device: {report['device']}, torch {report['torch']}, {report['precision']}", "",
-             "| measurement | value |", "| --- | --- |"]
+    lines = [
+        f"device: {report['device']}, torch {report['torch']}, {report['precision']}",
+        "",
+        "| measurement | value |",
+        "| --- | --- |",
+    ]
     for name, s in report["steps"].items():
-        lines += [f"| distillation step, {name} ({s['batch']} x {s['image_size']} px) | {s['distill_step_s']:.3f} s "
-                  f"({s['distill_images_per_s']:.1f} img/s) |",
-                  f"| its bound: teacher forward + student step | {s['teacher_forward_s']:.3f} + {s['student_step_s']:.3f} "
-                  f"= {s['bound_s']:.3f} s |",
-                  f"| ratio to the bound | {s['ratio_to_bound']:.2f} |"]
+        lines += [
+            f"| distillation step, {name} ({s['batch']} x {s['image_size']} px) | {s['distill_step_s']:.3f} s "
+            f"({s['distill_images_per_s']:.1f} img/s) |",
+            f"| its bound: teacher forward + student step | {s['teacher_forward_s']:.3f} + {s['student_step_s']:.3f} "
+            f"= {s['bound_s']:.3f} s |",
+            f"| ratio to the bound | {s['ratio_to_bound']:.2f} |",
+        ]
     inf = report["inference"]
     for name in ("teacher", "student"):
         values = ", ".join(f"{k} {v:.1f}" for k, v in inf[name].items())
         lines.append(f"| {name} inference | {values} |")
-    lines += [f"| student / teacher latency ratio (batch 1) | {inf['student_teacher_latency_ratio']:.2f}x faster |",
-              f"| peak RSS | {inf['peak_rss_mb']:.0f} MB |",
-              f"| data loading, one process ({report['data_loading']['profile']}, {report['data_loading']['image_size']} px) | "
-              f"{report['data_loading']['cold_images_per_s']:.0f} img/s cold, "
-              f"{report['data_loading']['warm_images_per_s']:.0f} img/s from the cache |"]
+    lines += [
+        f"| student / teacher latency ratio (batch 1) | {inf['student_teacher_latency_ratio']:.2f}x faster |",
+        f"| peak RSS | {inf['peak_rss_mb']:.0f} MB |",
+        f"| data loading, one process ({report['data_loading']['profile']}, "
+        f"{report['data_loading']['image_size']} px) | "
+        f"{report['data_loading']['cold_images_per_s']:.0f} img/s cold, "
+        f"{report['data_loading']['warm_images_per_s']:.0f} img/s from the cache |",
+    ]
     step = report["steps"].get("quick")
     if step:
         lines.append(f"| images/s the quick distillation step consumes | {step['distill_images_per_s']:.1f} |")
     if report.get("compile"):
         c = report["compile"]
-        lines.append(f"| distillation step, {c['setting']}: eager / torch.compile | {c['eager_s']:.3f} s / "
-                     f"{c['compiled_s']:.3f} s ({c['speedup']:.2f}x) |")
+        lines.append(
+            f"| distillation step, {c['setting']}: eager / torch.compile | {c['eager_s']:.3f} s / "
+            f"{c['compiled_s']:.3f} s ({c['speedup']:.2f}x) |"
+        )
     if report.get("series_quick_seconds") is not None:
         lines.append(f"| notebook series, quick profile | {report['series_quick_seconds']:.0f} s |")
     return "\n".join(lines)

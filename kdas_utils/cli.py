@@ -5,10 +5,14 @@
     kdas distill       --profile standard --arm kdas --seed 0
     kdas distill       --profile standard --ablation no-kd=3,kdas=3,at=1,sgm=1,released=1
     kdas distill       --profile standard --ablation finished   # score the finished runs, train nothing
+    kdas distill       --profile standard --arm pixel --alpha 0.1 --teacher-epoch 3
     kdas evaluate      --profile standard         # teacher, student alone, KDAS student -> runs/evaluation-<profile>/
     kdas export        --profile standard --out kdas_student.onnx
 
 Every run is resumable: interrupt it and type the same command again.
+
+An error a user can cause (data, weights, checkpoints, settings) ends the command with one line,
+``kdas <command>: error: <message>``, and exit status 2; ``--debug`` shows the traceback too.
 """
 
 from __future__ import annotations
@@ -21,19 +25,77 @@ from pathlib import Path
 from .config import PROFILE_NAMES, get_profile, runs_dir
 
 
+class UsageError(Exception):
+    """Something the user asked for that cannot be done; the message says what to do instead."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that a user's input causes: reported in one line, not as a traceback."""
+    from .data import DatasetError
+    from .data.download import DownloadError
+    from .engine import CheckpointError, NonFiniteLossError
+    from .models import WeightLoadError
+
+    return (
+        UsageError,
+        DatasetError,
+        DownloadError,
+        CheckpointError,
+        NonFiniteLossError,
+        WeightLoadError,
+        FileNotFoundError,
+        ValueError,
+    )
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not positive; give at least 1")
+    return value
+
+
+def parse_plan(text: str) -> dict[str, int]:
+    """``"no-kd=3,kdas=3"`` -> ``{"no-kd": 3, "kdas": 3}``; arms from :data:`kdas_utils.training.ARMS`."""
+    from .training import ARMS
+
+    plan = {}
+    for item in filter(None, text.split(",")):
+        arm, _, count = item.partition("=")
+        if arm not in ARMS or not count.isdigit():
+            raise UsageError(
+                f"plan item {item!r}: write ARM=SEEDS with ARM among {list(ARMS)}, e.g. kdas=3, "
+                f"or 'finished' for the runs already trained"
+            )
+        plan[arm] = int(count)
+    return plan
+
+
 def _profile_argument(parser):
-    parser.add_argument("--profile", choices=PROFILE_NAMES, default=None,
-                        help="quick (synthetic, CPU minutes) | standard (real data, CPU hours) | paper (GPU); "
-                             "default: $KDAS_PROFILE, else paper with CUDA and quick without")
+    parser.add_argument(
+        "--profile",
+        choices=PROFILE_NAMES,
+        default=None,
+        help="quick (synthetic, CPU minutes) | standard (real data, CPU hours) | paper (GPU); "
+        "default: $KDAS_PROFILE, else paper with CUDA and quick without",
+    )
     parser.add_argument("--device", default=None, help="cuda | mps | cpu (default: the best available)")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
 
 
 def _training_arguments(parser):
     parser.add_argument("--retrain", action="store_true", help="start afresh even if a finished run exists")
-    parser.add_argument("--epochs", type=int, help="override the profile's epochs")
-    parser.add_argument("--compile", action="store_true",
-                        help="run the forward passes through torch.compile (minutes to compile; "
-                             "python -m kdas_utils.bench --compile measures whether it helps)")
+    parser.add_argument("--epochs", type=positive_int, help="override the profile's epochs (at least 1)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the forward passes through torch.compile (minutes to compile; "
+        "python -m kdas_utils.bench --compile measures whether it helps)",
+    )
 
 
 def _changes(args) -> dict:
@@ -48,8 +110,10 @@ def _prepare_data(args) -> int:
     profile = get_profile(args.profile)
     if args.download:
         root = prepare_kvasir_seg(args.into, allow_unpinned=args.allow_unpinned)
-        print(f"Kvasir-SEG in the PraNet layout at {root} (900 training / 100 test frames, seeded split); "
-              f"it is the default data root with --into data, else: export KDAS_DATA_ROOT={root}")
+        print(
+            f"Kvasir-SEG in the PraNet layout at {root} (900 training / 100 test frames, seeded split); "
+            f"it is the default data root with --into data, else: export KDAS_DATA_ROOT={root}"
+        )
         return 0
     root = profile_root(profile)
     found = find_dataset(root)
@@ -60,12 +124,13 @@ def _prepare_data(args) -> int:
 
 
 def _train_teacher(args) -> int:
-    from .training import _teacher_summary, checkpoint_dir, train_teacher
+    from .evaluate import teacher_summary
+    from .training import checkpoint_dir, train_teacher
 
     profile = get_profile(args.profile)
     changes = _changes(args)
     run = train_teacher(profile, retrain=args.retrain, weights=args.weights, device=args.device, **changes)
-    summary = _teacher_summary(profile, run, args.device)
+    summary = teacher_summary(profile, run, args.device)
     if run.source != "weights":
         (checkpoint_dir("teacher", profile) / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
@@ -85,36 +150,58 @@ def _ablation_figure(table, csv: Path) -> Path:
 
 
 def _distill(args) -> int:
-    from .training import _plan, ablation_csv, finished_plan, run_ablation, summarize_ablation, train_student
+    from .evaluate import summarize_ablation
+    from .training import ablation_csv, finished_plan, run_ablation, train_student
 
     profile = get_profile(args.profile)
     changes = _changes(args)
     if args.ablation:
-        try:
-            plan = (finished_plan(profile, args.alpha, args.tau) if args.ablation == "finished"
-                    else _plan(args.ablation))
-        except ValueError as error:
-            raise SystemExit(f"kdas distill: {error}")
+        epochs = changes.get("epochs")
+        plan = (
+            finished_plan(profile, args.alpha, args.tau, args.teacher_epoch, epochs)
+            if args.ablation == "finished"
+            else parse_plan(args.ablation)
+        )
         if not plan:
-            raise SystemExit(f"kdas distill: no finished student run of the {profile.name!r} profile yet; "
-                             f"give a plan instead, e.g. --ablation no-kd=3,kdas=3,at=1,sgm=1,released=1")
-        table = run_ablation(profile, plan, device=args.device, alpha=args.alpha, tau=args.tau, **changes)
+            raise UsageError(
+                f"no finished student run of the {profile.name!r} profile yet with these settings; "
+                f"give a plan instead, e.g. --ablation no-kd=3,kdas=3,pixel=3"
+            )
+        table = run_ablation(
+            profile,
+            plan,
+            device=args.device,
+            alpha=args.alpha,
+            tau=args.tau,
+            teacher_epoch=args.teacher_epoch,
+            **changes,
+        )
         print(summarize_ablation(table).to_string())
-        csv = ablation_csv(profile, args.alpha, args.tau)
+        csv = ablation_csv(profile, args.alpha, args.tau, args.teacher_epoch, epochs)
         print(f"written {csv} and {_ablation_figure(table, csv)}")
         return 0
-    run = train_student(profile, args.arm, seed=args.seed, retrain=args.retrain, device=args.device,
-                        alpha=args.alpha, tau=args.tau, **changes)
+    run = train_student(
+        profile,
+        args.arm,
+        seed=args.seed,
+        retrain=args.retrain,
+        device=args.device,
+        alpha=args.alpha,
+        tau=args.tau,
+        teacher_epoch=args.teacher_epoch,
+        **changes,
+    )
     best = max(run.history, key=lambda h: h["val_dice"]) if run.history else {}
-    print(f"student {args.arm} (seed {args.seed}): {run.source} -> {run.path}; "
-          f"validation Dice {best.get('val_dice', float('nan')):.4f} at epoch {best.get('epoch')}")
+    print(
+        f"student {args.arm} (seed {args.seed}): {run.source} -> {run.path}; "
+        f"validation Dice {best.get('val_dice', float('nan')):.4f} at epoch {best.get('epoch')}"
+    )
     return 0
 
 
 def _evaluate(args) -> int:
-    from .engine import load_trained
     from .evaluate import evaluate_models, write_table
-    from .models import load_official
+    from .models import load_official, load_trained
     from .training import profile_splits, trained_checkpoints
 
     profile = get_profile(args.profile)
@@ -124,12 +211,19 @@ def _evaluate(args) -> int:
     else:
         models = {label: load_trained(path) for label, path in trained_checkpoints(profile).items()}
         if not models:
-            raise SystemExit(f"kdas evaluate: no checkpoint of the {profile.name!r} profile under "
-                             f"{runs_dir() / 'checkpoints'}; train first (kdas train-teacher --profile {profile.name}) "
-                             f"or pass --checkpoint PATH")
+            raise UsageError(
+                f"no checkpoint of the {profile.name!r} profile under "
+                f"{runs_dir() / 'checkpoints'}; train first (kdas train-teacher --profile {profile.name}) "
+                f"or pass --checkpoint PATH"
+            )
     out = Path(args.out) if args.out else runs_dir() / f"evaluation-{profile.name}"
-    table, _ = evaluate_models(models, profile_splits(profile).test, profile.image_size, args.device,
-                               save_dir=out / "predictions" if args.save_predictions else None)
+    table, _ = evaluate_models(
+        models,
+        profile_splits(profile).test,
+        profile.image_size,
+        args.device,
+        save_dir=out / "predictions" if args.save_predictions else None,
+    )
     csv, md = write_table(table, out)
     print(table.round(4).to_string())
     print(f"written {csv} and {md}")
@@ -137,8 +231,8 @@ def _evaluate(args) -> int:
 
 
 def _export(args) -> int:
-    from .engine import load_trained
     from .export import export_onnx
+    from .models import load_trained
     from .training import student_dir
 
     if args.checkpoint:
@@ -146,71 +240,118 @@ def _export(args) -> int:
     else:
         checkpoint = student_dir(get_profile(args.profile), args.arm, args.seed) / "best.pt"
     if not checkpoint.exists():
-        raise SystemExit(f"kdas export: {checkpoint} does not exist; train it first "
-                         f"(kdas distill --profile {args.profile or 'quick'} --arm {args.arm}) or pass --checkpoint PATH")
+        raise UsageError(
+            f"{checkpoint} does not exist; train it first "
+            f"(kdas distill --profile {args.profile or 'quick'} --arm {args.arm}) or pass --checkpoint PATH"
+        )
     path = export_onnx(load_trained(checkpoint), args.out, image_size=args.image_size)
-    print(f"exported {checkpoint} -> {path} (input image (B, 3, {args.image_size}, {args.image_size}), "
-          f"output probability (B, 1, {args.image_size}, {args.image_size}))")
+    print(
+        f"exported {checkpoint} -> {path} (input image (B, 3, {args.image_size}, {args.image_size}), "
+        f"output probability (B, 1, {args.image_size}, {args.image_size}))"
+    )
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .distill import ALPHA, TAU
+    from .training import ARMS
+
     parser = argparse.ArgumentParser(
-        prog="kdas", description="KDAS: distil Polyp-PVT into a 3.65M-parameter student. The steps of the notebooks, "
-                                 "from a terminal; every run resumes where it stopped.",
-        epilog="Example: kdas train-teacher --profile quick && kdas distill --profile quick && kdas evaluate --profile quick")
+        prog="kdas",
+        description="KDAS: distil Polyp-PVT into a 3.65M-parameter student. The steps of the notebooks, "
+        "from a terminal; every run resumes where it stopped.",
+        epilog="Example: kdas train-teacher --profile quick && kdas distill --profile quick "
+        "&& kdas evaluate --profile quick",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("prepare-data", help="write the synthetic set or check the real data; download Kvasir-SEG",
-                       description="Write the quick profile's synthetic data, or check the real data of the standard "
-                                   "and paper profiles (PraNet layout under $KDAS_DATA_ROOT).")
+    p = sub.add_parser(
+        "prepare-data",
+        help="write the synthetic set or check the real data; download Kvasir-SEG",
+        description="Write the quick profile's synthetic data, or check the real data of the standard "
+        "and paper profiles (PraNet layout under $KDAS_DATA_ROOT).",
+    )
     _profile_argument(p)
-    p.add_argument("--download", choices=("kvasir-seg",),
-                   help="download Kvasir-SEG and arrange it as <into>/polyp in the PraNet layout instead")
+    p.add_argument(
+        "--download",
+        choices=("kvasir-seg",),
+        help="download Kvasir-SEG and arrange it as <into>/polyp in the PraNet layout instead",
+    )
     p.add_argument("--into", default="data", help="folder for --download (default: data)")
-    p.add_argument("--allow-unpinned", action="store_true", help="accept a first download that has no published checksum")
+    p.add_argument(
+        "--allow-unpinned", action="store_true", help="accept a first download that has no published checksum"
+    )
     p.set_defaults(run=_prepare_data)
 
-    p = sub.add_parser("train-teacher", help="train, resume or load the Polyp-PVT teacher",
-                       description="Train the Polyp-PVT teacher of a profile (or resume it, or load a finished run), "
-                                   "then print its validation and test mean Dice.")
+    p = sub.add_parser(
+        "train-teacher",
+        help="train, resume or load the Polyp-PVT teacher",
+        description="Train the Polyp-PVT teacher of a profile (or resume it, or load a finished run), "
+        "then print its validation and test mean Dice.",
+    )
     _profile_argument(p)
     _training_arguments(p)
     p.add_argument("--weights", help="use an official PolypPVT.pth instead of training")
     p.set_defaults(run=_train_teacher)
 
-    p = sub.add_parser("distill", help="distil a student (one arm and seed, or the whole ablation)",
-                       description="Train the KDAS student from the profile's teacher (trained first if missing).")
+    p = sub.add_parser(
+        "distill",
+        help="distil a student (one arm and seed, or the whole ablation)",
+        description="Train the KDAS student from the profile's teacher (trained first if missing).",
+    )
     _profile_argument(p)
-    p.add_argument("--arm", default="kdas", choices=("no-kd", "at", "sgm", "kdas", "released"),
-                   help="the distillation terms (default: kdas = paper Attention-KD + covariance SGM)")
+    p.add_argument(
+        "--arm",
+        default="kdas",
+        choices=list(ARMS),
+        help="the distillation terms (default: kdas, as the series implements it: Attention-KD on the "
+        "heads + covariance SGM; pixel: classic pixel-wise KD)",
+    )
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--alpha", type=float, default=0.3, help="weight of the distillation terms (default 0.3)")
-    p.add_argument("--tau", type=float, default=2.0, help="Attention-KD temperature (default 2)")
-    p.add_argument("--ablation", metavar="PLAN",
-                   help="run the ablation instead, e.g. no-kd=3,kdas=3,at=1,sgm=1,released=1; "
-                        "'finished' scores the runs already trained and trains nothing")
+    p.add_argument("--alpha", type=float, default=ALPHA, help=f"weight of the distillation terms (default {ALPHA:g})")
+    p.add_argument("--tau", type=float, default=TAU, help=f"distillation temperature (default {TAU:g})")
+    p.add_argument(
+        "--teacher-epoch",
+        type=positive_int,
+        metavar="N",
+        help="distil from the teacher's snapshot of epoch N (kept by the profile) instead of its best",
+    )
+    p.add_argument(
+        "--ablation",
+        metavar="PLAN",
+        help="run the ablation instead, e.g. no-kd=3,kdas=3,pixel=3; "
+        "'finished' scores the runs already trained and trains nothing",
+    )
     _training_arguments(p)
     p.set_defaults(run=_distill)
 
-    p = sub.add_parser("evaluate", help="score models on every test set with the field's metrics",
-                       description="Evaluate the profile's teacher and students (or the given checkpoints) on every "
-                                   "test set; write CSV and Markdown tables.")
+    p = sub.add_parser(
+        "evaluate",
+        help="score models on every test set with the field's metrics",
+        description="Evaluate the profile's teacher and students (or the given checkpoints) on every "
+        "test set; write CSV and Markdown tables.",
+    )
     _profile_argument(p)
     p.add_argument("--checkpoint", nargs="+", help="engine checkpoints (best.pt) to evaluate instead")
-    p.add_argument("--weights", nargs="+",
-                   help="official Polyp-PVT-format files to evaluate instead (PolypPVT.pth, or a KDAS student saved "
-                        "by the released code; B2 or B0 is told from the file)")
+    p.add_argument(
+        "--weights",
+        nargs="+",
+        help="official Polyp-PVT-format files to evaluate instead (PolypPVT.pth, or a KDAS student saved "
+        "by the released code; B2 or B0 is told from the file)",
+    )
     p.add_argument("--save-predictions", action="store_true", help="also save 8-bit PNG predictions")
     p.add_argument("--out", help="output folder (default: runs/evaluation-<profile>)")
     p.set_defaults(run=_evaluate)
 
-    p = sub.add_parser("export", help="export a student to ONNX (dynamic batch)",
-                       description="Export a trained student to ONNX for onnxruntime: input (B, 3, S, S) "
-                                   "ImageNet-normalised, output (B, 1, S, S) probabilities; S fixed at export.")
+    p = sub.add_parser(
+        "export",
+        help="export a student to ONNX (dynamic batch)",
+        description="Export a trained student to ONNX for onnxruntime: input (B, 3, S, S) "
+        "ImageNet-normalised, output (B, 1, S, S) probabilities; S fixed at export.",
+    )
     _profile_argument(p)
     p.add_argument("--checkpoint", help="an engine checkpoint (default: the profile's KDAS student)")
-    p.add_argument("--arm", default="kdas", choices=("no-kd", "at", "sgm", "kdas", "released"))
+    p.add_argument("--arm", default="kdas", choices=list(ARMS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--image-size", type=int, default=352, help="input size S, a multiple of 32 (default 352)")
     p.add_argument("--out", default="kdas_student.onnx", help="output file (default: kdas_student.onnx)")
@@ -219,8 +360,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run a ``kdas`` command; a user's error ends it with one line on stderr and exit status 2."""
     args = build_parser().parse_args(argv)
-    return args.run(args)
+    try:
+        return args.run(args)
+    except user_errors() as error:
+        if args.debug:
+            raise
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"kdas {args.command}: error: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

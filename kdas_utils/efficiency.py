@@ -49,8 +49,9 @@ def device_sync(device: torch.device):
 
 
 @torch.inference_mode()
-def time_forward(model, batch_size: int = 1, image_size: int = 352, device=None, warmup: int = 2,
-                 repeats: int = 5) -> float:
+def time_forward(
+    model, batch_size: int = 1, image_size: int = 352, device=None, warmup: int = 2, repeats: int = 5
+) -> float:
     """Median seconds of one forward pass of a ``(batch_size, 3, image_size, image_size)`` batch."""
     device = select_device(device)
     model = model.to(device).eval()
@@ -58,8 +59,9 @@ def time_forward(model, batch_size: int = 1, image_size: int = 352, device=None,
     return median_seconds(lambda: model(x), warmup, repeats, device_sync(device))
 
 
-def efficiency_table(models: dict, image_size: int = 352, device=None, throughput_batch: int = 16,
-                     warmup: int = 2, repeats: int = 5):
+def efficiency_table(
+    models: dict, image_size: int = 352, device=None, throughput_batch: int = 16, warmup: int = 2, repeats: int = 5
+):
     """One row per model: parameters (M), GFLOPs, latency at batch 1 (ms) and throughput at
     ``throughput_batch`` (images/s), on ``device``."""
     import pandas as pd
@@ -69,9 +71,15 @@ def efficiency_table(models: dict, image_size: int = 352, device=None, throughpu
     for label, model in models.items():
         latency = time_forward(model, 1, image_size, device, warmup, repeats)
         batch = time_forward(model, throughput_batch, image_size, device, warmup, repeats)
-        rows.append({"model": label, "parameters (M)": count_parameters(model) / 1e6,
-                     "GFLOPs": count_flops(model, image_size, device) / 1e9,
-                     "latency bs1 (ms)": latency * 1e3, f"throughput bs{throughput_batch} (img/s)": throughput_batch / batch})
+        rows.append(
+            {
+                "model": label,
+                "parameters (M)": count_parameters(model) / 1e6,
+                "GFLOPs": count_flops(model, image_size, device) / 1e9,
+                "latency bs1 (ms)": latency * 1e3,
+                f"throughput bs{throughput_batch} (img/s)": throughput_batch / batch,
+            }
+        )
     table = pd.DataFrame(rows).set_index("model")
     table.attrs.update(device=str(device), image_size=image_size, threads=torch.get_num_threads())
     return table

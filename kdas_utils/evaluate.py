@@ -12,6 +12,7 @@ MATLAB evaluator and pysodmetrics-based scripts read: ``<out>/<model>/<test set>
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -23,20 +24,29 @@ from tqdm.auto import tqdm
 from .data import PolypDataset, eval_transforms, read_mask
 from .data.pairs import Pair
 from .engine import select_device
-from .metrics import KEYS, image_scores, normalize_map, summarize
+from .metrics import KEYS, dice_at, image_scores, normalize_map, summarize
+
+if TYPE_CHECKING:
+    import pandas
 
 # The published mean Dice of the KDAS student and the Polyp-PVT teacher (KDAS paper, Table 1;
 # Polyp-PVT paper). CVC-300 is not reported for the KDAS student.
 PAPER_MEAN_DICE = {
     "KDAS student (paper)": {"Kvasir": 0.913, "CVC-ClinicDB": 0.925, "CVC-ColonDB": 0.759, "ETIS-LaribPolypDB": 0.755},
-    "Polyp-PVT teacher (paper)": {"Kvasir": 0.917, "CVC-ClinicDB": 0.937, "CVC-ColonDB": 0.808, "CVC-300": 0.900,
-                                  "ETIS-LaribPolypDB": 0.787},
+    "Polyp-PVT teacher (paper)": {
+        "Kvasir": 0.917,
+        "CVC-ClinicDB": 0.937,
+        "CVC-ColonDB": 0.808,
+        "CVC-300": 0.900,
+        "ETIS-LaribPolypDB": 0.787,
+    },
 }
 
 
 @torch.inference_mode()
-def logits_at_mask_size(model, pairs: list[Pair], image_size: int, device=None, batch_size: int = 8,
-                        progress: bool = False, desc: str = ""):
+def logits_at_mask_size(
+    model, pairs: list[Pair], image_size: int, device=None, batch_size: int = 8, progress: bool = False, desc: str = ""
+):
     """Yield ``(1, 1, H, W)`` float32 logits per pair, in order: predicted at ``image_size`` and
     upsampled (bilinear) to the size of the pair's mask."""
     device = select_device(device)
@@ -50,15 +60,24 @@ def logits_at_mask_size(model, pairs: list[Pair], image_size: int, device=None, 
             index += 1
 
 
-def predict_maps(model, pairs: list[Pair], image_size: int, device=None, batch_size: int = 8,
-                 save_dir: str | Path | None = None, progress: bool = False, desc: str = "") -> list[np.ndarray]:
+def predict_maps(
+    model,
+    pairs: list[Pair],
+    image_size: int,
+    device=None,
+    batch_size: int = 8,
+    save_dir: str | Path | None = None,
+    progress: bool = False,
+    desc: str = "",
+) -> list[np.ndarray]:
     """``(H, W)`` float32 probability maps at each mask's original size, in the order of ``pairs``;
     with ``save_dir``, also ``<save_dir>/<frame>.png`` (min-max normalised, 8-bit)."""
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
     maps = []
-    for (image_path, _), logits in zip(pairs, logits_at_mask_size(model, pairs, image_size, device, batch_size,
-                                                                  progress, desc)):
+    for (image_path, _), logits in zip(
+        pairs, logits_at_mask_size(model, pairs, image_size, device, batch_size, progress, desc)
+    ):
         prob = torch.sigmoid(logits)[0, 0].cpu().numpy()
         maps.append(prob)
         if save_dir is not None:
@@ -67,8 +86,14 @@ def predict_maps(model, pairs: list[Pair], image_size: int, device=None, batch_s
     return maps
 
 
-def evaluate_models(models: dict, test_sets: dict[str, list[Pair]], image_size: int, device=None,
-                    save_dir: str | Path | None = None, progress: bool = True):
+def evaluate_models(
+    models: dict,
+    test_sets: dict[str, list[Pair]],
+    image_size: int,
+    device=None,
+    save_dir: str | Path | None = None,
+    progress: bool = True,
+):
     """Score every model on every test set.
 
     Returns:
@@ -82,7 +107,9 @@ def evaluate_models(models: dict, test_sets: dict[str, list[Pair]], image_size: 
     for label, model in models.items():
         for name, pairs in test_sets.items():
             out = Path(save_dir) / label / name if save_dir is not None else None
-            maps = predict_maps(model, pairs, image_size, device, save_dir=out, progress=progress, desc=f"{label} / {name}")
+            maps = predict_maps(
+                model, pairs, image_size, device, save_dir=out, progress=progress, desc=f"{label} / {name}"
+            )
             scores = []
             for prob, (image_path, mask_path) in zip(maps, pairs):
                 score = image_scores(prob, read_mask(mask_path).astype(bool))
@@ -121,4 +148,100 @@ def beside_paper(table, metric: str = "meanDice"):
     return pd.concat([table[metric].unstack("test set"), pd.DataFrame(PAPER_MEAN_DICE).T])
 
 
-__all__ = ["KEYS", "PAPER_MEAN_DICE", "beside_paper", "evaluate_models", "logits_at_mask_size", "predict_maps", "to_markdown", "write_table"]
+# --------------------------------------------------------------------------- scores of training runs
+
+
+def mean_dice(model, pairs: list[Pair], image_size: int, device=None, batch_size: int = 8) -> float:
+    """Mean over images of :func:`~kdas_utils.metrics.dice_at` (Dice at 0.5), predicted at
+    ``image_size`` and compared at each mask's own size: the score of validation, the ablation
+    and the ``Dice@0.5`` column of :func:`evaluate_models` (the full metrics are in :mod:`kdas_utils.metrics`)."""
+    scores = [
+        dice_at(torch.sigmoid(logits.cpu()), torch.from_numpy(read_mask(mask_path)).float()[None, None]).item()
+        for (_, mask_path), logits in zip(pairs, logits_at_mask_size(model, pairs, image_size, device, batch_size))
+    ]
+    return sum(scores) / len(scores)
+
+
+def score_run(run, splits, image_size: int, device=None) -> dict:
+    """A trained run's row of an ablation table: its best epoch, :func:`mean_dice` on the
+    validation split and on every test set, and its training seconds."""
+    best = max(run.history, key=lambda h: h["val_dice"])["epoch"] if run.history else None
+    row = {"best_epoch": best, "validation": mean_dice(run.model, splits.val, image_size, device)}
+    row |= {name: mean_dice(run.model, pairs, image_size, device) for name, pairs in splits.test.items()}
+    return row | {"train_seconds": round(sum(h["seconds"] for h in run.history), 1)}
+
+
+def teacher_summary(profile, run, device=None) -> dict:
+    """What ``kdas train-teacher`` prints and saves: the run's epochs and mean Dice at 0.5 on
+    the validation split and every test set."""
+    from .training import profile_splits
+
+    splits = profile_splits(profile)
+    return {
+        "profile": profile.name,
+        "image_size": profile.image_size,
+        "epochs": len(run.history),
+        "best_epoch": max(run.history, key=lambda h: h["val_dice"])["epoch"] if run.history else None,
+        "val_mean_dice": mean_dice(run.model, splits.val, profile.image_size, device),
+        "test_mean_dice": {
+            name: mean_dice(run.model, pairs, profile.image_size, device) for name, pairs in splits.test.items()
+        },
+        "train_seconds": round(sum(h["seconds"] for h in run.history), 1),
+        "torch": torch.__version__,
+        "device": str(next(run.model.parameters()).device),
+    }
+
+
+def summarize_ablation(table: pandas.DataFrame) -> pandas.DataFrame:
+    """Mean +- std over seeds per arm, as strings, with the number of seeds (std needs 2)."""
+    scores = score_columns(table)
+    grouped = table.groupby("arm", sort=False)[scores]
+    mean, std, count = grouped.mean(), grouped.std(), grouped.size()
+    out = mean.copy().astype(object)
+    for column in scores:
+        out[column] = [
+            f"{m:.3f} ± {s:.3f}" if n > 1 else f"{m:.3f}" for m, s, n in zip(mean[column], std[column], count)
+        ]
+    out.insert(0, "seeds", count)
+    return out
+
+
+def score_columns(table) -> list[str]:
+    """The score columns of an ablation table (validation and the test sets)."""
+    return [c for c in table.columns if c not in ("arm", "seed", "best_epoch", "train_seconds")]
+
+
+def gap_closed(table, teacher: dict[str, float], baseline: str = "no-kd") -> pandas.DataFrame:
+    """The share of the teacher-student gap that each arm closes, per score column:
+    ``(student - no-KD) / (teacher - no-KD)``, from the mean over seeds of each arm.
+
+    ``teacher`` maps the score columns to the teacher's scores (e.g. ``teacher_summary``'s).
+    1 means the student reached the teacher, 0 no gain, negative a loss."""
+    scores = [c for c in score_columns(table) if c in teacher]
+    mean = table.groupby("arm", sort=False)[scores].mean()
+    if baseline not in mean.index:
+        raise ValueError(f"no {baseline!r} rows in the table: the gap is measured from the student alone")
+    return (mean - mean.loc[baseline]) / (_series(teacher, scores) - mean.loc[baseline])
+
+
+def _series(values: dict, keys: list[str]):
+    import pandas as pd
+
+    return pd.Series({k: values[k] for k in keys})
+
+
+__all__ = [
+    "KEYS",
+    "PAPER_MEAN_DICE",
+    "beside_paper",
+    "evaluate_models",
+    "gap_closed",
+    "logits_at_mask_size",
+    "mean_dice",
+    "predict_maps",
+    "score_run",
+    "summarize_ablation",
+    "teacher_summary",
+    "to_markdown",
+    "write_table",
+]

@@ -33,8 +33,9 @@ def _require(module: str):
     try:
         return __import__(module)
     except ImportError as error:
-        raise ImportError(f"ONNX export needs {module}: pip install -e '.[export]' "
-                          f"(onnx, onnxscript, onnxruntime)") from error
+        raise ImportError(
+            f"ONNX export needs {module}: pip install -e '.[export]' (onnx, onnxscript, onnxruntime)"
+        ) from error
 
 
 def export_onnx(model: nn.Module, path: str | Path, image_size: int = 352, max_batch: int = 64) -> Path:
@@ -48,8 +49,16 @@ def export_onnx(model: nn.Module, path: str | Path, image_size: int = 352, max_b
     example = torch.zeros(2, 3, image_size, image_size)
     batch = torch.export.Dim("batch", min=1, max=max_batch)
     partial = path.with_name(path.name + ".part")
-    torch.onnx.export(predictor, (example,), str(partial), dynamo=True, input_names=["image"],
-                      output_names=["probability"], dynamic_shapes={"image": {0: batch}}, verbose=False)
+    torch.onnx.export(
+        predictor,
+        (example,),
+        str(partial),
+        dynamo=True,
+        input_names=["image"],
+        output_names=["probability"],
+        dynamic_shapes={"image": {0: batch}},
+        verbose=False,
+    )
     partial.replace(path)
     return path
 
@@ -72,6 +81,8 @@ class OnnxPredictor:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         images = np.ascontiguousarray(images, dtype=np.float32)
         if images.shape[1:] != (3, self.image_size, self.image_size):
-            raise ValueError(f"images of shape {images.shape}: this model takes (B, 3, {self.image_size}, "
-                             f"{self.image_size}); resize with eval_transforms({self.image_size}) or export again")
+            raise ValueError(
+                f"images of shape {images.shape}: this model takes (B, 3, {self.image_size}, "
+                f"{self.image_size}); resize with eval_transforms({self.image_size}) or export again"
+            )
         return self.session.run(None, {self.input.name: images})[0]

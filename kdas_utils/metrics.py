@@ -10,7 +10,10 @@ reference evaluators (PraNet's MATLAB code and its Python port ``pysodmetrics``,
   ``>= t`` for t = 0..255. ``meanDice`` / ``meanIoU`` (the numbers of the KDAS and Polyp-PVT
   tables) are the mean over thresholds of the dataset-mean curve; ``maxDice`` is its maximum.
   A threshold where Dice is 0 / 0 (no mask, no prediction) counts as 0, as in the reference;
-* ``Dice@0.5``: Dice of ``map > 0.5``;
+* ``Dice@0.5``: Dice of ``probability > 0.5`` on the probability map itself (before the min-max
+  normalisation), with :func:`dice_at`, the one Dice at 0.5 of the series: validation, model
+  selection, the ablation and the evaluation tables all use it. An image whose mask and
+  prediction are both empty scores 0, as in the reference evaluators (0 / 0 counts as 0);
 * ``Smeasure`` (structure measure, alpha 0.5): object-aware plus region-aware similarity;
 * ``wFmeasure`` (weighted F-measure, beta 1): errors weighted by their dependency on
   neighbours and by their distance to the object; 0 for an empty mask;
@@ -26,6 +29,7 @@ frames take seconds on a CPU.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from scipy import ndimage
 
 EPS = np.spacing(1)  # MATLAB's eps, as the reference implementations use
@@ -64,11 +68,20 @@ def dice_iou_curves(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.nd
     return _divide(2 * tp, 2 * tp + fp + fn), _divide(tp, tp + fp + fn)
 
 
-def dice_at(pred: np.ndarray, gt: np.ndarray, threshold: float = 0.5) -> float:
-    """Dice of ``pred > threshold`` (0 when both are empty, as the reference)."""
-    binary = pred > threshold
-    tp = np.count_nonzero(binary & gt)
-    return float(_divide(2 * tp, np.count_nonzero(binary) + np.count_nonzero(gt)))
+def dice_at(probability: torch.Tensor, mask: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """``(B,)`` float64 Dice of ``probability > threshold`` against ``mask > 0.5``, per image.
+
+    ``probability`` and ``mask`` are ``(B, ...)`` tensors of the same shape (e.g. ``(B, 1, H, W)``;
+    pass ``torch.sigmoid(logits)``). The rule: ``2 |P & G| / (|P| + |G|)``, and **0 when both are
+    empty** (0 / 0 counts as 0, as in PraNet's evaluator and pysodmetrics).
+    """
+    if probability.shape != mask.shape:
+        raise ValueError(f"probability {tuple(probability.shape)} and mask {tuple(mask.shape)} differ in shape")
+    prediction = (probability.float() > threshold).flatten(1)
+    target = (mask > 0.5).flatten(1)
+    inter = (prediction & target).sum(1, dtype=torch.float64)  # pixel counts, exact in float64
+    total = prediction.sum(1, dtype=torch.float64) + target.sum(1, dtype=torch.float64)
+    return torch.where(total > 0, 2 * inter / total.clamp(min=1), torch.zeros_like(total))
 
 
 def mae(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -82,7 +95,7 @@ def mae(pred: np.ndarray, gt: np.ndarray) -> float:
 def _s_object(x: np.ndarray) -> float:
     mean = np.mean(x)
     std = np.std(x, ddof=1) if x.size > 1 else 0.0
-    return 2 * mean / (mean ** 2 + 1 + std + EPS)
+    return 2 * mean / (mean**2 + 1 + std + EPS)
 
 
 def _ssim(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -92,7 +105,7 @@ def _ssim(pred: np.ndarray, gt: np.ndarray) -> float:
     sigma_y = np.sum((gt - y) ** 2) / (n - 1 + EPS)
     sigma_xy = np.sum((pred - x) * (gt - y)) / (n - 1 + EPS)
     alpha = 4 * x * y * sigma_xy
-    beta = (x ** 2 + y ** 2) * (sigma_x + sigma_y)
+    beta = (x**2 + y**2) * (sigma_x + sigma_y)
     if alpha != 0:
         return alpha / (beta + EPS)
     return 1.0 if beta == 0 else 0.0
@@ -112,8 +125,12 @@ def s_measure(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.5) -> float:
     area = h * w
     weights = (cx * cy / area, cy * (w - cx) / area, (h - cy) * cx / area)
     weights += (1 - sum(weights),)
-    quadrants = ((slice(0, cy), slice(0, cx)), (slice(0, cy), slice(cx, w)),
-                 (slice(cy, h), slice(0, cx)), (slice(cy, h), slice(cx, w)))
+    quadrants = (
+        (slice(0, cy), slice(0, cx)),
+        (slice(0, cy), slice(cx, w)),
+        (slice(cy, h), slice(0, cx)),
+        (slice(cy, h), slice(cx, w)),
+    )
     region = sum(_ssim(pred[q], gt[q]) * wq for q, wq in zip(quadrants, weights))
     return float(max(0.0, alpha * (fg + bg) + (1 - alpha) * region))
 
@@ -124,7 +141,7 @@ def s_measure(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.5) -> float:
 def _gaussian_kernel(size: int = 7, sigma: float = 5.0) -> np.ndarray:
     """MATLAB's ``fspecial('gaussian', size, sigma)``."""
     r = (size - 1) / 2
-    y, x = np.ogrid[-r:r + 1, -r:r + 1]
+    y, x = np.ogrid[-r : r + 1, -r : r + 1]
     kernel = np.exp(-(x * x + y * y) / (2 * sigma * sigma))
     kernel[kernel < np.finfo(kernel.dtype).eps * kernel.max()] = 0
     return kernel / kernel.sum()
@@ -138,7 +155,9 @@ def weighted_f_measure(pred: np.ndarray, gt: np.ndarray, beta: float = 1.0) -> f
     error = np.abs(pred - gt)
     spread = error.copy()
     outside = ~gt
-    spread[outside] = error[nearest[0][outside], nearest[1][outside]]  # background takes its nearest object pixel's error
+    spread[outside] = error[
+        nearest[0][outside], nearest[1][outside]
+    ]  # background takes its nearest object pixel's error
     blurred = ndimage.convolve(spread, _gaussian_kernel(), mode="constant", cval=0)
     dependent = np.where(gt & (blurred < error), blurred, error)
     importance = np.where(outside, 2 - np.exp(np.log(0.5) / 5 * distance), 1.0)
@@ -171,9 +190,13 @@ def e_measure_curve(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
         mean_gt = gt_fg / size
         enhanced = np.zeros(256)
         # the four (prediction, truth) combinations: fg/fg, fg/bg, bg/fg, bg/bg
-        for count, a, b in ((tp, 1 - mean_pred, 1 - mean_gt), (fp, 1 - mean_pred, -mean_gt),
-                            (fn, -mean_pred, 1 - mean_gt), (tn, -mean_pred, -mean_gt)):
-            align = 2 * a * b / (a ** 2 + b ** 2 + EPS)
+        for count, a, b in (
+            (tp, 1 - mean_pred, 1 - mean_gt),
+            (fp, 1 - mean_pred, -mean_gt),
+            (fn, -mean_pred, 1 - mean_gt),
+            (tn, -mean_pred, -mean_gt),
+        ):
+            align = 2 * a * b / (a**2 + b**2 + EPS)
             enhanced += (align + 1) ** 2 / 4 * count
     return enhanced / (size - 1 + EPS)
 
@@ -185,15 +208,30 @@ def image_scores(pred: np.ndarray, gt: np.ndarray) -> dict:
     """Every metric of one image: scalars and the 256-threshold curves (``dice``, ``iou``, ``em``).
     ``pred`` is min-max normalised here; ``gt`` is binarised at 0.5."""
     if pred.shape != gt.shape:
-        raise ValueError(f"prediction {pred.shape} and mask {gt.shape} differ in shape; resize the prediction "
-                         f"to the mask's size first")
+        raise ValueError(
+            f"prediction {pred.shape} and mask {gt.shape} differ in shape; resize the prediction "
+            f"to the mask's size first"
+        )
+    dice_half = float(
+        dice_at(
+            torch.as_tensor(np.asarray(pred, dtype=np.float32))[None],
+            torch.as_tensor(np.asarray(gt, dtype=np.float32))[None],
+        )[0]
+    )
     pred = normalize_map(pred)
     if pred.min() < 0 or pred.max() > 1:
         raise ValueError(f"prediction values must lie in [0, 1] (got {pred.min():.3g} to {pred.max():.3g})")
     gt = np.asarray(gt) > 0.5
     dice, iou = dice_iou_curves(pred, gt)
-    return {"dice": dice, "iou": iou, "em": e_measure_curve(pred, gt), "Dice@0.5": dice_at(pred, gt),
-            "Smeasure": s_measure(pred, gt), "wFmeasure": weighted_f_measure(pred, gt), "MAE": mae(pred, gt)}
+    return {
+        "dice": dice,
+        "iou": iou,
+        "em": e_measure_curve(pred, gt),
+        "Dice@0.5": dice_half,
+        "Smeasure": s_measure(pred, gt),
+        "wFmeasure": weighted_f_measure(pred, gt),
+        "MAE": mae(pred, gt),
+    }
 
 
 def summarize(per_image: list[dict]) -> dict[str, float]:

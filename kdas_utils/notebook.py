@@ -79,7 +79,8 @@ def offer_real_data(force: bool = False, **prepare):
         f"Only the synthetic set is here, so the profile is <b>quick</b>. To train on real frames, download "
         f"<b>Kvasir-SEG</b> (1000 frames, about 46 MB, research and educational use, cite Jha et al. 2020) into "
         f"<code>{root}</code>, split 900/100 with a fixed seed. Simula publishes no checksum: the archive's "
-        f"sha256 is recorded on this first download and checked on every later one.")
+        f"sha256 is recorded on this first download and checked on every later one."
+    )
     button = widgets.Button(description="Download Kvasir-SEG", icon="download", button_style="primary")
     log = widgets.Output()
 
@@ -93,8 +94,10 @@ def offer_real_data(force: bool = False, **prepare):
             except Exception:
                 button.disabled = False
                 raise
-            print(f"ready: {root}. Re-run the parameters cell: the default profile is now 'paper' with a GPU "
-                  f"(choose config.get_profile('standard') on a CPU).")
+            print(
+                f"ready: {root}. Re-run the parameters cell: the default profile is now 'paper' with a GPU "
+                f"(choose config.get_profile('standard') on a CPU)."
+            )
 
     button.on_click(fetch)
     box = widgets.VBox([text, button, log])

@@ -5,10 +5,58 @@ from __future__ import annotations
 import cv2
 import matplotlib.pyplot as plt
 import numpy as np
+import torch
 
 from .data.pairs import Pair, read_image, read_mask
 
 POLYP_GREEN = (60, 255, 90)
+
+
+# --------------------------------------------------------------------------- what the figures show
+
+
+def figure_samples(profile, n: int = 3, prefer_real: bool = True) -> tuple[str, list[dict]]:
+    """``(source, items)``: ``n`` evenly spaced evaluation items for figures, at the profile's
+    size: from the real Kvasir test set when it is there (and ``prefer_real``), else from the
+    profile's first test set."""
+    from .config import data_root
+    from .data import PolypDataset, eval_transforms, find_pairs
+    from .training import profile_splits
+
+    real = data_root() / "TestDataset" / "Kvasir"
+    if prefer_real and (real / "images").is_dir():
+        source, pairs = "Kvasir (real)", find_pairs(real)
+    else:
+        source, pairs = next(iter(profile_splits(profile).test.items()))
+    dataset = PolypDataset(pairs, eval_transforms(profile.image_size))
+    picks = [round(i * (len(dataset) - 1) / max(n - 1, 1)) for i in range(n)]
+    return source, [dataset[i] for i in picks]
+
+
+@torch.inference_mode()
+def predict_samples(model, dataset, indices: list[int], device=None) -> list[dict]:
+    """Predictions on some items of an evaluation dataset, for figures: dicts with ``name``,
+    ``image`` ``(H, W, 3) uint8``, ``mask`` ``(H, W)`` {0, 1}, ``probability`` ``(H, W)`` and ``dice``."""
+    from .data import denormalize
+    from .engine import select_device
+    from .metrics import dice_at
+
+    device = select_device(device)
+    model = model.to(device).eval()
+    samples = []
+    for index in indices:
+        item = dataset[index]
+        logits = model(item["image"][None].to(device)).logits.float().cpu()
+        samples.append(
+            {
+                "name": item["name"],
+                "image": denormalize(item["image"]),
+                "mask": item["mask"][0].numpy().astype(np.uint8),
+                "probability": torch.sigmoid(logits)[0, 0].numpy(),
+                "dice": dice_at(torch.sigmoid(logits), item["mask"][None]).item(),
+            }
+        )
+    return samples
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colour=POLYP_GREEN, alpha: float = 0.35) -> np.ndarray:
@@ -36,8 +84,9 @@ def show_pairs(groups: dict[str, list[Pair]], per_group: int = 4, size: float = 
                 image_path, mask_path = pairs[picks[col]]
                 ax.imshow(overlay(read_image(image_path), read_mask(mask_path)))
                 ax.set_title(image_path.stem[:22], fontsize=7)
-        axes[row, 0].text(-0.08, 0.5, name, transform=axes[row, 0].transAxes, rotation=90,
-                          va="center", ha="right", fontsize=10)
+        axes[row, 0].text(
+            -0.08, 0.5, name, transform=axes[row, 0].transAxes, rotation=90, va="center", ha="right", fontsize=10
+        )
     fig.tight_layout()
     return fig
 
@@ -85,8 +134,14 @@ def plot_area_histograms(stats, bins: int = 24):
         values = group.area_fraction[group.area_fraction > 0].clip(lower=edges[0])
         weights = np.full(len(values), 1 / len(group))
         empty = len(group) - len(values)
-        ax.hist(values, bins=edges, weights=weights, histtype="step", linewidth=1.6,
-                label=f"{source} (n={len(group)}, {empty} without polyp)")
+        ax.hist(
+            values,
+            bins=edges,
+            weights=weights,
+            histtype="step",
+            linewidth=1.6,
+            label=f"{source} (n={len(group)}, {empty} without polyp)",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("polyp area / frame area")
     ax.set_ylabel("fraction of frames")
@@ -143,8 +198,14 @@ def plot_history(history: list[dict], steps: list[dict] | None = None, title: st
     epochs = [h["epoch"] for h in history]
     if steps:
         per_epoch = max(s["step"] for s in steps) / max(epochs)
-        loss_ax.plot([s["step"] / per_epoch for s in steps], [s["loss"] for s in steps],
-                     color="tab:blue", alpha=0.25, lw=0.8, label="train (step)")
+        loss_ax.plot(
+            [s["step"] / per_epoch for s in steps],
+            [s["loss"] for s in steps],
+            color="tab:blue",
+            alpha=0.25,
+            lw=0.8,
+            label="train (step)",
+        )
     loss_ax.plot(epochs, [h["train_loss"] for h in history], "o-", color="tab:blue", label="train (epoch mean)")
     loss_ax.plot(epochs, [h["val_loss"] for h in history], "s-", color="tab:orange", label="validation")
     loss_ax.set(xlabel="epoch", ylabel="L_st(P1) + L_st(P2)", title="loss")
@@ -152,8 +213,14 @@ def plot_history(history: list[dict], steps: list[dict] | None = None, title: st
     dice_ax.plot(epochs, [h["val_dice"] for h in history], "s-", color="tab:orange", label="validation")
     best = max(history, key=lambda h: h["val_dice"])
     dice_ax.axvline(best["epoch"], color="grey", ls=":", lw=1)
-    dice_ax.annotate(f"selected: epoch {best['epoch']}\nval Dice {best['val_dice']:.3f}", (best["epoch"], best["val_dice"]),
-                     textcoords="offset points", xytext=(-10, -30), ha="right", fontsize=8)
+    dice_ax.annotate(
+        f"selected: epoch {best['epoch']}\nval Dice {best['val_dice']:.3f}",
+        (best["epoch"], best["val_dice"]),
+        textcoords="offset points",
+        xytext=(-10, -30),
+        ha="right",
+        fontsize=8,
+    )
     dice_ax.set(xlabel="epoch", ylabel="mean Dice at 0.5", title="Dice", ylim=(0, 1))
     return _finish_epoch_axes(fig, (loss_ax, dice_ax), title)
 
@@ -162,7 +229,7 @@ def show_predictions(samples: list[dict], size: float = 2.3):
     """One column per sample: the frame with the ground truth outlined, the predicted
     probability map, and the thresholded prediction with true positives green, false
     positives red and missed polyp blue. ``samples`` come from
-    :func:`kdas_utils.training.predict_samples`."""
+    :func:`predict_samples`."""
     fig, axes = plt.subplots(3, len(samples), figsize=(len(samples) * size, 3 * size), squeeze=False)
     for col, sample in enumerate(samples):
         mask, probability = sample["mask"], sample["probability"]
@@ -174,20 +241,29 @@ def show_predictions(samples: list[dict], size: float = 2.3):
         axes[2, col].set_title(f"Dice {sample['dice']:.3f}", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    axes[2, 0].text(0, -0.08, "green: hit   red: false alarm   blue: missed", transform=axes[2, 0].transAxes,
-                    fontsize=7, va="top")
+    axes[2, 0].text(
+        0, -0.08, "green: hit   red: false alarm   blue: missed", transform=axes[2, 0].transAxes, fontsize=7, va="top"
+    )
     fig.tight_layout()
     return fig
 
 
-def show_attention_grid(explorer, frames: list[int], layers=("stage1", "stage2", "stage3", "stage4", "P1", "P2"),
-                        p: float = 2.0, tau: float = 2.0, opacity: float = 0.6, size: float = 1.9):
+def show_attention_grid(
+    explorer,
+    frames: list[int],
+    layers=("stage1", "stage2", "stage3", "stage4", "P1", "P2"),
+    p: float = 2.0,
+    tau: float = 2.0,
+    opacity: float = 0.6,
+    size: float = 1.9,
+):
     """Rows: each frame x each model of an :class:`~kdas_utils.widgets.AttentionExplorer`;
     columns: the frame with its mask, then each layer's attention map overlaid."""
     models = list(explorer.models)
     rows = [(f, m) for f in frames for m in models]
-    fig, axes = plt.subplots(len(rows), len(layers) + 1, figsize=((len(layers) + 1) * size, len(rows) * size),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(layers) + 1, figsize=((len(layers) + 1) * size, len(rows) * size), squeeze=False
+    )
     for r, (frame, model) in enumerate(rows):
         mask = explorer.samples[frame]["mask"][0].numpy().astype(np.uint8)
         axes[r, 0].imshow(overlay(explorer.frames[frame], mask))
@@ -238,9 +314,12 @@ def plot_runs(histories: dict[str, list[dict]], title: str = ""):
 
 
 def plot_ablation(table, sets: list[str] | None = None):
-    """Mean Dice per arm (bars) with the spread over seeds (error bars: std) and each seed
-    (dots), one group of bars per data split, from :func:`kdas_utils.training.run_ablation`."""
-    sets = sets or [c for c in table.columns if c not in ("arm", "seed", "best_epoch", "train_seconds")]
+    """Mean Dice per arm (bars) with the spread over seeds (error bars: std, for arms with more
+    than one seed) and each seed (dots), one group of bars per data split, from
+    :func:`kdas_utils.training.run_ablation`."""
+    from .evaluate import score_columns
+
+    sets = sets or score_columns(table)
     arms = list(dict.fromkeys(table["arm"]))
     width = 0.8 / len(arms)
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(sets) + 2), 3.6))
@@ -248,7 +327,14 @@ def plot_ablation(table, sets: list[str] | None = None):
         rows = table[table["arm"] == arm]
         x = np.arange(len(sets)) + (i - (len(arms) - 1) / 2) * width
         std = rows[sets].std().fillna(0).to_numpy()
-        ax.bar(x, rows[sets].mean().to_numpy(), width, yerr=std, capsize=3, label=f"{arm} ({len(rows)} seed{'s' * (len(rows) > 1)})")
+        ax.bar(
+            x,
+            rows[sets].mean().to_numpy(),
+            width,
+            yerr=std if len(rows) > 1 else None,
+            capsize=3,
+            label=f"{arm} ({len(rows)} seed{'s' * (len(rows) > 1)})",
+        )
         for _, row in rows.iterrows():
             ax.plot(x, row[sets].to_numpy(dtype=float), "k.", ms=3)
     ax.set_xticks(np.arange(len(sets)), sets)
@@ -263,7 +349,7 @@ def metric_example_maps(size: int = 96, seed: int = 0) -> tuple[np.ndarray, dict
     """A disk-shaped mask and four imperfect predictions of it, each wrong in another way, to
     show what each metric rewards: ``(mask, {name: map in [0, 1]})``."""
     yy, xx = np.mgrid[:size, :size]
-    disk = lambda cy, cx, r: ((yy - cy) ** 2 + (xx - cx) ** 2 <= r ** 2).astype(np.float64)  # noqa: E731
+    disk = lambda cy, cx, r: ((yy - cy) ** 2 + (xx - cx) ** 2 <= r**2).astype(np.float64)  # noqa: E731
     mask = disk(size / 2, size / 2, size / 4)
     rng = np.random.default_rng(seed)
     soft = cv2.GaussianBlur(mask, (0, 0), size / 24)
@@ -273,8 +359,13 @@ def metric_example_maps(size: int = 96, seed: int = 0) -> tuple[np.ndarray, dict
     return mask.astype(bool), {"soft edges": soft, "speckled": speckled, "shifted": shifted, "too small": small}
 
 
-def show_metric_examples(mask: np.ndarray, maps: dict[str, np.ndarray], scores: dict[str, dict], size: float = 2.2,
-                         keys=("Dice@0.5", "meanDice", "Smeasure", "meanEm", "wFmeasure")):
+def show_metric_examples(
+    mask: np.ndarray,
+    maps: dict[str, np.ndarray],
+    scores: dict[str, dict],
+    size: float = 2.2,
+    keys=("Dice@0.5", "meanDice", "Smeasure", "meanEm", "wFmeasure"),
+):
     """The mask, then each prediction with its scores written below it."""
     fig, axes = plt.subplots(1, len(maps) + 1, figsize=((len(maps) + 1) * size, size + 1.1))
     axes[0].imshow(mask, cmap="gray")
@@ -282,8 +373,16 @@ def show_metric_examples(mask: np.ndarray, maps: dict[str, np.ndarray], scores: 
     for ax, (name, pred) in zip(axes[1:], maps.items()):
         ax.imshow(pred, cmap="gray", vmin=0, vmax=1)
         ax.set_title(name, fontsize=9)
-        ax.text(0.5, -0.05, "\n".join(f"{k} {scores[name][k]:.3f}" for k in keys), transform=ax.transAxes,
-                ha="center", va="top", fontsize=7, family="monospace")
+        ax.text(
+            0.5,
+            -0.05,
+            "\n".join(f"{k} {scores[name][k]:.3f}" for k in keys),
+            transform=ax.transAxes,
+            ha="center",
+            va="top",
+            fontsize=7,
+            family="monospace",
+        )
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
@@ -315,8 +414,9 @@ def show_comparison(frames: list[dict], maps: dict[str, list[np.ndarray]], size:
     """One row per frame (dicts with ``name``, ``image``, ``mask`` at the original size): the
     frame with the mask outlined, then each model's thresholded prediction with hits green,
     false alarms red and misses blue, titled with its Dice at 0.5."""
-    fig, axes = plt.subplots(len(frames), len(maps) + 1, figsize=((len(maps) + 1) * size, len(frames) * size),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(frames), len(maps) + 1, figsize=((len(maps) + 1) * size, len(frames) * size), squeeze=False
+    )
     for r, frame in enumerate(frames):
         axes[r, 0].imshow(overlay(frame["image"], frame["mask"]))
         axes[r, 0].set_title(frame["name"][:18], fontsize=7)
@@ -337,10 +437,18 @@ def plot_efficiency(table, accuracy: dict[str, float], metric: str = "meanDice")
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for model, row in table.iterrows():
         ax.scatter(row["latency bs1 (ms)"], accuracy[model], s=40 * row["parameters (M)"], alpha=0.6)
-        ax.annotate(f"{model}\n{row['parameters (M)']:.2f}M, {row['GFLOPs']:.1f} GFLOPs",
-                    (row["latency bs1 (ms)"], accuracy[model]), fontsize=7, xytext=(8, -4), textcoords="offset points")
-    ax.set(xlabel=f"latency at batch 1, 352 px, {table.attrs.get('device', '')} (ms)", ylabel=metric,
-           title="accuracy, size and speed")
+        ax.annotate(
+            f"{model}\n{row['parameters (M)']:.2f}M, {row['GFLOPs']:.1f} GFLOPs",
+            (row["latency bs1 (ms)"], accuracy[model]),
+            fontsize=7,
+            xytext=(8, -4),
+            textcoords="offset points",
+        )
+    ax.set(
+        xlabel=f"latency at batch 1, 352 px, {table.attrs.get('device', '')} (ms)",
+        ylabel=metric,
+        title="accuracy, size and speed",
+    )
     ax.set_xlim(left=0)
     ax.margins(x=0.45, y=0.3)
     ax.grid(alpha=0.3)

@@ -32,8 +32,9 @@ def run_notebooks(notebooks: list[Path], out: Path, timeout: int = 1200) -> dict
     for path in notebooks:
         print(f"running {path.name} ...", flush=True)
         notebook = nbformat.read(path, as_version=4)
-        client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+        )
         start = time.perf_counter()
         try:
             client.execute()

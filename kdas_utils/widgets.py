@@ -66,8 +66,15 @@ class AttentionExplorer:
         values = layer_map(self.output(frame, model), layer, size, p, tau)[0]
         return values / HEAD_SCALE if layer in ("P1", "P2") else values
 
-    def render(self, frame: int = 0, model: str | None = None, layer: str = "stage4", p: float = 2.0,
-               tau: float = 2.0, opacity: float = 0.5) -> np.ndarray:
+    def render(
+        self,
+        frame: int = 0,
+        model: str | None = None,
+        layer: str = "stage4",
+        p: float = 2.0,
+        tau: float = 2.0,
+        opacity: float = 0.5,
+    ) -> np.ndarray:
         """``(H, W, 3) uint8``: the frame with the attention map overlaid."""
         model = model or next(iter(self.models))
         return render_overlay(self.frames[frame], self.heat(frame, model, layer, p, tau), opacity)
@@ -107,15 +114,18 @@ def explorer_app(profile=None, n_frames: int = 4, device=None):
         FileNotFoundError: no checkpoint of the profile yet; the message gives the command.
     """
     from .config import get_profile, runs_dir
-    from .engine import load_trained, select_device
-    from .training import figure_samples, trained_checkpoints
+    from .engine import select_device
+    from .models import load_trained
+    from .plots import figure_samples
+    from .training import trained_checkpoints
 
     profile = profile or get_profile()
     found = trained_checkpoints(profile)
     if not found:
         raise FileNotFoundError(
             f"no trained network of the {profile.name!r} profile under {runs_dir() / 'checkpoints'}: "
-            f"run `kdas train-teacher --profile {profile.name}` (or notebook 02) first")
+            f"run `kdas train-teacher --profile {profile.name}` (or notebook 02) first"
+        )
     device = select_device(device)
     models = {label: load_trained(path, device) for label, path in found.items()}
     _, samples = figure_samples(profile, n_frames)

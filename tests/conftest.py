@@ -27,8 +27,10 @@ def _real_root() -> Path:
 def real_root() -> Path:
     root = _real_root()
     if not (root / "TrainDataset").is_dir():
-        message = (f"real polyp data not found at {root}: set KDAS_DATA_ROOT to a PraNet-layout folder "
-                   f"(TrainDataset/, TestDataset/)")
+        message = (
+            f"real polyp data not found at {root}: set KDAS_DATA_ROOT to a PraNet-layout folder "
+            f"(TrainDataset/, TestDataset/)"
+        )
         if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message + " -- CI must run the real-data tests", pytrace=False)
         pytest.skip(message)

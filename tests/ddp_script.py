@@ -9,7 +9,6 @@ differ from one process's statistics over the global batch, and the test compare
 Each process saves its final weights to OUT/rank<r>.pt.
 """
 
-import os
 import sys
 from pathlib import Path
 
@@ -33,9 +32,14 @@ class FrozenBatchNorm(PolypPVT):
 data, out, batch = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 pairs = find_pairs(data / "TrainDataset")
 torch.manual_seed(0)
-trainer = Trainer(FrozenBatchNorm("pvt_v2_b0"), PolypDataset(pairs[:16], train_transforms(64)),
-                  PolypDataset(pairs[16:20], eval_transforms(64)),
-                  TrainConfig(epochs=2, batch_size=batch, image_size=64, progress=False, seed=1), out, device="cpu")
+trainer = Trainer(
+    FrozenBatchNorm("pvt_v2_b0"),
+    PolypDataset(pairs[:16], train_transforms(64)),
+    PolypDataset(pairs[16:20], eval_transforms(64)),
+    TrainConfig(epochs=2, batch_size=batch, image_size=64, progress=False, seed=1),
+    out,
+    device="cpu",
+)
 trainer.fit()
 torch.save(trainer.model.state_dict(), out / f"rank{trainer.rank}.pt")
 with open(out / f"world{trainer.world}-rank{trainer.rank}.txt", "w") as handle:

@@ -9,7 +9,13 @@ def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_s
     assert bench.main(["--tiny", "--out", str(tmp_path), "--device", "cpu"]) == 0
     (path,) = tmp_path.glob("tiny-cpu-*.json")
     report = json.loads(path.read_text())
-    for key in ("device", "torch", "distill_step_ratio_to_bound", "student_teacher_latency_ratio", "series_quick_seconds"):
+    for key in (
+        "device",
+        "torch",
+        "distill_step_ratio_to_bound",
+        "student_teacher_latency_ratio",
+        "series_quick_seconds",
+    ):
         assert key in report
     assert report["distill_step_ratio_to_bound"] > 0 and report["student_teacher_latency_ratio"] > 0
     assert report["series_quick_seconds"] is None  # notebooks are timed only with --notebooks

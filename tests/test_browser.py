@@ -26,10 +26,18 @@ import pytest
 from kdas_utils.config import get_profile, runs_dir
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM_FLAGS = ["--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync"]  # no calls to the closed network
-INSTALL_HINT = ("install Debian's chromium (`apt-get install chromium`, which `make test` does as root) and "
-                "Playwright for Python (`pip install -e '.[dev]'`), or set KDAS_CHROMIUM to a Chromium binary")
+CHROMIUM_FLAGS = [
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]  # no calls to the closed network
+INSTALL_HINT = (
+    "install Debian's chromium (`apt-get install chromium`, which `make test` does as root) and "
+    "Playwright for Python (`pip install -e '.[dev]'`), or set KDAS_CHROMIUM to a Chromium binary"
+)
 
 
 def _chromium() -> str | None:
@@ -88,7 +96,9 @@ def _server(command: list[str], ready_url: str, log: Path, env: dict, timeout: f
                 break
             except OSError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{command[2]} did not answer {ready_url} in {timeout} s:\n{log.read_text()[-3000:]}")
+                    raise TimeoutError(
+                        f"{command[2]} did not answer {ready_url} in {timeout} s:\n{log.read_text()[-3000:]}"
+                    ) from None
                 time.sleep(0.5)
         yield process
     finally:
@@ -102,15 +112,24 @@ def _server(command: list[str], ready_url: str, log: Path, env: dict, timeout: f
 def _environment(tmp_path: Path) -> dict:
     """The servers' kernels: quick profile, this checkout, our runs folder, and Jupyter's
     state (settings, workspaces, runtime files) kept in ``tmp_path``."""
-    return dict(os.environ, KDAS_HOME=str(REPO), KDAS_PROFILE="quick", KDAS_RUNS_DIR=str(runs_dir()), MPLBACKEND="agg",
-                JUPYTER_CONFIG_DIR=str(tmp_path / "config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
-                JUPYTER_DATA_DIR=str(tmp_path / "data"), JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"))
+    return dict(
+        os.environ,
+        KDAS_HOME=str(REPO),
+        KDAS_PROFILE="quick",
+        KDAS_RUNS_DIR=str(runs_dir()),
+        MPLBACKEND="agg",
+        JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        JUPYTER_DATA_DIR=str(tmp_path / "data"),
+        JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"),
+    )
 
 
 # The open notebook's kernel is connected and idle (the toolbar's indicator reads idle earlier).
 KERNEL_IDLE = """() => {
     const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
-    const kernel = widget && widget.sessionContext && widget.sessionContext.session && widget.sessionContext.session.kernel;
+    const session = widget && widget.sessionContext && widget.sessionContext.session;
+    const kernel = session && session.kernel;
     return Boolean(kernel) && kernel.status === "idle";
 }"""
 
@@ -174,10 +193,19 @@ def test_explorer_in_jupyterlab(browser, quick_teacher, tmp_path):
     root.mkdir()
     shutil.copy(REPO / "notebooks" / "03_attention_maps.ipynb", root)  # the browser may autosave: not our copy
     port, token = _free_port(), secrets.token_hex(16)
-    command = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-               f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-               "--LabApp.expose_app_in_browser=True", f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
-               f"--LabApp.user_settings_dir={tmp_path / 'settings'}"]
+    command = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        "--LabApp.expose_app_in_browser=True",
+        f"--LabApp.workspaces_dir={tmp_path / 'workspaces'}",
+        f"--LabApp.user_settings_dir={tmp_path / 'settings'}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")
     base = f"http://127.0.0.1:{port}"
@@ -197,8 +225,15 @@ def test_explorer_in_jupyterlab(browser, quick_teacher, tmp_path):
 def test_explorer_as_voila_app(browser, quick_teacher, tmp_path):
     """``voila apps/attention_explorer.ipynb``: the app renders the explorer, and it responds."""
     port = _free_port()
-    command = [sys.executable, "-m", "voila", str(REPO / "apps" / "attention_explorer.ipynb"), "--no-browser",
-               f"--port={port}", "--Voila.ip=127.0.0.1"]
+    command = [
+        sys.executable,
+        "-m",
+        "voila",
+        str(REPO / "apps" / "attention_explorer.ipynb"),
+        "--no-browser",
+        f"--port={port}",
+        "--Voila.ip=127.0.0.1",
+    ]
     base = f"http://127.0.0.1:{port}"
     with _server(command, f"{base}/api/status", tmp_path / "voila.log", _environment(tmp_path)):
         with _page(browser, "voila-app", 1200, 900) as page:

@@ -36,14 +36,97 @@ def test_bad_arguments_say_what_to_type():
     assert result.returncode == 2 and "invalid choice: 'fast'" in result.stderr and "standard" in result.stderr
 
 
-def test_evaluate_without_checkpoints_explains(tmp_path, monkeypatch):
-    monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path))
-    with pytest.raises(SystemExit, match="no checkpoint of the 'quick' profile.*kdas train-teacher --profile quick"):
-        main(["evaluate", "--profile", "quick"])
-    with pytest.raises(SystemExit, match="plan item 'kd=1': write ARM=SEEDS"):
-        main(["distill", "--profile", "quick", "--ablation", "kd=1"])
-    with pytest.raises(SystemExit, match="no finished student run of the 'quick' profile yet"):
-        main(["distill", "--profile", "quick", "--ablation", "finished"])
+def one_line_error(result, command: str, *phrases: str) -> str:
+    """The run ended with exit status 2 and one stderr line ``kdas <command>: error: ...`` holding ``phrases``."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"kdas {command}: error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    for phrase in phrases:
+        assert phrase in lines[0], (phrase, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def user_env(tmp_path, monkeypatch):
+    """An empty runs folder and a data root that does not exist, for the real command."""
+    monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("KDAS_DATA_ROOT", str(tmp_path / "no-data"))
+    return tmp_path
+
+
+def test_user_errors_end_in_one_line_through_the_real_command(user_env):
+    tmp = user_env
+    (tmp / "corrupt.pth").write_bytes(b"this is not a weight file")
+    one_line_error(
+        run_kdas("evaluate", "--profile", "quick", "--weights", str(tmp / "corrupt.pth")),
+        "evaluate",
+        "corrupt.pth",
+        "not a PyTorch weight file",
+    )
+    torch.save({"conv.weight": torch.zeros(3, 3)}, tmp / "other.pth")
+    one_line_error(
+        run_kdas("evaluate", "--profile", "quick", "--weights", str(tmp / "other.pth")),
+        "evaluate",
+        "other.pth",
+        "not a Polyp-PVT-format checkpoint",
+    )
+    one_line_error(
+        run_kdas("evaluate", "--profile", "quick", "--checkpoint", str(tmp / "corrupt.pth")),
+        "evaluate",
+        "corrupt.pth",
+        "cannot be read as a checkpoint",
+    )
+    one_line_error(
+        run_kdas("train-teacher", "--profile", "standard"),
+        "train-teacher",
+        "no-data",
+        "no TrainDataset/",
+        "KDAS_DATA_ROOT",
+    )
+    one_line_error(
+        run_kdas("evaluate", "--profile", "quick"),
+        "evaluate",
+        "no checkpoint of the 'quick' profile",
+        "kdas train-teacher --profile quick",
+    )
+    one_line_error(
+        run_kdas("distill", "--profile", "quick", "--ablation", "kd=1"), "distill", "plan item 'kd=1': write ARM=SEEDS"
+    )
+    one_line_error(
+        run_kdas("distill", "--profile", "quick", "--ablation", "finished"),
+        "distill",
+        "no finished student run of the 'quick' profile yet",
+    )
+    one_line_error(
+        run_kdas("distill", "--profile", "quick", "--teacher-epoch", "3", "--epochs", "1"),
+        "distill",
+        "no teacher snapshot of epoch 3",
+    )
+    one_line_error(run_kdas("export", "--profile", "quick"), "export", "does not exist; train it first")
+
+
+def test_debug_shows_the_traceback(user_env):
+    (user_env / "corrupt.pth").write_bytes(b"not torch")
+    result = run_kdas("evaluate", "--profile", "quick", "--debug", "--weights", str(user_env / "corrupt.pth"))
+    assert result.returncode != 0 and "Traceback" in result.stderr and "WeightLoadError" in result.stderr
+
+
+def test_a_corrupt_mask_is_named_in_one_line(tmp_path, monkeypatch):
+    from kdas_utils.data import make_synthetic
+
+    root = make_synthetic(tmp_path / "synthetic", seed=0, n_train=8, n_test=4)
+    mask = sorted((root / "TrainDataset" / "masks").iterdir())[0]
+    mask.write_bytes(b"not a png")
+    monkeypatch.setenv("KDAS_DATA_ROOT", str(root))  # the standard profile reads it as real data
+    monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
+    one_line_error(run_kdas("prepare-data", "--profile", "standard"), "prepare-data", mask.name)
+
+
+def test_non_positive_epochs_are_refused_by_the_parser():
+    for value in ("0", "-3", "two"):
+        result = run_kdas("distill", "--profile", "quick", "--epochs", value)
+        assert result.returncode == 2 and "argument --epochs:" in result.stderr, value
 
 
 def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):
@@ -89,7 +172,21 @@ def test_evaluate_official_weights(tmp_path, monkeypatch):
     monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
     torch.manual_seed(0)
     torch.save(to_polyp_pvt_keys(build_student().state_dict()), tmp_path / "kdas_student.pth")
-    assert main(["evaluate", "--profile", "quick", "--device", "cpu", "--weights", str(tmp_path / "kdas_student.pth"),
-                 "--out", str(tmp_path / "eval")]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--profile",
+                "quick",
+                "--device",
+                "cpu",
+                "--weights",
+                str(tmp_path / "kdas_student.pth"),
+                "--out",
+                str(tmp_path / "eval"),
+            ]
+        )
+        == 0
+    )
     table = (tmp_path / "eval" / "evaluation.md").read_text()
     assert "| kdas_student | Synthetic |" in table and "| kdas_student | Synthetic-Shift |" in table

@@ -58,3 +58,17 @@ def test_project_root_found_from_notebooks_folder(monkeypatch):
     repo = Path(__file__).resolve().parents[1]
     monkeypatch.chdir(repo / "notebooks")
     assert config.project_root() == repo
+
+
+def test_teachers_train_longer_and_every_profile_has_the_released_stochastic_depth():
+    for profile in config.PROFILES.values():
+        assert profile.drop_path_rate == 0.1, profile.name
+        assert profile.teacher_epochs >= profile.epochs, profile.name
+    standard = config.PROFILES["standard"]
+    assert standard.teacher_epochs > standard.epochs and all(e <= standard.teacher_epochs for e in standard.keep_epochs)
+    assert (
+        config.Profile(
+            "x", "real", 64, 2, epochs=3, max_steps_per_epoch=None, multi_scale=False, num_workers=0
+        ).teacher_epochs
+        == 3
+    )  # defaults to the students' epochs

@@ -18,21 +18,41 @@ def test_ranks_split_each_global_batch_and_pad_instead_of_dropping():
     ranks = [[i for i, _ in EpochSampler(10, seed=3, epoch=1, rank=r, world=2, batch_size=2)] for r in (0, 1)]
     assert len(ranks[0]) == len(ranks[1]) == 6  # 10 items in global batches of 4: padded to 12
     for k in range(3):  # global batch k = rank 0's slice, then rank 1's
-        assert ranks[0][2 * k:2 * k + 2] + ranks[1][2 * k:2 * k + 2] == (single + single)[4 * k:4 * k + 4]
+        assert ranks[0][2 * k : 2 * k + 2] + ranks[1][2 * k : 2 * k + 2] == (single + single)[4 * k : 4 * k + 4]
     assert set(ranks[0]) | set(ranks[1]) == set(range(10))
 
 
 def _run(command, cwd):
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=cwd,
-                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(
+        command,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=cwd,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
 def test_two_processes_match_one_process_with_the_same_global_batch(small_synthetic, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     _run([sys.executable, str(SCRIPT), str(small_synthetic), str(one), "4"], tmp_path)
-    _run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
-          str(SCRIPT), str(small_synthetic), str(two), "2"], tmp_path)
+    _run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_port",
+            "29517",
+            str(SCRIPT),
+            str(small_synthetic),
+            str(two),
+            "2",
+        ],
+        tmp_path,
+    )
     rank0, rank1 = (torch.load(two / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)  # the ranks stay in step
     single = torch.load(one / "rank0.pt", weights_only=True)

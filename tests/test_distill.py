@@ -3,10 +3,19 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
-from kdas_utils.distill import (AttentionKD, CovarianceGuidance, DistillationObjective, FeatureAttentionKD, KDASLoss,
-                                SymmetricGuidance, attention_map, channel_covariance, spatial_attention, symmetric)
+from kdas_utils.distill import (
+    AttentionKD,
+    CovarianceGuidance,
+    DistillationObjective,
+    FeatureAttentionKD,
+    KDASLoss,
+    SymmetricGuidance,
+    activation_attention,
+    channel_covariance,
+    self_attention_map,
+    symmetric,
+)
 from kdas_utils.engine import TrainConfig, Trainer
 from kdas_utils.models import PolypOutput, build_student, build_teacher
 
@@ -51,7 +60,7 @@ def test_attention_map_is_softmax_of_row_products_times_p_over_tau():
     scores = m @ m.T / math.sqrt(4)
     weights = np.exp(scores - scores.max(1, keepdims=True))
     weights /= weights.sum(1, keepdims=True)
-    np.testing.assert_allclose(attention_map(p, tau=2.0)[0, 0].numpy(), weights @ m / 2, rtol=1e-5)
+    np.testing.assert_allclose(self_attention_map(p, tau=2.0)[0, 0].numpy(), weights @ m / 2, rtol=1e-5)
 
 
 def test_paper_attention_kd_is_the_kl_between_pixel_distributions():
@@ -59,8 +68,8 @@ def test_paper_attention_kd_is_the_kl_between_pixel_distributions():
     ps, pt = torch.randn(2, 1, 6, 6), torch.randn(2, 1, 6, 6)
     expected = 0.0
     for b in range(2):
-        qs = torch.softmax(attention_map(ps[b:b + 1], 2.0).flatten(), 0).double().numpy()
-        qt = torch.softmax(attention_map(pt[b:b + 1], 2.0).flatten(), 0).double().numpy()
+        qs = torch.softmax(self_attention_map(ps[b : b + 1], 2.0).flatten(), 0).double().numpy()
+        qt = torch.softmax(self_attention_map(pt[b : b + 1], 2.0).flatten(), 0).double().numpy()
         expected += (qt * np.log(qt / qs)).sum()
     expected = 2 * expected / 2  # two heads (P1 = P2 here), then the batch mean
     value = AttentionKD("paper", tau=2.0)(heads(ps), heads(pt)).item()
@@ -95,9 +104,11 @@ def test_feature_attention_transfer(nets, batch):
     student, teacher = nets
     x, _ = batch
     f = torch.randn(2, 8, 4, 4)
-    q = spatial_attention(f)
+    q = activation_attention(f)
     np.testing.assert_allclose(q.norm(dim=1).numpy(), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(q[0].numpy(), (f[0] ** 2).sum(0).flatten().numpy() / (f[0] ** 2).sum(0).norm().item(), rtol=1e-5)
+    np.testing.assert_allclose(
+        q[0].numpy(), (f[0] ** 2).sum(0).flatten().numpy() / (f[0] ** 2).sum(0).norm().item(), rtol=1e-5
+    )
     t_out = teacher_out(nets, x)
     assert FeatureAttentionKD()(t_out, t_out).item() == 0.0
     loss = FeatureAttentionKD()(student(x), t_out)
@@ -141,7 +152,9 @@ def test_covariance_guidance(nets, batch):
     assert decoder_only(t_out, t_out).item() == pytest.approx(0.0, abs=1e-10)
     s_out = student(x)
     scaled = PolypOutput(p1=s_out.p1, p2=s_out.p2, stages=s_out.stages, cim=s_out.cim, cfm=3 * s_out.cfm, sam=s_out.sam)
-    assert decoder_only(scaled, t_out).item() == pytest.approx(decoder_only(s_out, t_out).item(), rel=1e-4)  # scale-free
+    assert decoder_only(scaled, t_out).item() == pytest.approx(
+        decoder_only(s_out, t_out).item(), rel=1e-4
+    )  # scale-free
     loss = guidance(s_out, t_out)
     loss.backward()
     assert torch.isfinite(loss) and loss.item() > 0
@@ -164,7 +177,7 @@ def test_kdas_loss_combines_its_terms(nets, batch, at, sgm):
     loss_fn = KDASLoss(alpha=0.3, tau=2.0, at=at, sgm=sgm)
     with torch.no_grad():
         parts = loss_fn(student(x), teacher_out(nets, x), mask)
-    assert set(parts) == {"total", "seg", "at", "sgm"} and all(v.dim() == 0 for v in parts.values())
+    assert set(parts) == {"total", "seg", "at", "sgm", "kd"} and all(v.dim() == 0 for v in parts.values())
     w_at = 1.0 if at == "feature" else 4.0
     expected = 0.7 * parts["seg"] + 0.3 * (w_at * parts["at"] + parts["sgm"])
     if at == "released":
@@ -178,6 +191,36 @@ def test_kdas_loss_combines_its_terms(nets, batch, at, sgm):
     assert (len(list(loss_fn.parameters())) > 0) == (sgm == "covariance")
 
 
+def test_the_default_loss_is_the_kdas_arm_with_the_released_weights():
+    from kdas_utils.distill import ALPHA, TAU
+    from kdas_utils.training import ARMS
+
+    settings = KDASLoss().settings()
+    assert {k: settings[k] for k in ("at", "sgm")} == ARMS["kdas"]
+    assert (settings["alpha"], settings["tau"]) == (ALPHA, TAU) == (0.3, 2.0)
+    assert "kd" not in settings  # recorded only when a logit-KD term is used
+    assert KDASLoss(**ARMS["pixel"]).settings()["kd"] == "pixel"
+
+
+def test_pixel_arm_is_pixel_kd_mixed_by_alpha(nets, batch):
+    from kdas_utils.distill import pixel_kd
+    from kdas_utils.training import ARMS
+
+    student, _ = nets
+    x, mask = batch
+    loss_fn = KDASLoss(alpha=0.1, **ARMS["pixel"])
+    with torch.no_grad():
+        s_out, t_out = student(x), teacher_out(nets, x)
+        parts = loss_fn(s_out, t_out, mask)
+    kd = pixel_kd(s_out.p1, t_out.p1, TAU_) + pixel_kd(s_out.p2, t_out.p2, TAU_)
+    assert parts["kd"].item() == pytest.approx(kd.item(), rel=1e-6) and parts["kd"].item() > 0
+    assert parts["at"].item() == 0.0 and parts["sgm"].item() == 0.0
+    assert parts["total"].item() == pytest.approx(0.9 * parts["seg"].item() + 0.1 * kd.item(), rel=1e-6)
+
+
+TAU_ = 2.0
+
+
 def test_kdas_loss_rejects_unknown_forms():
     with pytest.raises(ValueError, match="at='kl'"):
         KDASLoss(at="kl")
@@ -185,6 +228,8 @@ def test_kdas_loss_rejects_unknown_forms():
         KDASLoss(sgm="gram")
     with pytest.raises(ValueError, match="alpha=1.5"):
         KDASLoss(alpha=1.5)
+    with pytest.raises(ValueError, match="kd='hinton'"):
+        KDASLoss(kd="hinton")
 
 
 @pytest.mark.parametrize("at, sgm", [("paper", "released"), ("feature", "covariance")])
@@ -213,9 +258,16 @@ def test_teacher_is_untouched_by_distillation_training(nets, small_synthetic, tm
     assert not any(p is q for p in objective.parameters() for q in teacher.parameters())
     assert not any(k.startswith("teacher") for k in objective.state_dict())
     pairs = find_pairs(small_synthetic / "TrainDataset")
-    trainer = Trainer(student, PolypDataset(pairs[:8], train_transforms(64)), PolypDataset(pairs[8:12], eval_transforms(64)),
-                      TrainConfig(epochs=1, batch_size=4, image_size=64, progress=False), tmp_path, objective=objective,
-                      device="cpu", name="student")
+    trainer = Trainer(
+        student,
+        PolypDataset(pairs[:8], train_transforms(64)),
+        PolypDataset(pairs[8:12], eval_transforms(64)),
+        TrainConfig(epochs=1, batch_size=4, image_size=64, progress=False),
+        tmp_path,
+        objective=objective,
+        device="cpu",
+        name="student",
+    )
     projection = objective.loss.sgm.projections["stage4"].weight.clone()
     result = trainer.fit()
     assert all(torch.equal(before[k], v) for k, v in teacher.state_dict().items())  # weights and BN statistics

@@ -11,8 +11,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kdas_utils.data import DownloadError, UnsafeArchiveError, download, download_dataset, extract_archive
-from kdas_utils.data import find_kvasir_seg_pairs
+from kdas_utils.data import (
+    DownloadError,
+    UnsafeArchiveError,
+    download,
+    download_dataset,
+    extract_archive,
+    find_kvasir_seg_pairs,
+)
 
 
 class Server:

@@ -11,8 +11,19 @@ import torch
 from kdas_utils import engine
 from kdas_utils.config import get_profile
 from kdas_utils.data import PolypDataset, eval_transforms, find_pairs, train_transforms
-from kdas_utils.engine import (CheckpointError, EpochSampler, NonFiniteLossError, SeededItems, TrainConfig, Trainer,
-                               choose_precision, load_checkpoint, load_trained, save_checkpoint, select_device)
+from kdas_utils.engine import (
+    CheckpointError,
+    EpochSampler,
+    NonFiniteLossError,
+    SeededItems,
+    TrainConfig,
+    Trainer,
+    choose_precision,
+    load_checkpoint,
+    load_trained,
+    save_checkpoint,
+    select_device,
+)
 from kdas_utils.models import build_student
 
 SCRIPT = Path(__file__).with_name("train_script.py")
@@ -44,12 +55,15 @@ def test_multi_scale_sizes_are_rounded_to_32():
     assert TrainConfig(image_size=352).sizes() == [352]
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("image_size", 100, "image_size=100: must be a multiple of 32"),
-    ("schedule", "step", "schedule='step'"),
-    ("amp", "fp8", "amp='fp8'"),
-    ("epochs", 0, "epochs=0"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("image_size", 100, "image_size=100: must be a multiple of 32"),
+        ("schedule", "step", "schedule='step'"),
+        ("amp", "fp8", "amp='fp8'"),
+        ("epochs", 0, "epochs=0"),
+    ],
+)
 def test_bad_settings_are_named(field, value, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**{field: value})
@@ -128,8 +142,12 @@ def test_unreadable_checkpoints_are_named(tmp_path):
 
 
 def _run(data, out, stop_at):
-    return subprocess.Popen([sys.executable, str(SCRIPT), str(data), str(out), str(stop_at)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(data), str(out), str(stop_at)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _finish(process):
@@ -167,8 +185,9 @@ def test_resume_after_a_real_kill_matches_an_uninterrupted_run(small_synthetic, 
     assert steps_a == steps_b
     hist_a, hist_b = (load_checkpoint(d / "last.pt")["history"] for d in (straight, killed))
     timing = {"seconds", "images_per_s"}
-    assert [{k: v for k, v in h.items() if k not in timing} for h in hist_a] == \
-           [{k: v for k, v in h.items() if k not in timing} for h in hist_b]
+    assert [{k: v for k, v in h.items() if k not in timing} for h in hist_a] == [
+        {k: v for k, v in h.items() if k not in timing} for h in hist_b
+    ]
 
 
 def test_resume_refuses_other_settings(sets, tmp_path):
@@ -182,8 +201,10 @@ def test_resume_refuses_another_objective(sets, tmp_path):
     from kdas_utils.engine import SegmentationObjective
 
     trainer_for(sets, tmp_path).fit()
-    assert load_checkpoint(tmp_path / "ckpt" / "last.pt")["objective_settings"] == \
-        {"objective": "segmentation", "variant": "paper"}
+    assert load_checkpoint(tmp_path / "ckpt" / "last.pt")["objective_settings"] == {
+        "objective": "segmentation",
+        "variant": "paper",
+    }
     more = dict(epochs=2)  # an unfinished run, so fit() resumes it
     with pytest.raises(CheckpointError, match="objective variant: paper there, released here.*resume=False"):
         trainer_for(sets, tmp_path, objective=SegmentationObjective("released"), **more).fit()
@@ -252,7 +273,9 @@ def test_gradients_are_clipped_element_wise_at_half(sets, tmp_path):
 def test_norm_clipping(sets, tmp_path):
     trainer = trainer_for(sets, tmp_path, objective=Scaled(1e4), clip_value=None, clip_norm=1.0)
     trainer.train_step(_batch(sets))
-    norm = torch.linalg.vector_norm(torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None]))
+    norm = torch.linalg.vector_norm(
+        torch.cat([p.grad.flatten() for p in trainer.model.parameters() if p.grad is not None])
+    )
     assert norm.item() == pytest.approx(1.0, rel=1e-3)  # the raw norm is in the thousands
 
 
@@ -295,8 +318,9 @@ def test_worker_processes_see_the_same_batches(sets, tmp_path):
     results = []
     for workers in (0, 2):
         torch.manual_seed(0)
-        trainer = Trainer(build_student(), *sets, tiny(epochs=2, num_workers=workers), tmp_path / f"w{workers}",
-                          device="cpu")
+        trainer = Trainer(
+            build_student(), *sets, tiny(epochs=2, num_workers=workers), tmp_path / f"w{workers}", device="cpu"
+        )
         results.append(trainer.fit())
     assert results[0].steps == results[1].steps
 
@@ -313,5 +337,53 @@ def test_compiled_training_matches_eager_and_saves_plain_weights(sets, tmp_path)
     assert not any(key.startswith("_orig_mod.") for key in state)
     torch.manual_seed(0)
     start = torch.cat([p.flatten() for p in build_student().parameters()])
-    moved = [torch.cat([p.flatten() for p in load_trained(r.best_path).parameters()]) - start for r in (eager, compiled)]
+    moved = [
+        torch.cat([p.flatten() for p in load_trained(r.best_path).parameters()]) - start for r in (eager, compiled)
+    ]
     assert moved[0].norm() > 0 and (moved[1] - moved[0]).norm() < 0.05 * moved[0].norm()  # the same step
+
+
+def test_validation_and_evaluation_score_the_same_frames_alike(tmp_path):
+    """The Dice that selects checkpoints is the evaluation's ``Dice@0.5``: frames already at the
+    training size, so that nothing is resized, score the same in both, empty masks included."""
+    from kdas_utils.data import PolypDataset, eval_transforms, find_dataset, make_synthetic
+    from kdas_utils.evaluate import evaluate_models, mean_dice
+
+    root = make_synthetic(tmp_path / "data", seed=3, n_train=4, n_test=12, size=64)
+    pairs = find_dataset(root)["test"]["Synthetic"]
+    dataset = PolypDataset(pairs, eval_transforms(64))
+    torch.manual_seed(0)
+    model = build_student()
+    trainer = Trainer(model, dataset, dataset, tiny(image_size=64), tmp_path / "ckpt", device="cpu")
+    validated = trainer.validate()["val_dice"]
+    table, _ = evaluate_models({"m": model}, {"Synthetic": pairs}, 64, "cpu", progress=False)
+    assert validated == pytest.approx(mean_dice(model, pairs, 64, "cpu"), abs=1e-6)
+    assert validated == pytest.approx(table.loc[("m", "Synthetic"), "Dice@0.5"], abs=1e-6)
+
+
+def test_validation_asks_the_objective_for_its_loss(sets, tmp_path):
+    plain = trainer_for(sets, tmp_path / "a").validate()
+    scaled = trainer_for(sets, tmp_path / "b", objective=Scaled(3)).validate()
+    assert scaled["val_loss"] == pytest.approx(3 * plain["val_loss"], rel=1e-5)
+    assert scaled["val_dice"] == plain["val_dice"]
+
+
+def test_snapshots_of_chosen_epochs_load_as_networks(sets, tmp_path):
+    result = trainer_for(sets, tmp_path, epochs=2, keep_epochs=(1,)).fit()
+    snapshot = load_checkpoint(tmp_path / "ckpt" / "epoch-1.pt")
+    assert snapshot["kind"] == "snapshot" and snapshot["epoch"] == 1
+    assert snapshot["val_dice"] == result.history[0]["val_dice"]
+    assert not (tmp_path / "ckpt" / "epoch-2.pt").exists()
+    assert isinstance(load_trained(tmp_path / "ckpt" / "epoch-1.pt"), torch.nn.Module)
+
+
+def test_the_engine_is_a_package_of_rooms():
+    import kdas_utils.engine as package
+
+    assert Path(package.__file__).name == "__init__.py"
+    rooms = {p.stem for p in Path(package.__file__).parent.glob("*.py")} - {"__init__"}
+    assert rooms == {"config", "runtime", "sampling", "objectives", "checkpoint", "trainer"}
+    from kdas_utils.engine import TrainConfig as C
+    from kdas_utils.engine import Trainer as T
+
+    assert T is Trainer and C is TrainConfig

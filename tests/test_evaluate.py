@@ -22,8 +22,9 @@ def real_sets(real_root):
 
 
 def test_runner_on_real_frames(student, real_sets, tmp_path):
-    table, per_image = evaluate_models({"student": student}, real_sets, image_size=64, device="cpu",
-                                       save_dir=tmp_path, progress=False)
+    table, per_image = evaluate_models(
+        {"student": student}, real_sets, image_size=64, device="cpu", save_dir=tmp_path, progress=False
+    )
     assert list(table.index) == [("student", "Kvasir"), ("student", "CVC-ClinicDB")]
     assert set(KEYS) <= set(table.columns) and (table["images"] == 4).all()
     # the table is evaluate_maps of the predictions at each mask's size
@@ -49,7 +50,10 @@ def test_tables_are_written_as_csv_and_markdown(student, real_sets, tmp_path):
     assert text.splitlines()[0].startswith("| model | test set | images | meanDice")
     assert f"{table.iloc[0]['meanDice']:.3f}" in text and csv.read_text().startswith("model,test set,images,meanDice")
     both = beside_paper(table)
-    assert both.loc["KDAS student (paper)", "Kvasir"] == 0.913 and both.loc["student", "Kvasir"] == table.iloc[0]["meanDice"]
+    assert (
+        both.loc["KDAS student (paper)", "Kvasir"] == 0.913
+        and both.loc["student", "Kvasir"] == table.iloc[0]["meanDice"]
+    )
     assert to_markdown(table).count("\n") == 3
 
 

@@ -74,7 +74,9 @@ def test_deep_supervision_sums_both_heads(example):
 
     logits, masks = map(torch.tensor, example)
     out = SimpleNamespace(p1=logits, p2=logits * 0.5)
-    assert torch.allclose(deep_supervision_loss(out, masks), structure_loss(logits, masks) + structure_loss(logits * 0.5, masks))
+    assert torch.allclose(
+        deep_supervision_loss(out, masks), structure_loss(logits, masks) + structure_loss(logits * 0.5, masks)
+    )
 
 
 def test_bad_arguments():

@@ -52,8 +52,14 @@ def test_gradient_reaches_backbone_and_both_heads():
     model = build_student().train()
     out = model(torch.randn(2, 3, 64, 64))
     (out.p1.mean() + out.p2.mean()).backward()
-    for name in ("backbone.patch_embed.proj.weight", "cim.sa.conv1.weight", "sam.gcn.conv1.weight", "head_p1.weight",
-                 "head_p2.weight", "cfm.conv4.conv.weight"):
+    for name in (
+        "backbone.patch_embed.proj.weight",
+        "cim.sa.conv1.weight",
+        "sam.gcn.conv1.weight",
+        "head_p1.weight",
+        "head_p2.weight",
+        "cfm.conv4.conv.weight",
+    ):
         grad = model.get_parameter(name).grad
         assert grad is not None and grad.abs().sum() > 0, name
 
@@ -64,3 +70,34 @@ def test_pretrained_offline_gives_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(RuntimeError, match=r"pvt_v2_b0.*needs the internet.*load_backbone_weights"):
         build_student(pretrained=True)
+
+
+def test_feature_lookup_and_channels_from_the_backbone(student):
+    from kdas_utils.models import feature_channels
+
+    out = student(torch.randn(1, 3, 64, 64))
+    assert out.feature("stage2") is out.stages[1] and out.feature("cfm") is out.cfm and out.feature("p1") is out.p1
+    with pytest.raises(ValueError, match="feature 'stage5'"):
+        out.feature("stage5")
+    channels = feature_channels("pvt_v2_b0")
+    assert all(out.feature(name).shape[1] == c for name, c in channels.items())
+    assert feature_channels("pvt_v2_b2")["stage4"] == 512
+
+
+def test_stochastic_depth_acts_in_training_only():
+    torch.manual_seed(0)
+    plain = build_student()
+    deep = build_student(drop_path_rate=0.1)
+    deep.load_state_dict(plain.state_dict())
+    rates = [m.drop_prob for m in deep.backbone.modules() if type(m).__name__ == "DropPath"]
+    assert rates and max(rates) == pytest.approx(0.1) and rates == sorted(rates)  # timm's linear rule
+    x = torch.randn(2, 3, 64, 64)
+    plain.eval(), deep.eval()
+    with torch.no_grad():
+        assert torch.equal(plain(x).logits, deep(x).logits)  # eval: deterministic and unchanged
+        assert torch.equal(deep(x).logits, deep(x).logits)
+        deep.train()
+        torch.manual_seed(1)
+        first = deep(x).logits
+        torch.manual_seed(2)
+        assert not torch.equal(first, deep(x).logits)  # train: blocks dropped at random

@@ -21,7 +21,9 @@ def test_opening_badges_setup_and_parameters(path):
     nb = nbformat.read(path, as_version=4)
     title = nb.cells[0].source
     assert title.startswith(f"# {path.name[:2]} · ") and "**What you will learn**" in title
-    colab = re.search(r"\(https://colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/main/(notebooks/[^)]+)\)", title)
+    colab = re.search(
+        r"\(https://colab\.research\.google\.com/github/([^/]+/[^/]+)/blob/main/(notebooks/[^)]+)\)", title
+    )
     binder = re.search(r"\(https://mybinder\.org/v2/gh/([^/]+/[^/]+)/main\?labpath=([^)]+)\)", title)
     assert colab and binder, "Colab and Binder badges"
     assert colab.group(1) == binder.group(1) == SLUG

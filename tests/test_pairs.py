@@ -4,11 +4,18 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import write_pair
 from PIL import Image
 
-from conftest import write_pair
-from kdas_utils.data import DatasetError, NonBinaryMaskWarning, PolypDataset, eval_transforms, find_pairs
-from kdas_utils.data import read_image, read_mask
+from kdas_utils.data import (
+    DatasetError,
+    NonBinaryMaskWarning,
+    PolypDataset,
+    eval_transforms,
+    find_pairs,
+    read_image,
+    read_mask,
+)
 
 
 @pytest.fixture
@@ -34,7 +41,9 @@ def test_singular_folder_names_and_tif(tmp_path):
 
 def test_image_without_mask(split):
     (split / "masks" / "b.png").unlink()
-    with pytest.raises(DatasetError, match=r"1 image has no mask of the same stem in .*masks: .*images/b\.jpg\. Add the missing masks"):
+    with pytest.raises(
+        DatasetError, match=r"1 image has no mask of the same stem in .*masks: .*images/b\.jpg\. Add the missing masks"
+    ):
         find_pairs(split)
 
 

@@ -7,8 +7,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kdas_utils.data import (DatasetError, NonBinaryMaskWarning, PolypDataset, eval_transforms, find_dataset,
-                             find_kvasir_seg_pairs, find_pairs, read_mask, train_transforms)
+from kdas_utils.data import (
+    DatasetError,
+    NonBinaryMaskWarning,
+    PolypDataset,
+    eval_transforms,
+    find_dataset,
+    find_kvasir_seg_pairs,
+    find_pairs,
+    read_mask,
+    train_transforms,
+)
 
 pytestmark = pytest.mark.realdata
 

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kdas_utils.data import DatasetError, find_pairs, make_synthetic
-from kdas_utils.data import synthetic
+from kdas_utils.data import DatasetError, find_pairs, make_synthetic, synthetic
 
 
 def test_layout_and_counts(small_synthetic):

@@ -13,7 +13,7 @@ def _random(builder, seed):
     torch.manual_seed(seed)
     model = builder()
     with torch.no_grad():  # make BatchNorm buffers differ between models too
-        for name, buffer in model.named_buffers():
+        for _name, buffer in model.named_buffers():
             if buffer.is_floating_point():
                 buffer.uniform_(0.5, 1.5)
     return model.eval()
@@ -29,8 +29,13 @@ def test_pvt_release_backbone_round_trip(builder, depths, tmp_path):
     source, target = _random(builder, 1), _random(builder, 2)
     release = to_pvt_release_keys(source.backbone.state_dict())
     # The release's own names (PVTv2 repository): a classifier head rides along.
-    for key in ("patch_embed1.proj.weight", "patch_embed4.norm.bias", "block1.0.attn.sr.weight",
-                f"block4.{depths[3] - 1}.mlp.dwconv.dwconv.weight", "norm4.weight"):
+    for key in (
+        "patch_embed1.proj.weight",
+        "patch_embed4.norm.bias",
+        "block1.0.attn.sr.weight",
+        f"block4.{depths[3] - 1}.mlp.dwconv.dwconv.weight",
+        "norm4.weight",
+    ):
         assert key in release, key
     width = source.backbone.feature_info.channels()[-1]
     release["head.weight"], release["head.bias"] = torch.randn(1000, width), torch.randn(1000)
@@ -46,9 +51,19 @@ def test_pvt_release_backbone_round_trip(builder, depths, tmp_path):
 def test_polyp_pvt_checkpoint_round_trip(tmp_path):
     source, target = _random(build_teacher, 3), _random(build_teacher, 4)
     official = to_polyp_pvt_keys(source.state_dict())
-    for key in ("backbone.patch_embed1.proj.weight", "backbone.block3.5.attn.kv.weight", "Translayer2_0.conv.weight",
-                "Translayer4_1.bn.running_var", "CFM.conv_upsample5.conv.weight", "ca.fc1.weight", "sa.conv1.weight",
-                "SAM.gcn.conv1.bias", "SAM.conv_extend.weight", "out_CFM.weight", "out_SAM.bias"):
+    for key in (
+        "backbone.patch_embed1.proj.weight",
+        "backbone.block3.5.attn.kv.weight",
+        "Translayer2_0.conv.weight",
+        "Translayer4_1.bn.running_var",
+        "CFM.conv_upsample5.conv.weight",
+        "ca.fc1.weight",
+        "sa.conv1.weight",
+        "SAM.gcn.conv1.bias",
+        "SAM.conv_extend.weight",
+        "out_CFM.weight",
+        "out_SAM.bias",
+    ):
         assert key in official, key
     path = tmp_path / "PolypPVT.pth"
     torch.save({"module." + k: v for k, v in official.items()}, path)  # saved from DataParallel
@@ -63,7 +78,11 @@ def test_polyp_pvt_checkpoint_round_trip(tmp_path):
 def test_wrong_backbone_file_names_the_tensor(tmp_path):
     path = tmp_path / "pvt_v2_b0.pth"
     torch.save(to_pvt_release_keys(build_student().backbone.state_dict()), path)
-    with pytest.raises(WeightLoadError, match=r"176 tensors have the wrong shape, e\.g\. \S+: file \(32,?.*\) vs model \(64,?.*\)\. The model is built on pvt_v2_b2"):
+    with pytest.raises(
+        WeightLoadError,
+        match=r"176 tensors have the wrong shape, e\.g\. \S+: file \(32,?.*\) vs model \(64,?.*\)\. "
+        r"The model is built on pvt_v2_b2",
+    ):
         load_backbone_weights(build_teacher(), path)
 
 
@@ -103,7 +122,7 @@ def test_missing_file(tmp_path):
 def test_official_files_are_rebuilt_as_teacher_or_student(tmp_path):
     from kdas_utils.models import load_official
 
-    for build, width in ((build_teacher, 64), (build_student, 32)):
+    for build, _width in ((build_teacher, 64), (build_student, 32)):
         source = _random(build, 5)
         path = tmp_path / f"{build.__name__}.pth"
         torch.save(to_polyp_pvt_keys(source.state_dict()), path)

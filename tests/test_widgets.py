@@ -11,7 +11,9 @@ from kdas_utils.widgets import AttentionExplorer, render_overlay
 @pytest.fixture(scope="module")
 def explorer(small_synthetic):
     torch.manual_seed(0)
-    samples = [PolypDataset(find_pairs(small_synthetic / "TestDataset" / "Synthetic"), eval_transforms(64))[i] for i in (0, 1)]
+    samples = [
+        PolypDataset(find_pairs(small_synthetic / "TestDataset" / "Synthetic"), eval_transforms(64))[i] for i in (0, 1)
+    ]
     confident = build_student()  # an untrained head is nearly flat; scale it up to give the map some contrast
     with torch.no_grad():
         confident.head_p1.weight *= 50
@@ -52,13 +54,13 @@ def test_head_map_is_a_distribution_that_tau_sharpens():
 def test_explorer_draws_each_setting(explorer):
     base = explorer.render(0, "student", "stage4")
     assert base.shape == (64, 64, 3) and base.dtype == np.uint8
-    assert not np.array_equal(base, explorer.render(1, "student", "stage4"))           # frame
-    assert not np.array_equal(base, explorer.render(0, "confident", "stage4"))         # model
-    assert not np.array_equal(base, explorer.render(0, "student", "stage1"))           # layer
-    assert not np.array_equal(base, explorer.render(0, "student", "stage4", p=4.0))    # p
+    assert not np.array_equal(base, explorer.render(1, "student", "stage4"))  # frame
+    assert not np.array_equal(base, explorer.render(0, "confident", "stage4"))  # model
+    assert not np.array_equal(base, explorer.render(0, "student", "stage1"))  # layer
+    assert not np.array_equal(base, explorer.render(0, "student", "stage4", p=4.0))  # p
     assert not np.array_equal(base, explorer.render(0, "student", "stage4", opacity=0.9))
     head = explorer.render(0, "confident", "P1", tau=1.0)
-    assert not np.array_equal(head, explorer.render(0, "confident", "P1", tau=4.0))    # tau
+    assert not np.array_equal(head, explorer.render(0, "confident", "P1", tau=4.0))  # tau
 
 
 def test_widget_redraws_when_a_control_moves(explorer):

@@ -36,7 +36,7 @@ from torch import nn
 HEADS = ("p1", "p2")
 
 
-def attention_map(p: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
+def self_attention_map(p: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
     """``(B, 1, H, W)`` map ``softmax(P P^T / sqrt(W)) P / tau`` of ``(B, 1, H, W)`` logits
     (rows as tokens; the released code's ``scaled_dot_product_attention(P, P, P) / tau``)."""
     p = p.float()
@@ -48,9 +48,14 @@ def pixel_distribution_log(a: torch.Tensor) -> torch.Tensor:
     return F.log_softmax(a.flatten(1), dim=1)
 
 
-def spatial_attention(feature: torch.Tensor, p: float = 2.0) -> torch.Tensor:
-    """Zagoruyko-Komodakis attention ``(B, H*W)``: ``sum_c |F_c|^p``, flattened, L2-normalised."""
-    return F.normalize(feature.float().abs().pow(p).sum(dim=1).flatten(1), dim=1)
+def activation_energy(feature: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """``(B, H, W)`` ``sum_c |F_c|^p`` of a ``(B, C, H, W)`` feature: where the feature is strong."""
+    return feature.float().abs().pow(p).sum(dim=1)
+
+
+def activation_attention(feature: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """Zagoruyko-Komodakis attention ``(B, H*W)``: :func:`activation_energy`, flattened, L2-normalised."""
+    return F.normalize(activation_energy(feature, p).flatten(1), dim=1)
 
 
 class AttentionKD(nn.Module):
@@ -73,15 +78,19 @@ class AttentionKD(nn.Module):
     def head_loss(self, p_student: torch.Tensor, p_teacher: torch.Tensor) -> torch.Tensor:
         """The loss of one head."""
         if p_student.shape != p_teacher.shape:
-            raise ValueError(f"student {tuple(p_student.shape)} and teacher {tuple(p_teacher.shape)} maps differ in shape")
-        target = attention_map(p_teacher, self.tau)
+            raise ValueError(
+                f"student {tuple(p_student.shape)} and teacher {tuple(p_teacher.shape)} maps differ in shape"
+            )
+        target = self_attention_map(p_teacher, self.tau)
         if self.form == "released":
             # softmax over the singleton channel (the dim torch picks for 4-D input) is 1 everywhere
             constant = torch.softmax(p_student.float(), dim=1) / self.tau
-            with warnings.catch_warnings():  # torch warns that 'mean' also divides by H*W: that is the released behaviour
+            with (
+                warnings.catch_warnings()
+            ):  # torch warns that 'mean' also divides by H*W: that is the released behaviour
                 warnings.simplefilter("ignore", UserWarning)
                 return F.kl_div(constant, target, reduction="mean")
-        log_student = pixel_distribution_log(attention_map(p_student, self.tau))
+        log_student = pixel_distribution_log(self_attention_map(p_student, self.tau))
         log_teacher = pixel_distribution_log(target)
         return F.kl_div(log_student, log_teacher, reduction="batchmean", log_target=True)
 
@@ -106,5 +115,5 @@ class FeatureAttentionKD(nn.Module):
         for fs, ft in zip(student_out.stages, teacher_out.stages):
             if fs.shape[-2:] != ft.shape[-2:]:
                 raise ValueError(f"stage sizes differ: student {tuple(fs.shape)}, teacher {tuple(ft.shape)}")
-            total = total + (spatial_attention(fs, self.p) - spatial_attention(ft, self.p)).pow(2).mean()
+            total = total + (activation_attention(fs, self.p) - activation_attention(ft, self.p)).pow(2).mean()
         return self.beta / 2 * total

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .attention import attention_map
+from .attention import activation_energy, self_attention_map
 
 LAYERS = ("stage1", "stage2", "stage3", "stage4", "P1", "P2")
 
@@ -26,8 +26,7 @@ def _to_size(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def stage_attention(feature: torch.Tensor, size: tuple[int, int], p: float = 2.0) -> np.ndarray:
     """``(B, H, W)`` in [0, 1]: ``sum_c |F_c|^p`` of a ``(B, C, h, w)`` stage, upsampled to ``size``."""
-    q = feature.float().abs().pow(p).sum(dim=1)
-    q = _to_size(q, size)
+    q = _to_size(activation_energy(feature, p), size)
     low = q.flatten(1).min(1).values[:, None, None]
     high = q.flatten(1).max(1).values[:, None, None]
     return ((q - low) / (high - low).clamp(min=1e-12)).cpu().numpy()
@@ -35,7 +34,7 @@ def stage_attention(feature: torch.Tensor, size: tuple[int, int], p: float = 2.0
 
 def head_attention(logits: torch.Tensor, tau: float = 2.0) -> np.ndarray:
     """``(B, H, W)``: the pixel distribution ``softmax(A(P))`` of ``(B, 1, H, W)`` logits, times ``H W``."""
-    a = attention_map(logits, tau)
+    a = self_attention_map(logits, tau)
     b, _, h, w = a.shape
     return (torch.softmax(a.flatten(1), dim=1).view(b, h, w) * (h * w)).cpu().numpy()
 
@@ -45,5 +44,5 @@ def layer_map(out, layer: str, size: tuple[int, int], p: float = 2.0, tau: float
     if layer not in LAYERS:
         raise ValueError(f"layer={layer!r}: choose one of {LAYERS}")
     if layer.startswith("stage"):
-        return stage_attention(out.stages[int(layer[-1]) - 1], size, p)
-    return head_attention(getattr(out, layer.lower()), tau)
+        return stage_attention(out.feature(layer), size, p)
+    return head_attention(out.feature(layer.lower()), tau)

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-STAGE_NAMES = ("stage1", "stage2", "stage3", "stage4")
+from ..models.polyp_pvt import BACKBONES, FEATURES, feature_channels
 
 
 def symmetric(p: torch.Tensor) -> torch.Tensor:
@@ -68,46 +68,43 @@ class SymmetricGuidance(nn.Module):
         return F.mse_loss(symmetric(student_out.p1.float()), symmetric(teacher_out.p1.float()))
 
 
-def _feature(out, name: str) -> torch.Tensor:
-    if name in STAGE_NAMES:
-        return out.stages[STAGE_NAMES.index(name)]
-    return getattr(out, name)
-
-
 class CovarianceGuidance(nn.Module):
     """The covariance-driven SGM (see the module docstring).
 
     Args:
         features: names among ``cim``, ``cfm``, ``sam``, ``stage1`` ... ``stage4``.
-        student_channels, teacher_channels: channels of each feature; where they differ a
-            learned 1x1 convolution maps the student's to the teacher's.
+        student_channels, teacher_channels: channels of each feature (default: read from the
+            student's and the teacher's backbones); where they differ a learned 1x1 convolution
+            maps the student's to the teacher's.
     """
 
-    def __init__(self, features=("stage4", "cfm", "sam"), student_channels: dict[str, int] | None = None,
-                 teacher_channels: dict[str, int] | None = None):
+    def __init__(
+        self,
+        features=("stage4", "cfm", "sam"),
+        student_channels: dict[str, int] | None = None,
+        teacher_channels: dict[str, int] | None = None,
+    ):
         super().__init__()
-        student_channels = student_channels or STUDENT_CHANNELS
-        teacher_channels = teacher_channels or TEACHER_CHANNELS
+        student_channels = student_channels or feature_channels(BACKBONES["student"])
+        teacher_channels = teacher_channels or feature_channels(BACKBONES["teacher"])
         unknown = [f for f in features if f not in student_channels or f not in teacher_channels]
         if unknown:
-            raise ValueError(f"unknown feature(s) {unknown}; choose among {sorted(TEACHER_CHANNELS)}")
+            raise ValueError(f"unknown feature(s) {unknown}; choose among {FEATURES}")
         self.features = tuple(features)
-        self.projections = nn.ModuleDict({
-            f: nn.Conv2d(student_channels[f], teacher_channels[f], kernel_size=1, bias=False)
-            for f in self.features if student_channels[f] != teacher_channels[f]
-        })
+        self.projections = nn.ModuleDict(
+            {
+                f: nn.Conv2d(student_channels[f], teacher_channels[f], kernel_size=1, bias=False)
+                for f in self.features
+                if student_channels[f] != teacher_channels[f]
+            }
+        )
 
     def forward(self, student_out, teacher_out) -> torch.Tensor:
         total = 0.0
         for name in self.features:
-            fs, ft = _feature(student_out, name), _feature(teacher_out, name)
+            fs, ft = student_out.feature(name), teacher_out.feature(name)
             if name in self.projections:
                 fs = self.projections[name](fs)
             diff = normalized_covariance(fs) - normalized_covariance(ft)
             total = total + diff.pow(2).sum(dim=(1, 2)).mean()
         return total
-
-
-# Channels of the maps of Polyp-PVT on PVTv2-B0 (student) and PVTv2-B2 (teacher).
-STUDENT_CHANNELS = {"stage1": 32, "stage2": 64, "stage3": 160, "stage4": 256, "cim": 32, "cfm": 32, "sam": 32}
-TEACHER_CHANNELS = {"stage1": 64, "stage2": 128, "stage3": 320, "stage4": 512, "cim": 64, "cfm": 32, "sam": 32}

@@ -1,16 +1,44 @@
 """Models: the Polyp-PVT teacher, the KDAS student, and loading their official weights.
 
-    from kdas_utils.models import build_teacher, build_student
-    out = build_teacher()(x)     # out.p1, out.p2 (B, 1, H, W) logits; out.stages, out.cim, out.cfm, out.sam
+from kdas_utils.models import build_teacher, build_student
+out = build_teacher()(x)     # out.p1, out.p2 (B, 1, H, W) logits; out.stages, out.cim, out.cfm, out.sam
 """
 
 from .blocks import CFM, CIM, GCN, SAM, BasicConv2d, ChannelAttention, SpatialAttention
-from .polyp_pvt import PolypOutput, PolypPVT, build_student, build_teacher, count_parameters
+from .polyp_pvt import (
+    BACKBONES,
+    FEATURES,
+    PolypOutput,
+    PolypPVT,
+    build_student,
+    build_teacher,
+    count_parameters,
+    feature_channels,
+)
 from .summary import describe
-from .weights import LoadReport, WeightLoadError, load_backbone_weights, load_official, load_polyp_pvt
+from .weights import LoadReport, WeightLoadError, load_backbone_weights, load_official, load_polyp_pvt, load_trained
 
 __all__ = [
-    "BasicConv2d", "CFM", "CIM", "ChannelAttention", "GCN", "LoadReport", "PolypOutput", "PolypPVT", "SAM",
-    "SpatialAttention", "WeightLoadError", "build_student", "build_teacher", "count_parameters", "describe",
-    "load_backbone_weights", "load_official", "load_polyp_pvt",
+    "BACKBONES",
+    "BasicConv2d",
+    "CFM",
+    "FEATURES",
+    "CIM",
+    "ChannelAttention",
+    "GCN",
+    "LoadReport",
+    "PolypOutput",
+    "PolypPVT",
+    "SAM",
+    "SpatialAttention",
+    "WeightLoadError",
+    "build_student",
+    "build_teacher",
+    "count_parameters",
+    "describe",
+    "feature_channels",
+    "load_backbone_weights",
+    "load_official",
+    "load_polyp_pvt",
+    "load_trained",
 ]

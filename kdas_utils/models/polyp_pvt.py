@@ -16,6 +16,7 @@ Inference uses ``sigmoid(P1 + P2)``. Every intermediate map is returned in a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import timm
 import torch
@@ -25,6 +26,7 @@ from torch import nn
 from .blocks import CFM, CIM, SAM, BasicConv2d
 
 BACKBONES = {"teacher": "pvt_v2_b2", "student": "pvt_v2_b0"}
+FEATURES = ("stage1", "stage2", "stage3", "stage4", "cim", "cfm", "sam")
 
 
 @dataclass
@@ -52,6 +54,23 @@ class PolypOutput:
         """``(B, 1, H, W)`` ``P1 + P2``; its sigmoid is the prediction."""
         return self.p1 + self.p2
 
+    def feature(self, name: str) -> torch.Tensor:
+        """The map called ``name``: ``stage1`` ... ``stage4``, ``cim``, ``cfm``, ``sam``, ``p1`` or ``p2``."""
+        if name.startswith("stage") and name in FEATURES:
+            return self.stages[int(name[-1]) - 1]
+        if name in FEATURES or name in ("p1", "p2"):
+            return getattr(self, name)
+        raise ValueError(f"feature {name!r}: choose one of {FEATURES + ('p1', 'p2')}")
+
+
+@cache
+def feature_channels(backbone: str, channels: int = 32) -> dict[str, int]:
+    """Channels of every map of :class:`PolypOutput` for a Polyp-PVT on ``backbone``, read from
+    the backbone's ``feature_info`` (built on the ``meta`` device: no memory, no weights)."""
+    with torch.device("meta"):
+        info = timm.create_model(backbone, features_only=True).feature_info.channels()
+    return {**{f"stage{i + 1}": c for i, c in enumerate(info)}, "cim": info[0], "cfm": channels, "sam": channels}
+
 
 class PolypPVT(nn.Module):
     """Polyp-PVT on any timm PVTv2 backbone.
@@ -60,12 +79,19 @@ class PolypPVT(nn.Module):
         backbone: a timm model name, ``pvt_v2_b2`` (teacher) or ``pvt_v2_b0`` (student).
         channels: decoder width ``C`` (32 in the paper).
         pretrained: load timm's ImageNet weights for the backbone (needs the internet).
+        drop_path_rate: stochastic depth of the backbone's blocks (timm's linear rule over the
+            blocks); the released KDAS code trains both backbones with 0.1. It acts in
+            ``train()`` mode only: ``eval()`` outputs do not depend on it.
     """
 
-    def __init__(self, backbone: str = "pvt_v2_b2", channels: int = 32, pretrained: bool = False):
+    def __init__(
+        self, backbone: str = "pvt_v2_b2", channels: int = 32, pretrained: bool = False, drop_path_rate: float = 0.0
+    ):
         super().__init__()
-        self.backbone_name, self.channels = backbone, channels
-        self.backbone = timm.create_model(backbone, pretrained=pretrained, features_only=True)
+        self.backbone_name, self.channels, self.drop_path_rate = backbone, channels, drop_path_rate
+        self.backbone = timm.create_model(
+            backbone, pretrained=pretrained, features_only=True, drop_path_rate=drop_path_rate
+        )
         c1, c2, c3, c4 = self.backbone.feature_info.channels()
         self.cim = CIM(c1)
         self.translate1 = BasicConv2d(c1, channels, 1)
@@ -105,24 +131,24 @@ def _pretrained_error(name: str, error: Exception) -> RuntimeError:
     )
 
 
-def _build(role: str, pretrained: bool) -> PolypPVT:
+def _build(role: str, pretrained: bool, drop_path_rate: float) -> PolypPVT:
     name = BACKBONES[role]
     try:
-        return PolypPVT(name, pretrained=pretrained)
+        return PolypPVT(name, pretrained=pretrained, drop_path_rate=drop_path_rate)
     except (OSError, RuntimeError, ValueError) as error:
         if pretrained:
             raise _pretrained_error(name, error) from error
         raise
 
 
-def build_teacher(pretrained: bool = False) -> PolypPVT:
+def build_teacher(pretrained: bool = False, drop_path_rate: float = 0.0) -> PolypPVT:
     """Polyp-PVT on PVTv2-B2: 25.11M parameters (backbone 24.85M)."""
-    return _build("teacher", pretrained)
+    return _build("teacher", pretrained, drop_path_rate)
 
 
-def build_student(pretrained: bool = False) -> PolypPVT:
+def build_student(pretrained: bool = False, drop_path_rate: float = 0.0) -> PolypPVT:
     """The KDAS student, Polyp-PVT's decoder on PVTv2-B0: 3.65M parameters (backbone 3.41M)."""
-    return _build("student", pretrained)
+    return _build("student", pretrained, drop_path_rate)
 
 
 def count_parameters(module: nn.Module) -> int:

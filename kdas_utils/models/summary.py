@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from .polyp_pvt import PolypPVT, count_parameters
+
+if TYPE_CHECKING:
+    import pandas
 
 ROLES = {
     "stage1": "PVTv2 stage 1 (with the patch embedding): low-level texture, edges",
@@ -24,7 +29,7 @@ def _shape(t: torch.Tensor) -> str:
     return " x ".join(str(s) for s in t.shape[1:])
 
 
-def describe(model: PolypPVT, image_size: int = 352) -> "pandas.DataFrame":
+def describe(model: PolypPVT, image_size: int = 352) -> pandas.DataFrame:
     """One row per part of ``model``: its role, output shape ``C x H x W`` and stride for one
     ``image_size`` input, and its parameter count. The rows add up to the model's total."""
     import pandas as pd
@@ -46,13 +51,16 @@ def describe(model: PolypPVT, image_size: int = 352) -> "pandas.DataFrame":
         ("head_p1", out.p1, count_parameters(model.head_p1)),
         ("head_p2", out.p2, count_parameters(model.head_p2)),
     ]
-    rows = [{
-        "part": name,
-        "output (C x H x W)": _shape(t) if t is not None else f"{model.channels} ch each",
-        "stride": image_size // t.shape[-1] if t is not None else "",
-        "parameters": params,
-        "role": ROLES[name],
-    } for name, t, params in parts]
+    rows = [
+        {
+            "part": name,
+            "output (C x H x W)": _shape(t) if t is not None else f"{model.channels} ch each",
+            "stride": image_size // t.shape[-1] if t is not None else "",
+            "parameters": params,
+            "role": ROLES[name],
+        }
+        for name, t, params in parts
+    ]
     table = pd.DataFrame(rows).set_index("part")
     if table["parameters"].sum() != count_parameters(model):
         raise RuntimeError("describe() missed a part of the model: its rows must add up to the total")

@@ -75,7 +75,14 @@ def _read(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weight file not found")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # not a zip/pickle, truncated, or a pickle that needs code
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise WeightLoadError(
+            f"{path}: not a PyTorch weight file that can be read safely ({first}); "
+            f"give a .pth saved with torch.save(model.state_dict(), ...)"
+        ) from error
     for wrapper in ("state_dict", "model"):
         if isinstance(state, dict) and wrapper in state and isinstance(state[wrapper], dict):
             state = state[wrapper]
@@ -96,8 +103,9 @@ def _backbone_from_release(state: dict[str, torch.Tensor], backbone: nn.Module):
     return {re.sub(r"^stages\.(\d+)\.", r"stages_\1.", k): v for k, v in timm_state.items()}, ignored
 
 
-def _load(module: nn.Module, state: dict[str, torch.Tensor], path, ignored: list[str], strict: bool,
-          expected: str) -> LoadReport:
+def _load(
+    module: nn.Module, state: dict[str, torch.Tensor], path, ignored: list[str], strict: bool, expected: str
+) -> LoadReport:
     own = module.state_dict()
     missing = sorted(own.keys() - state.keys())
     unexpected = sorted(state.keys() - own.keys())
@@ -150,12 +158,35 @@ def load_official(path: str | Path) -> nn.Module:
     stem = state.get("backbone.patch_embed1.proj.weight")
     width = None if stem is None else stem.shape[0]
     if width not in builders:
-        raise WeightLoadError(f"{path}: not a Polyp-PVT-format checkpoint (backbone.patch_embed1.proj.weight is "
-                              f"{'missing' if stem is None else f'{width} wide'}; expected 64 for PVTv2-B2 or 32 for "
-                              f"B0). Engine checkpoints (best.pt) go to --checkpoint instead.")
+        raise WeightLoadError(
+            f"{path}: not a Polyp-PVT-format checkpoint (backbone.patch_embed1.proj.weight is "
+            f"{'missing' if stem is None else f'{width} wide'}; expected 64 for PVTv2-B2 or 32 for "
+            f"B0). Engine checkpoints (best.pt) go to --checkpoint instead."
+        )
     model = builders[width]()
     _load_polyp_pvt_state(model, state, path, strict=True)
     return model.eval()
+
+
+def load_trained(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the Polyp-PVT network stored in an engine checkpoint (``best.pt``, ``last.pt`` or
+    ``epoch-<n>.pt``) and load its weights; returned in ``eval()`` mode on ``device``.
+
+    Raises:
+        kdas_utils.engine.CheckpointError: the file is not an engine checkpoint, or records no backbone.
+    """
+    from ..engine.checkpoint import CheckpointError, load_checkpoint
+    from .polyp_pvt import PolypPVT
+
+    state = load_checkpoint(path)
+    arch = state.get("arch") or {}
+    if not arch.get("backbone"):
+        raise CheckpointError(f"{path}: records no backbone name, so the network cannot be rebuilt")
+    model = PolypPVT(
+        arch["backbone"], channels=arch.get("channels") or 32, drop_path_rate=arch.get("drop_path_rate") or 0.0
+    )
+    model.load_state_dict(state["model"])
+    return model.to(device).eval()
 
 
 # --------------------------------------------------------------------------- writing (tests, export)
@@ -184,7 +215,7 @@ def to_polyp_pvt_keys(model_state: dict[str, torch.Tensor]) -> dict[str, torch.T
             continue
         for ours, theirs in ours_to_theirs.items():
             if key.startswith(ours + "."):
-                key = theirs + key[len(ours):]
+                key = theirs + key[len(ours) :]
                 break
         out[key] = value
     return out

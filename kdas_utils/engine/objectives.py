@@ -1,0 +1,120 @@
+"""What the engine minimises: an *objective* ``objective(model, images, masks) -> (loss, output, parts)``.
+
+Two live here, the student trained alone and the student taught by a frozen teacher:
+
+* :class:`SegmentationObjective`: ``L_seg = L_st(P1, G) + L_st(P2, G)`` (the teacher, and the
+  ``no-kd`` student);
+* :class:`DistillationObjective`: a frozen teacher and a distillation loss such as
+  :class:`~kdas_utils.distill.KDASLoss` (``L_KDAS``).
+
+An objective is called with ``(B, 3, H, W)`` images and ``(B, 1, H, W)`` masks and returns the scalar
+to minimise, the model's :class:`~kdas_utils.models.PolypOutput`, and a dict of named scalar terms
+for the log. An objective that is an ``nn.Module`` with parameters is trained with the model; its
+``settings()`` are recorded in checkpoints (:func:`objective_settings`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..losses import deep_supervision_loss
+from ..models.polyp_pvt import PolypOutput
+
+
+class SegmentationObjective(nn.Module):
+    """The teacher's objective, deep supervision with the structure loss:
+    ``L_seg = L_st(P1, G) + L_st(P2, G)``.
+
+    An objective is called as ``objective(model, images, masks)`` with ``(B, 3, H, W)`` images
+    and ``(B, 1, H, W)`` masks and returns ``(loss, output, parts)``: the scalar to minimise,
+    the model's :class:`~kdas_utils.models.PolypOutput`, and a dict of named scalar terms for
+    the log. An objective that is an ``nn.Module`` with parameters is trained with the model.
+    """
+
+    def __init__(self, variant: str = "paper"):
+        super().__init__()
+        self.variant = variant
+
+    def settings(self) -> dict:
+        """What this objective computes, as plain values (see :func:`objective_settings`)."""
+        return {"objective": "segmentation", "variant": self.variant}
+
+    def forward(self, model: nn.Module, images: torch.Tensor, masks: torch.Tensor):
+        out = model(images)
+        loss = deep_supervision_loss(out, masks, self.variant)
+        return loss, out, {"seg": loss.detach()}
+
+
+def objective_settings(objective) -> dict | None:
+    """``objective.settings()``: the values that decide what an objective computes (its terms
+    and weights), or ``None`` for an objective without the method. Checkpoints record them so
+    that a run is never resumed, or loaded as finished, under other settings."""
+    settings = getattr(objective, "settings", None)
+    return settings() if callable(settings) else None
+
+
+def clone_output(out: PolypOutput) -> PolypOutput:
+    """Clones of a teacher output made under ``torch.inference_mode()``: inference tensors
+    cannot be saved for the student's backward pass, ordinary constants can."""
+    return PolypOutput(
+        p1=out.p1.clone(),
+        p2=out.p2.clone(),
+        stages=tuple(s.clone() for s in out.stages),
+        cim=out.cim.clone(),
+        cfm=out.cfm.clone(),
+        sam=out.sam.clone(),
+    )
+
+
+class DistillationObjective(nn.Module):
+    """The student's objective: a frozen teacher and a distillation loss (:class:`~kdas_utils.distill.KDASLoss`).
+
+    The teacher is put in ``eval()`` mode with ``requires_grad=False`` and runs under
+    ``torch.inference_mode()``: no graph is built through it and nothing flows back into it
+    (the released code builds that graph and back-propagates NaN into the teacher). It is not
+    a registered sub-module, so it is neither trained nor written into the student's
+    checkpoints; ``.to(device)`` moves it along.
+
+    Call: ``objective(student, images, masks) -> (loss, student_out, parts)`` as the engine expects.
+
+    With ``at="released"`` the value of ``L_AT`` is NaN (see :mod:`.attention`) while its
+    gradient to the student is exactly zero. The engine stops on a non-finite loss, so the loss
+    it minimises here leaves that NaN *value* out (``nan_to_num``); the gradients are those of the
+    released code (``tests/test_distill.py`` checks they are equal), and ``parts["at"]`` still
+    reports the NaN.
+    """
+
+    def __init__(self, teacher: nn.Module, loss: nn.Module):
+        super().__init__()
+        teacher.eval().requires_grad_(False)
+        self.__dict__["teacher"] = teacher  # not a sub-module: no parameters, no state_dict entries
+        self.loss = loss
+
+    def _apply(self, fn, *args, **kwargs):
+        self.teacher._apply(fn, *args, **kwargs)
+        return super()._apply(fn, *args, **kwargs)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.teacher.eval()  # always
+        return self
+
+    def settings(self) -> dict:
+        """``{"objective": "kdas", **loss.settings()}`` (see :func:`objective_settings`)."""
+        return {"objective": "kdas", **self.loss.settings()}
+
+    def compile_teacher(self) -> None:
+        """Run the teacher's forward through ``torch.compile`` (the engine's ``compile=True``)."""
+        self.__dict__["teacher"] = torch.compile(self.teacher)
+
+    def forward(self, student: nn.Module, images: torch.Tensor, masks: torch.Tensor):
+        with torch.inference_mode():
+            teacher_out = self.teacher(images)
+        teacher_out = clone_output(teacher_out)
+        student_out = student(images)
+        parts = self.loss(student_out, teacher_out, masks)
+        loss = parts["total"]
+        if getattr(self.loss, "at_form", None) == "released":
+            loss = self.loss.combine(parts["seg"], torch.nan_to_num(parts["at"], nan=0.0), parts["sgm"], parts["kd"])
+        return loss, student_out, {k: v.detach() for k, v in parts.items()}

@@ -1,0 +1,167 @@
+"""When does distillation help? The study behind notebook 07, as resumable runs.
+
+Four questions, each answered on the validation split (never on a test set), each a table that
+:func:`~kdas_utils.training.run_ablation` fills from checkpoints (finished runs are loaded):
+
+1. **alpha**: each distillation arm (``kdas``, ``pixel``) at several weights, one seed each;
+   the weight with the best validation Dice is *chosen* (:func:`choose_alpha`).
+2. **seeds**: ``no-kd`` and each arm at its chosen alpha, several seeds, scored with the share
+   of the teacher-student gap it closes (:func:`kdas_utils.evaluate.gap_closed`).
+3. **teacher strength**: each arm at its chosen alpha, distilled from the teacher's snapshots of
+   earlier epochs (weaker teachers) as well as from the final teacher: does a stronger teacher
+   teach better (Cho and Hariharan 2019 found an early-stopped one can teach better)?
+4. **patience**: ``no-kd`` and the best arm trained several times longer: does the gap open
+   once the student alone stops improving (Beyer et al. 2022)?
+
+Every step writes its table under ``runs/study-<profile>/``; ``kdas study --profile standard``
+runs them in order and can be stopped and started again at any time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import Profile, runs_dir
+from .distill import ALPHA
+
+
+@dataclass(frozen=True)
+class StudyPlan:
+    """The size of the study.
+
+    Attributes:
+        arms: the distillation arms compared with ``no-kd``.
+        alphas: the weights tried for each arm (seed 0).
+        seeds: seeds of ``no-kd`` and of each arm at its chosen alpha.
+        teacher_epochs: teacher snapshots to distil from (the final teacher is always included).
+        patient_factor: the long schedule, in multiples of the profile's student epochs.
+    """
+
+    arms: tuple[str, ...] = ("kdas", "pixel")
+    alphas: tuple[float, ...] = (0.05, 0.1, 0.3)
+    seeds: int = 3
+    teacher_epochs: tuple[int, ...] = (3, 10)
+    patient_factor: int = 4
+
+
+def study_dir(profile: Profile) -> Path:
+    """``runs/study-<profile>``: the study's tables and figures."""
+    return runs_dir() / f"study-{profile.name}"
+
+
+def alpha_sweep(profile: Profile, plan: StudyPlan = StudyPlan(), device=None, **changes):
+    """Seed 0 of every arm of ``plan`` at every alpha: one row per (arm, alpha), scored on the
+    validation split and the test sets. Written to ``study-<profile>/alpha.csv``."""
+    import pandas as pd
+
+    from .training import run_ablation
+
+    tables = []
+    for alpha in plan.alphas:
+        table = run_ablation(profile, {arm: 1 for arm in plan.arms}, device=device, alpha=alpha, **changes)
+        tables.append(table.assign(alpha=alpha))
+    table = pd.concat(tables, ignore_index=True)
+    _write(table, profile, "alpha")
+    return table
+
+
+def choose_alpha(sweep) -> dict[str, float]:
+    """``{arm: alpha}``: for each arm, the alpha with the highest validation Dice in ``sweep``
+    (:func:`alpha_sweep`'s table). Only the validation column is read."""
+    best = sweep.loc[sweep.groupby("arm", sort=False)["validation"].idxmax()]
+    return {row.arm: float(row.alpha) for row in best.itertuples()}
+
+
+def seeds_table(profile: Profile, chosen: dict[str, float], plan: StudyPlan = StudyPlan(), device=None, **changes):
+    """``no-kd`` and each arm at its chosen alpha, ``plan.seeds`` seeds each, in one table
+    (column ``alpha``: ``NaN`` for ``no-kd``). Written to ``study-<profile>/seeds.csv``."""
+    import pandas as pd
+
+    from .training import run_ablation
+
+    tables = [run_ablation(profile, {"no-kd": plan.seeds}, device=device, **changes).assign(alpha=float("nan"))]
+    for arm, alpha in chosen.items():
+        tables.append(
+            run_ablation(profile, {arm: plan.seeds}, device=device, alpha=alpha, **changes).assign(alpha=alpha)
+        )
+    table = pd.concat(tables, ignore_index=True)
+    _write(table, profile, "seeds")
+    return table
+
+
+def teacher_strength(profile: Profile, chosen: dict[str, float], plan: StudyPlan = StudyPlan(), device=None, **changes):
+    """Each arm at its chosen alpha (seed 0) distilled from each teacher snapshot of
+    ``plan.teacher_epochs`` and from the final teacher, with the teacher's own validation Dice
+    and the student's gain over the mean of ``no-kd``'s seeds. Written to
+    ``study-<profile>/teacher-strength.csv``."""
+    import pandas as pd
+
+    from .evaluate import mean_dice
+    from .models import load_trained
+    from .training import checkpoint_dir, profile_splits, run_ablation, teacher_snapshot
+
+    splits = profile_splits(profile)
+    alone = run_ablation(profile, {"no-kd": plan.seeds}, device=device, **changes)["validation"].mean()
+    rows = []
+    for epoch in (*plan.teacher_epochs, None):
+        path = teacher_snapshot(profile, epoch) if epoch else checkpoint_dir("teacher", profile) / "best.pt"
+        teacher = load_trained(path, device or "cpu")
+        teacher_dice = mean_dice(teacher, splits.val, profile.image_size, device)
+        for arm, alpha in chosen.items():
+            row = (
+                run_ablation(
+                    profile, {arm: 1}, teacher=teacher, device=device, alpha=alpha, teacher_epoch=epoch, **changes
+                )
+                .iloc[0]
+                .to_dict()
+            )
+            rows.append(
+                {
+                    "teacher_epoch": epoch or "best",
+                    "teacher_validation": teacher_dice,
+                    "alpha": alpha,
+                    **row,
+                    "gain": row["validation"] - alone,
+                }
+            )
+    table = pd.DataFrame(rows)
+    _write(table, profile, "teacher-strength")
+    return table
+
+
+def patient(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPlan(), device=None, **changes):
+    """``no-kd`` and ``arm`` (seed 0) trained ``plan.patient_factor`` times the profile's epochs;
+    returns ``{label: epoch history}`` for :func:`kdas_utils.plots.plot_runs`, and writes both
+    histories to ``study-<profile>/patient.csv``."""
+    import pandas as pd
+
+    from .training import train_student
+
+    epochs = profile.epochs * plan.patient_factor
+    runs = {
+        "no-kd": train_student(profile, "no-kd", device=device, epochs=epochs, **changes),
+        f"{arm} (alpha {alpha:g})": train_student(profile, arm, device=device, alpha=alpha, epochs=epochs, **changes),
+    }
+    histories = {label: run.history for label, run in runs.items()}
+    table = pd.concat([pd.DataFrame(h).assign(run=label) for label, h in histories.items()], ignore_index=True)
+    _write(table, profile, "patient")
+    return histories
+
+
+def run_study(profile: Profile, plan: StudyPlan = StudyPlan(), device=None, **changes) -> dict:
+    """The four steps in order (each resumable); returns their tables and the chosen alphas."""
+    sweep = alpha_sweep(profile, plan, device, **changes)
+    chosen = choose_alpha(sweep)
+    seeds = seeds_table(profile, chosen, plan, device, **changes)
+    strength = teacher_strength(profile, chosen, plan, device, **changes)
+    best_arm = max(chosen, key=lambda arm: seeds[seeds.arm == arm]["validation"].mean())
+    curves = patient(profile, best_arm, chosen.get(best_arm, ALPHA), plan, device, **changes)
+    return {"alpha": sweep, "chosen": chosen, "seeds": seeds, "teacher_strength": strength, "patient": curves}
+
+
+def _write(table, profile: Profile, name: str) -> Path:
+    out = study_dir(profile) / f"{name}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    return out
