@@ -81,11 +81,11 @@ def step_times(
             device=device,
         )
         images = data.images.to(device)
-        if alone.channels_last:
+        if alone.runtime.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
 
         def teacher_forward():
-            with torch.inference_mode(), alone._autocast():
+            with torch.inference_mode(), alone.runtime.autocast():
                 teacher_call(images)
 
         result = {

@@ -41,6 +41,6 @@ trainer = Trainer(
     device="cpu",
 )
 trainer.fit()
-torch.save(trainer.model.state_dict(), out / f"rank{trainer.rank}.pt")
-with open(out / f"world{trainer.world}-rank{trainer.rank}.txt", "w") as handle:
-    handle.write(f"{trainer.rank} {trainer.world} {trainer.step}\n")
+torch.save(trainer.model.state_dict(), out / f"rank{trainer.runtime.rank}.pt")
+with open(out / f"world{trainer.world}-rank{trainer.runtime.rank}.txt", "w") as handle:
+    handle.write(f"{trainer.runtime.rank} {trainer.world} {trainer.step}\n")

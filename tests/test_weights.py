@@ -106,12 +106,14 @@ class _Payload:
         return (print, ("this would run on load",))
 
 
-def test_files_load_with_weights_only(tmp_path):
+def test_files_load_with_weights_only(tmp_path, capsys):
     path = tmp_path / "evil.pth"
     with open(path, "wb") as handle:
         pickle.dump({"patch_embed1.proj.weight": _Payload()}, handle, protocol=2)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(WeightLoadError, match="evil.pth: not a PyTorch weight file that can be read safely") as caught:
         load_backbone_weights(build_student(), path)
+    assert isinstance(caught.value.__cause__, pickle.UnpicklingError)
+    assert "this would run on load" not in capsys.readouterr().out
 
 
 def test_missing_file(tmp_path):
