@@ -1,6 +1,7 @@
 # The two commands of the README. Everything else here serves them.
 #   make tutorial   run every notebook, headless, quick profile -> runs/
-#   make test       ruff, unit tests, browser tests (Chromium) + every notebook under nbval (--nbval-lax)
+#   make test       ruff, unit tests, browser tests (Chromium) + every notebook under nbval (--nbval-lax),
+#                   then every Python block of README.md as written (pytest-markdown-docs)
 #   make bench      the benchmark harness (not part of the two commands; see README)
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -36,17 +37,21 @@ install-dev: $(VENV)/.installed-dev
 tutorial: $(VENV)/.installed
 	KDAS_PROFILE=quick $(BIN)/python -m kdas_utils.tutorial --out runs
 
+# KDAS_PROGRESS=0: no progress bars in the notebooks' kernels (kdas_utils.notebook.progress_bars).
+# README.md runs in a pytest of its own: --markdown-docs also collects every .py file it is given,
+# and tests/ holds scripts that run when imported.
 test: $(VENV)/.installed-dev browser lint
-	KDAS_PROFILE=quick MPLBACKEND=agg $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
+	KDAS_PROFILE=quick MPLBACKEND=agg KDAS_PROGRESS=0 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
+	$(BIN)/python -m pytest --markdown-docs README.md
 
 # ruff: the code's format and lint (settings in pyproject.toml); `make format` rewrites the code.
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff format --check --quiet kdas_utils tests
-	$(BIN)/ruff check --quiet kdas_utils tests
+	$(BIN)/ruff format --check --quiet kdas_utils tests conftest.py
+	$(BIN)/ruff check --quiet kdas_utils tests conftest.py
 
 format: $(VENV)/.installed-dev
-	$(BIN)/ruff format --quiet kdas_utils tests
-	$(BIN)/ruff check --fix --quiet kdas_utils tests
+	$(BIN)/ruff format --quiet kdas_utils tests conftest.py
+	$(BIN)/ruff check --fix --quiet kdas_utils tests conftest.py
 
 # Debian's Chromium for tests/test_browser.py (Playwright drives it; no browser download).
 # Installed as root where apt-get exists; elsewhere the browser tests say what to install and

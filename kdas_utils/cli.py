@@ -1,11 +1,14 @@
 """The ``kdas`` command: the notebooks' steps from a terminal, with the same engine and profiles.
 
     kdas prepare-data  --profile quick            # write the synthetic set / check the real data
+    kdas prepare-data  --download pranet          # PraNet's train and test sets from Google Drive (gdown)
+    kdas prepare-weights polyp-pvt                # the official Polyp-PVT teacher (gdown); pvt-v2: ImageNet backbones
     kdas train-teacher --profile standard         # train (or resume, or load) the teacher
     kdas distill       --profile standard --arm kdas --seed 0
     kdas distill       --profile standard --ablation no-kd=3,kdas=3,at=1,sgm=1,released=1
     kdas distill       --profile standard --ablation finished   # score the finished runs, train nothing
     kdas distill       --profile standard --arm pixel --alpha 0.1 --teacher-epoch 3
+    kdas study         --profile standard --export results   # when does distillation help? (notebook 07)
     kdas evaluate      --profile standard         # teacher, student alone, KDAS student -> runs/evaluation-<profile>/
     kdas export        --profile standard --out kdas_student.onnx
 
@@ -80,8 +83,9 @@ def _profile_argument(parser):
         "--profile",
         choices=PROFILE_NAMES,
         default=None,
-        help="quick (synthetic, CPU minutes) | standard (real data, CPU hours) | paper (GPU); "
-        "default: $KDAS_PROFILE, else paper with CUDA and quick without",
+        help="quick (synthetic, CPU minutes) | standard (real data, CPU hours) | colab (official teacher, "
+        "pretrained student, one GPU session) | paper (the full recipe, GPU); "
+        "default: $KDAS_PROFILE, else colab with CUDA and real data, quick otherwise",
     )
     parser.add_argument("--device", default=None, help="cuda | mps | cpu (default: the best available)")
     parser.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
@@ -103,11 +107,26 @@ def _changes(args) -> dict:
     return ({"epochs": args.epochs} if args.epochs else {}) | ({"compile": True} if args.compile else {})
 
 
+def _fetch(args):
+    """How Google Drive files arrive: gdown (default), or a plain HTTP mirror given with --mirror."""
+    from .data import mirror_fetch
+
+    return mirror_fetch(args.mirror) if args.mirror else None
+
+
 def _prepare_data(args) -> int:
-    from .data import find_dataset, prepare_kvasir_seg
+    from .data import find_dataset, prepare_kvasir_seg, prepare_pranet
     from .training import profile_root
 
-    profile = get_profile(args.profile)
+    if args.download == "pranet":
+        root = prepare_pranet(args.into, fetch=_fetch(args))
+        found = find_dataset(root, verify=False)
+        tests = ", ".join(f"{name} {len(pairs)}" for name, pairs in found["test"].items())
+        print(
+            f"PraNet's split at {root}: {len(found['train'])} training frames; test sets: {tests}. "
+            f"It is the default data root with --into data, else: export KDAS_DATA_ROOT={root}"
+        )
+        return 0
     if args.download:
         root = prepare_kvasir_seg(args.into, allow_unpinned=args.allow_unpinned)
         print(
@@ -115,11 +134,31 @@ def _prepare_data(args) -> int:
             f"it is the default data root with --into data, else: export KDAS_DATA_ROOT={root}"
         )
         return 0
+    profile = get_profile(args.profile)
     root = profile_root(profile)
     found = find_dataset(root)
     print(f"{profile.name} profile data at {root}: {len(found['train'])} training pairs")
     for name, pairs in found["test"].items():
         print(f"  test set {name}: {len(pairs)} pairs")
+    return 0
+
+
+def _prepare_weights(args) -> int:
+    from .config import WEIGHTS_VARIABLE, weights_dir
+    from .data.download import sha256sum
+    from .models.pretrained import PVT_V2_RELEASE, prepare_polyp_pvt, prepare_pvt_v2
+
+    if args.what == "polyp-pvt":
+        path = prepare_polyp_pvt(fetch=_fetch(args))
+        print(
+            f"official Polyp-PVT teacher: {path} (sha256 {sha256sum(path)}); loads strictly into build_teacher(). "
+            f"The colab and paper profiles now distil from it."
+        )
+        return 0
+    for path in prepare_pvt_v2(url=args.mirror or PVT_V2_RELEASE):
+        print(f"ImageNet backbone: {path} (sha256 {sha256sum(path)})")
+    print(f"build_teacher(pretrained=True) and build_student(pretrained=True) load them from {WEIGHTS_VARIABLE}")
+    print(f"({weights_dir()}), offline.")
     return 0
 
 
@@ -199,9 +238,38 @@ def _distill(args) -> int:
     return 0
 
 
+def _study(args) -> int:
+    """The study of notebook 07, step by step; every step loads what is finished."""
+    import shutil
+
+    from . import study
+
+    profile = get_profile(args.profile)
+    plan = study.StudyPlan(seeds=args.seeds)
+    changes = _changes(args)
+    steps = args.step or ["alpha", "seeds", "teacher-strength", "patient"]
+    sweep = study.alpha_sweep(profile, plan, args.device, **changes)
+    chosen = study.choose_alpha(sweep)
+    print(f"alpha chosen on the validation split: {chosen}")
+    if "seeds" in steps or "patient" in steps:
+        seeds = study.seeds_table(profile, chosen, plan, args.device, **changes)
+        print(seeds.groupby("arm", sort=False)["validation"].agg(["mean", "std", "count"]).round(4).to_string())
+    if "teacher-strength" in steps:
+        print(study.teacher_strength(profile, chosen, plan, args.device, **changes).round(4).to_string())
+    if "patient" in steps:
+        best = max(chosen, key=lambda arm: seeds[seeds.arm == arm]["validation"].mean())
+        study.patient(profile, best, chosen[best], plan, args.device, **changes)
+    study.teacher_curve(profile)
+    if args.export:
+        target = Path(args.export) / study.study_dir(profile).name
+        shutil.copytree(study.study_dir(profile), target, dirs_exist_ok=True)
+        print(f"tables copied to {target}")
+    return 0
+
+
 def _evaluate(args) -> int:
     from .evaluate import evaluate_models, write_table
-    from .models import load_official, load_trained
+    from .models import load_network, load_official, load_trained
     from .training import profile_splits, trained_checkpoints
 
     profile = get_profile(args.profile)
@@ -209,7 +277,7 @@ def _evaluate(args) -> int:
         models = {Path(p).parent.name: load_trained(p) for p in args.checkpoint or []}
         models |= {Path(p).stem: load_official(p) for p in args.weights or []}
     else:
-        models = {label: load_trained(path) for label, path in trained_checkpoints(profile).items()}
+        models = {label: load_network(path) for label, path in trained_checkpoints(profile).items()}
         if not models:
             raise UsageError(
                 f"no checkpoint of the {profile.name!r} profile under "
@@ -274,14 +342,30 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_argument(p)
     p.add_argument(
         "--download",
-        choices=("kvasir-seg",),
-        help="download Kvasir-SEG and arrange it as <into>/polyp in the PraNet layout instead",
+        choices=("pranet", "kvasir-seg"),
+        help="download instead, and arrange as <into>/polyp in the PraNet layout: pranet (PraNet's train and "
+        "test archives from Google Drive, with gdown: the split of the paper's numbers) or kvasir-seg (Simula)",
     )
     p.add_argument("--into", default="data", help="folder for --download (default: data)")
     p.add_argument(
         "--allow-unpinned", action="store_true", help="accept a first download that has no published checksum"
     )
+    p.add_argument("--mirror", metavar="URL", help="with --download pranet: fetch <URL>/TrainDataset.zip etc. instead")
     p.set_defaults(run=_prepare_data)
+
+    p = sub.add_parser(
+        "prepare-weights",
+        help="fetch the official Polyp-PVT teacher, or the ImageNet PVTv2 backbones",
+        description="Fetch weight files into $KDAS_WEIGHTS_DIR (default data/weights), check that they load "
+        "strictly, and record their sha256. polyp-pvt: the trained Polyp-PVT (PolypPVT.pth, about 100 MB) from "
+        "the Google Drive folder the Polyp-PVT README links, with gdown; the colab and paper profiles then distil "
+        "from it. pvt-v2: the PVTv2 release files pvt_v2_b2.pth and pvt_v2_b0.pth from the authors' GitHub "
+        "release, which build_teacher/build_student(pretrained=True) then load offline.",
+    )
+    p.add_argument("what", choices=("polyp-pvt", "pvt-v2"), help="which weights")
+    p.add_argument("--mirror", metavar="URL", help="fetch <URL>/<file name> from a plain HTTP mirror instead")
+    p.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
+    p.set_defaults(run=_prepare_weights)
 
     p = sub.add_parser(
         "train-teacher",
@@ -324,6 +408,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _training_arguments(p)
     p.set_defaults(run=_distill)
+
+    p = sub.add_parser(
+        "study",
+        help="when does distillation help? alpha, seeds, teacher strength, patience (notebook 07)",
+        description="Run the study of notebook 07 for a profile: alpha chosen on the validation split for the "
+        "kdas and pixel arms, seeds of no-kd and each arm at its alpha, distillation from teacher snapshots, "
+        "and a long schedule. Finished runs are loaded; stop and start again at any time.",
+    )
+    _profile_argument(p)
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds of each arm at its alpha (default 3)")
+    p.add_argument(
+        "--step",
+        action="append",
+        choices=("alpha", "seeds", "teacher-strength", "patient"),
+        help="run only these steps (repeatable; alpha always runs, it is what the others use)",
+    )
+    p.add_argument("--export", metavar="DIR", help="copy the study's tables to DIR/study-<profile>/ (e.g. results)")
+    _training_arguments(p)
+    p.set_defaults(run=_study)
 
     p = sub.add_parser(
         "evaluate",

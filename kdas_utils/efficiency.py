@@ -83,3 +83,58 @@ def efficiency_table(
     table = pd.DataFrame(rows).set_index("model")
     table.attrs.update(device=str(device), image_size=image_size, threads=torch.get_num_threads())
     return table
+
+
+# --------------------------------------------------------------------------- planning a GPU session
+#
+# No GPU was lent to this project, so the `colab` profile's length is planned from FLOPs rather than
+# timed: the cost of one epoch in FLOPs, divided by a throughput assumed for the GPU. The FLOPs are
+# measured (count_flops, 352 px); the throughput is an assumption, stated where it is used.
+
+TEACHER_GFLOPS_352 = 21.69  # Polyp-PVT (PVTv2-B2) forward at 352 px, count_flops here
+STUDENT_GFLOPS_352 = 3.81  # the KDAS student (PVTv2-B0) forward at 352 px, count_flops here
+TRAINING_STEP_FACTOR = 3.0  # forward + backward = 3 x forward (the backward costs about twice the forward)
+PRANET_TRAIN_FRAMES = 1450  # PraNet's training set: 900 Kvasir-SEG + 550 CVC-ClinicDB frames
+PAPER_EPOCHS = 100  # the paper's schedule (the released code trains 99 epochs)
+
+
+def distillation_epoch_tflops(
+    train_frames: int = PRANET_TRAIN_FRAMES,
+    val_fraction: float = 0.1,
+    scale_area: float = 1.0,
+    teacher_gflops: float = TEACHER_GFLOPS_352,
+    student_gflops: float = STUDENT_GFLOPS_352,
+) -> float:
+    """TFLOPs of one distillation epoch at 352 px (this series' estimate).
+
+    Each training frame costs the frozen teacher's forward plus the student's forward and backward
+    (:data:`TRAINING_STEP_FACTOR` x its forward); each validation frame one student forward.
+    ``train_frames`` are split as :func:`kdas_utils.data.train_val_split` does (``val_fraction`` held
+    out); ``scale_area`` is the summed relative area of multi-scale training (0.75 / 1 / 1.25 of 352 px,
+    rounded to 256 / 352 / 448: 3.15), 1 for a single scale. The structure loss and the distillation
+    terms add under 1 GFLOP per frame and are left out.
+
+    torch's ``FlopCounterMode`` is not used for the backward: it over-counts the backward of grouped
+    (depthwise) convolutions, which PVTv2's MLPs use, by the number of groups.
+    """
+    n_val = max(1, round(train_frames * val_fraction))
+    per_frame = teacher_gflops + TRAINING_STEP_FACTOR * student_gflops
+    return ((train_frames - n_val) * per_frame * scale_area + n_val * student_gflops) / 1e3
+
+
+def epoch_seconds(sustained_tflops: float, overhead_s: float = 2.0, **epoch) -> float:
+    """Seconds of one epoch on a device that sustains ``sustained_tflops`` on this network, plus
+    ``overhead_s`` per epoch (checkpoint writes, validation start-up); ``epoch`` goes to
+    :func:`distillation_epoch_tflops`."""
+    if sustained_tflops <= 0:
+        raise ValueError(f"sustained_tflops={sustained_tflops}: must be positive, e.g. 2.0")
+    return distillation_epoch_tflops(**epoch) / sustained_tflops + overhead_s
+
+
+def session_epochs(budget_s: float, sustained_tflops: float, overhead_s: float = 2.0, **epoch) -> int:
+    """Epochs of distillation that fit ``budget_s`` seconds at ``sustained_tflops`` (see
+    :func:`epoch_seconds`), at most the paper's :data:`PAPER_EPOCHS`. The ``colab`` profile's epochs
+    are ``session_epochs(30 * 60, 2.0)``: 30 minutes of training at 2 TFLOPS, a cautious figure for a
+    T4 (3% of its 65 TFLOPS fp16 tensor-core peak), which leaves the rest of the hour for setup,
+    downloads and evaluation."""
+    return max(1, min(PAPER_EPOCHS, int(budget_s // epoch_seconds(sustained_tflops, overhead_s, **epoch))))

@@ -25,6 +25,7 @@ from .data import PolypDataset, eval_transforms, read_mask
 from .data.pairs import Pair
 from .engine import select_device
 from .metrics import KEYS, dice_at, image_scores, normalize_map, summarize
+from .notebook import progress_bars
 
 if TYPE_CHECKING:
     import pandas
@@ -92,9 +93,10 @@ def evaluate_models(
     image_size: int,
     device=None,
     save_dir: str | Path | None = None,
-    progress: bool = True,
+    progress: bool | None = None,
 ):
-    """Score every model on every test set.
+    """Score every model on every test set, with a progress bar per (model, test set) when
+    ``progress`` (``None``: unless ``$KDAS_PROGRESS`` is 0, see :func:`kdas_utils.notebook.progress_bars`).
 
     Returns:
         ``(table, per_image)``: a DataFrame with one row per (model, test set) and the columns of
@@ -103,6 +105,7 @@ def evaluate_models(
     """
     import pandas as pd
 
+    progress = progress_bars() if progress is None else progress
     rows, per_image = [], {}
     for label, model in models.items():
         for name, pairs in test_sets.items():

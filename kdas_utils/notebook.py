@@ -1,13 +1,19 @@
-"""Notebook chores: where am I running, which versions, and saving figures under ``runs/``."""
+"""Notebook chores: where am I running, which versions, saving figures under ``runs/``, and
+whether to draw progress bars (not in notebooks executed headless)."""
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .config import runs_dir
+
+# ``make tutorial`` and ``make test`` set it to 0 for the notebooks they execute: a tqdm bar saved in
+# a notebook's outputs is only its first frame ("0%|          | 0/8"), residue rather than information.
+PROGRESS_VARIABLE = "KDAS_PROGRESS"
 
 REPORTED_PACKAGES = ("torch", "torchvision", "timm", "albumentations", "numpy", "matplotlib", "ipywidgets")
 
@@ -44,6 +50,12 @@ def print_environment() -> None:
         print(f"{key:<{width}}  {value}")
 
 
+def progress_bars() -> bool:
+    """Whether to draw tqdm progress bars: yes, unless ``$KDAS_PROGRESS`` is ``0`` (or ``false``,
+    ``no``, ``off``), which ``make tutorial`` and ``make test`` set for the notebooks they execute."""
+    return os.environ.get(PROGRESS_VARIABLE, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
 def save_figure(fig, name: str, folder: str | Path | None = None, dpi: int = 110) -> Path:
     """Save ``fig`` as ``runs/figures/<name>.png`` (or under ``folder``) and return the path."""
     folder = Path(folder) if folder is not None else runs_dir() / "figures"
@@ -53,53 +65,14 @@ def save_figure(fig, name: str, folder: str | Path | None = None, dpi: int = 110
     return path
 
 
-def offer_real_data(force: bool = False, **prepare):
-    """On Colab (or with ``force``), show a button that downloads Kvasir-SEG (about 46 MB, from
-    Simula) and arranges it as the data root (:func:`~kdas_utils.data.prepare_kvasir_seg`), so
-    that the ``standard`` and ``paper`` profiles can run. Returns the widget, or ``None`` when
-    not on Colab or when the real data is already there. ``prepare`` goes to
-    ``prepare_kvasir_seg`` (``url=`` a mirror, ``test_count=``).
+def offer_real_data(force: bool = False, fetch=None, **prepare):
+    """On Colab (or with ``force``), show the panel that keeps the work on Google Drive and downloads
+    PraNet's data (first), Kvasir-SEG (second) and the official Polyp-PVT teacher, so that the
+    ``standard``, ``colab`` and ``paper`` profiles can run (:func:`kdas_utils.colab.offer`). Returns the
+    widget, or ``None`` when not on Colab or when there is nothing left to offer. ``fetch`` is how Google
+    Drive files arrive (default ``gdown``); ``prepare`` goes to ``prepare_kvasir_seg`` (``url=`` a mirror,
+    ``test_count=``).
     """
-    from .config import data_root, project_root
+    from .colab import offer
 
-    root = data_root()
-    if not (force or in_colab()):
-        return None
-    if (root / "TrainDataset").is_dir():
-        print(f"real data found at {root}")
-        return None
-    import ipywidgets as widgets
-    from IPython.display import display
-
-    if in_colab():  # pragma: no cover - Colab only: ipywidgets 8 needs Colab's custom widget manager
-        from google.colab import output
-
-        output.enable_custom_widget_manager()
-    text = widgets.HTML(
-        f"Only the synthetic set is here, so the profile is <b>quick</b>. To train on real frames, download "
-        f"<b>Kvasir-SEG</b> (1000 frames, about 46 MB, research and educational use, cite Jha et al. 2020) into "
-        f"<code>{root}</code>, split 900/100 with a fixed seed. Simula publishes no checksum: the archive's "
-        f"sha256 is recorded on this first download and checked on every later one."
-    )
-    button = widgets.Button(description="Download Kvasir-SEG", icon="download", button_style="primary")
-    log = widgets.Output()
-
-    def fetch(_):
-        from .data import prepare_kvasir_seg
-
-        button.disabled = True
-        with log:
-            try:
-                prepare_kvasir_seg(project_root() / "data", root, allow_unpinned=True, **prepare)
-            except Exception:
-                button.disabled = False
-                raise
-            print(
-                f"ready: {root}. Re-run the parameters cell: the default profile is now 'paper' with a GPU "
-                f"(choose config.get_profile('standard') on a CPU)."
-            )
-
-    button.on_click(fetch)
-    box = widgets.VBox([text, button, log])
-    display(box)
-    return box
+    return offer(force=force, fetch=fetch, **prepare)

@@ -277,7 +277,20 @@ def show_attention_grid(
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()
+    _attention_colour_bar(fig, axes)
     return fig
+
+
+def _attention_colour_bar(fig, axes) -> None:
+    """The scale of :class:`~kdas_utils.widgets.AttentionExplorer`'s overlays: 1 is the frame's
+    mean energy (stages) or the uniform distribution (heads)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from .widgets import MAP_SCALE
+
+    bar = fig.colorbar(ScalarMappable(Normalize(0, MAP_SCALE), "jet"), ax=axes, fraction=0.02, pad=0.01)
+    bar.set_label("x the frame's mean (stages) / x uniform (heads)", fontsize=8)
 
 
 def show_matrices(rows: dict[str, dict[str, np.ndarray]], cmap: str = "RdBu_r", size: float = 2.6):
@@ -345,6 +358,50 @@ def plot_ablation(table, sets: list[str] | None = None):
     return fig
 
 
+def plot_alpha_sweep(sweep):
+    """Validation Dice against the weight alpha of the distillation terms, one line per arm, from
+    :func:`kdas_utils.study.alpha_sweep` (one seed per point: no error bars)."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for arm, rows in sweep.groupby("arm", sort=False):
+        rows = rows.sort_values("alpha")
+        ax.plot(rows["alpha"], rows["validation"], "o-", label=arm)
+    ax.set(
+        xlabel="alpha (weight of the distillation terms)",
+        ylabel="validation mean Dice at 0.5",
+        title="alpha, chosen on the validation split",
+        xscale="log",
+    )
+    ax.set_xticks(sorted(set(sweep["alpha"])), [f"{a:g}" for a in sorted(set(sweep["alpha"]))])
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_teacher_strength(table, baseline: float | None = None):
+    """The student's validation Dice against its teacher's, one line per arm, from
+    :func:`kdas_utils.study.teacher_strength`; ``baseline`` (the student alone) as a dashed line."""
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    for arm, rows in table.groupby("arm", sort=False):
+        rows = rows.sort_values("teacher_validation")
+        ax.plot(rows["teacher_validation"], rows["validation"], "o-", label=arm)
+        for row in rows.itertuples():
+            ax.annotate(
+                f"ep {row.teacher_epoch}",
+                (row.teacher_validation, row.validation),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(3, 3),
+            )
+    if baseline is not None:
+        ax.axhline(baseline, color="k", ls="--", lw=1, label="student alone (mean)")
+    ax.set(xlabel="teacher's validation Dice", ylabel="student's validation Dice", title="teacher strength")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def metric_example_maps(size: int = 96, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A disk-shaped mask and four imperfect predictions of it, each wrong in another way, to
     show what each metric rewards: ``(mask, {name: map in [0, 1]})``."""
@@ -401,34 +458,44 @@ def plot_dice_curves(curves: dict[str, np.ndarray], title: str = "Dice against t
     return fig
 
 
+ERROR_COLOURS = (((60, 200, 90), "hit"), ((230, 60, 50), "false alarm"), ((60, 110, 240), "missed polyp"))
+
+
 def _errors(prob: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(H, W, 3) uint8``: the prediction ``prob > 0.5`` against the mask, in :data:`ERROR_COLOURS`."""
     predicted, truth = prob > 0.5, mask > 0
     out = np.zeros((*mask.shape, 3), np.uint8)
-    out[predicted & truth] = (60, 200, 90)
-    out[predicted & ~truth] = (230, 60, 50)
-    out[~predicted & truth] = (60, 110, 240)
+    for (colour, _), where in zip(ERROR_COLOURS, (predicted & truth, predicted & ~truth, ~predicted & truth)):
+        out[where] = colour
     return out
 
 
 def show_comparison(frames: list[dict], maps: dict[str, list[np.ndarray]], size: float = 2.2):
     """One row per frame (dicts with ``name``, ``image``, ``mask`` at the original size): the
     frame with the mask outlined, then each model's thresholded prediction with hits green,
-    false alarms red and misses blue, titled with its Dice at 0.5."""
+    false alarms red and misses blue (the legend below), titled with its Dice at 0.5."""
+    import textwrap
+
+    from matplotlib.patches import Patch
+
+    from .metrics import dice_at
+
     fig, axes = plt.subplots(
-        len(frames), len(maps) + 1, figsize=((len(maps) + 1) * size, len(frames) * size), squeeze=False
+        len(frames), len(maps) + 1, figsize=((len(maps) + 1) * size, len(frames) * size + 0.4), squeeze=False
     )
     for r, frame in enumerate(frames):
         axes[r, 0].imshow(overlay(frame["image"], frame["mask"]))
-        axes[r, 0].set_title(frame["name"][:18], fontsize=7)
+        axes[r, 0].set_title("\n".join(textwrap.wrap(frame["name"], 24)), fontsize=7)
         for c, (model, model_maps) in enumerate(maps.items(), start=1):
             prob = model_maps[r]
-            inter = np.sum((prob > 0.5) & (frame["mask"] > 0))
-            total = np.sum(prob > 0.5) + np.sum(frame["mask"] > 0)
+            dice = dice_at(torch.as_tensor(prob)[None], torch.as_tensor(frame["mask"], dtype=torch.float32)[None])
             axes[r, c].imshow(_errors(prob, frame["mask"]))
-            axes[r, c].set_title(f"{model}: Dice {2 * inter / total if total else 0:.2f}", fontsize=7)
+            axes[r, c].set_title(f"{model}: Dice {dice.item():.2f}", fontsize=7)
     for ax in axes.flat:
         ax.axis("off")
-    fig.tight_layout()
+    legend = [Patch(color=np.array(c) / 255, label=label) for c, label in ERROR_COLOURS]
+    fig.legend(handles=legend, loc="lower center", ncols=3, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
@@ -453,4 +520,59 @@ def plot_efficiency(table, accuracy: dict[str, float], metric: str = "meanDice")
     ax.margins(x=0.45, y=0.3)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- lessons: paths, the phantom twin
+
+
+def shown_path(path, root=None) -> str:
+    """How a notebook prints ``path``: relative to the project folder (``root``, default
+    :func:`kdas_utils.config.project_root`) when it lies inside it, else
+    ``<outside the project folder>/<parent>/<name>``, so that outputs never show a machine's folders."""
+    from pathlib import Path
+
+    from .config import project_root
+
+    path = Path(path).expanduser().resolve()
+    root = Path(root if root is not None else project_root()).expanduser().resolve()
+    if path.is_relative_to(root):
+        return path.relative_to(root).as_posix() or "."
+    return f"<outside the project folder>/{path.parent.name}/{path.name}"
+
+
+def phantom_twin_maps(
+    size: int = 48, centre: tuple[int, int] = (12, 34), radius: int = 6, polyp: float = 4.0, background: float = -4.0
+) -> dict[str, np.ndarray]:
+    """A logit map ``P`` with one disk-shaped polyp (``polyp`` inside, ``background`` outside) at
+    ``centre`` = (row, column), its transpose and ``P + P.T``: ``{"P", "P.T", "P + P.T"}``, float32.
+
+    The transpose mirrors the map about its diagonal, so a polyp off the diagonal appears in
+    ``P + P.T`` twice, at ``(row, col)`` and at ``(col, row)``, with the same value
+    ``polyp + background`` at both: the released SGM's target cannot tell the polyp from its twin."""
+    yy, xx = np.mgrid[0:size, 0:size]
+    disk = (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius**2
+    p = np.where(disk, polyp, background).astype(np.float32)
+    return {"P": p, "P.T": p.T.copy(), "P + P.T": p + p.T}
+
+
+def show_phantom_twin(maps: dict[str, np.ndarray] | None = None, size: float = 2.6):
+    """:func:`phantom_twin_maps` side by side on one colour scale, with the diagonal (the mirror
+    line of the transpose) dashed in each panel."""
+    maps = phantom_twin_maps() if maps is None else maps
+    titles = {
+        "P": "P: one polyp",
+        "P.T": "Pᵀ: mirrored about the diagonal",
+        "P + P.T": "P + Pᵀ: polyp and phantom twin",
+    }
+    limit = max(float(np.abs(m).max()) for m in maps.values()) or 1.0
+    fig, axes = plt.subplots(1, len(maps), figsize=(len(maps) * size + 0.8, size + 0.3), squeeze=False)
+    for ax, (name, matrix) in zip(axes[0], maps.items()):
+        shown = ax.imshow(matrix, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        n = matrix.shape[0]
+        ax.plot([-0.5, n - 0.5], [-0.5, n - 0.5], "k--", lw=0.8)
+        ax.set_title(titles.get(name, name), fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(shown, ax=list(axes[0]), fraction=0.02, pad=0.02, label="logit")
     return fig

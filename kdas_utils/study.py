@@ -75,17 +75,19 @@ def choose_alpha(sweep) -> dict[str, float]:
 
 def seeds_table(profile: Profile, chosen: dict[str, float], plan: StudyPlan = StudyPlan(), device=None, **changes):
     """``no-kd`` and each arm at its chosen alpha, ``plan.seeds`` seeds each, in one table
-    (column ``alpha``: ``NaN`` for ``no-kd``). Written to ``study-<profile>/seeds.csv``."""
+    (column ``alpha``: ``NaN`` for ``no-kd``). Written to ``study-<profile>/seeds.csv``; each
+    alpha's ablation table (:func:`~kdas_utils.training.ablation_csv`) holds ``no-kd`` and the arms
+    chosen at that alpha."""
     import pandas as pd
 
     from .training import run_ablation
 
-    tables = [run_ablation(profile, {"no-kd": plan.seeds}, device=device, **changes).assign(alpha=float("nan"))]
-    for arm, alpha in chosen.items():
-        tables.append(
-            run_ablation(profile, {arm: plan.seeds}, device=device, alpha=alpha, **changes).assign(alpha=alpha)
-        )
-    table = pd.concat(tables, ignore_index=True)
+    tables = []
+    for alpha in dict.fromkeys(chosen.values()):
+        plan_here = {"no-kd": plan.seeds} | {arm: plan.seeds for arm, a in chosen.items() if a == alpha}
+        table = run_ablation(profile, plan_here, device=device, alpha=alpha, **changes)
+        tables.append(table.assign(alpha=[float("nan") if arm == "no-kd" else alpha for arm in table.arm]))
+    table = pd.concat(tables, ignore_index=True).drop_duplicates(["arm", "seed", "alpha"])
     _write(table, profile, "seeds")
     return table
 
@@ -147,6 +149,78 @@ def patient(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPla
     table = pd.concat([pd.DataFrame(h).assign(run=label) for label, h in histories.items()], ignore_index=True)
     _write(table, profile, "patient")
     return histories
+
+
+def teacher_curve(profile: Profile):
+    """The teacher run's validation curve (epoch, train loss, validation Dice, seconds) from its
+    ``last.pt``; written to ``study-<profile>/teacher-curve.csv``."""
+    import pandas as pd
+
+    from .engine import load_checkpoint
+    from .training import checkpoint_dir
+
+    history = load_checkpoint(checkpoint_dir("teacher", profile) / "last.pt")["history"]
+    table = pd.DataFrame(history)[["epoch", "train_loss", "val_loss", "val_dice", "seconds"]]
+    _write(table, profile, "teacher-curve")
+    return table
+
+
+def load_results(profile_name: str = "standard", root: str | Path | None = None) -> dict:
+    """The study's committed tables, ``{name: DataFrame}``, for the names that exist under
+    ``results/study-<profile>/`` (``alpha``, ``seeds``, ``teacher-strength``, ``patient``,
+    ``teacher-curve``): what notebook 07 shows of the measured study."""
+    import pandas as pd
+
+    from .config import project_root
+
+    folder = Path(root) if root else project_root() / "results" / f"study-{profile_name}"
+    return {path.stem: pd.read_csv(path) for path in sorted(folder.glob("*.csv"))}
+
+
+def against_alone(table, column: str = "validation"):
+    """Each arm of an ablation-style table (rows ``arm``, ``seed``, ``column``) against ``no-kd``:
+    seeds, mean, std, the difference of means and the seed spread it is read against (the larger of
+    the two arms' standard deviations; one seed has none). Indexed by arm, ``no-kd`` excluded.
+
+    Raises:
+        ValueError: the table has no ``no-kd`` rows to compare with.
+    """
+    import pandas as pd
+
+    if not (table.arm == "no-kd").any():
+        raise ValueError("the table has no 'no-kd' rows: train the student alone with the same settings first")
+    stats = table.groupby("arm", sort=False)[column].agg(["count", "mean", "std"])
+    alone = stats.loc["no-kd"]
+    rows = stats.drop("no-kd").rename(columns={"count": "seeds"})
+    rows["difference"] = rows["mean"] - alone["mean"]
+    rows["spread"] = pd.concat([rows["std"], pd.Series(alone["std"], index=rows.index)], axis=1).max(axis=1)
+    return rows
+
+
+def answer(results: dict, column: str = "validation") -> list[str]:
+    """Sentences that state what the measured tables of :func:`load_results` show, one per arm of
+    each comparison table (``seeds``, and ``ablation-*`` tables such as a run from a teacher
+    snapshot): above, below or within the seed spread of the student alone. Nothing is said
+    of a table that is not there."""
+    tables = {name: t for name, t in results.items() if name == "seeds" or name.startswith("ablation-")}
+    if not tables:
+        return ["No comparison with the student alone has been measured on these frames yet."]
+    lines = []
+    for name, table in tables.items():
+        for arm, row in against_alone(table, column).iterrows():
+            where = (
+                "above"
+                if row.difference > row.spread
+                else "below"
+                if row.difference < -row.spread
+                else "within the seed spread of"
+            )
+            seeds = f"{int(row.seeds)} seed{'s' if row.seeds > 1 else ''}"
+            lines.append(
+                f"{name}: {arm} ({seeds}, {column} {row['mean']:.3f}) is {where} "
+                f"the student alone ({row.difference:+.3f}; spread {row.spread:.3f})."
+            )
+    return lines
 
 
 def run_study(profile: Profile, plan: StudyPlan = StudyPlan(), device=None, **changes) -> dict:

@@ -152,8 +152,10 @@ def _train_or_load(
         return Run(load_trained(best, device or "cpu"), "checkpoint", best, saved["history"], saved["steps"])
     train_set, val_set = profile_datasets(profile, augment=augment)
     torch.manual_seed(seed)
+    model = build(drop_path_rate=config.drop_path_rate, pretrained=profile.pretrained)
+    print(f"{name}: backbone from {model.weights_source}")
     trainer = Trainer(
-        build(drop_path_rate=config.drop_path_rate),
+        model,
         train_set,
         val_set,
         config,
@@ -183,17 +185,24 @@ def train_teacher(
         profile: the profile (data, size, epochs, ...).
         retrain: train afresh even when a finished run exists. Without it, a finished run's
             ``best.pt`` is loaded and an unfinished one (``last.pt``) is resumed.
-        weights: an official ``PolypPVT.pth``: loaded instead of training.
+        weights: an official ``PolypPVT.pth``: loaded instead of training. Without it, the ``colab``
+            profile takes ``KDAS_WEIGHTS_DIR/PolypPVT.pth`` (``kdas prepare-weights polyp-pvt``), and
+            ``paper`` does when it is there and ``retrain`` is not asked for
+            (:func:`kdas_utils.models.pretrained.official_teacher_file`).
         device: see :func:`kdas_utils.engine.select_device`.
         augment: albumentations augmentation on the training set.
         seed: seeds the initial weights and the data order.
         changes: :class:`~kdas_utils.engine.TrainConfig` fields to override (e.g. ``epochs=3``).
     """
     from .models import build_teacher, load_polyp_pvt
+    from .models.pretrained import describe_teacher, official_teacher_file
 
+    if weights is None and not (retrain and profile.official_teacher == "official if prepared"):
+        weights = official_teacher_file(profile)  # the prepared official teacher, or None: train one
     if weights is not None:
         model = build_teacher()
         print(load_polyp_pvt(model, weights))
+        model.weights_source = describe_teacher(Path(weights))
         return Run(model.eval(), "weights", Path(weights), [], [])
     changes = {"epochs": profile.teacher_epochs, "keep_epochs": profile.keep_epochs} | changes
     return _train_or_load(
@@ -285,11 +294,19 @@ def teacher_snapshot(profile: Profile, epoch: int) -> Path:
 
 
 def trained_checkpoints(profile: Profile) -> dict[str, Path]:
-    """``{label: best.pt}`` of the profile's three networks of the evaluation table (teacher,
-    the student trained alone, the KDAS student, seed 0), for those that exist. A run still
-    training has a ``best.pt`` already: its best epoch so far."""
+    """``{label: file}`` of the profile's three networks of the evaluation table (teacher,
+    the student trained alone, the KDAS student, seed 0), for those that exist; load each with
+    :func:`kdas_utils.models.load_network`. The teacher is the official ``PolypPVT.pth`` where the
+    profile distils from it, else its ``best.pt``. A run still training has a ``best.pt``
+    already: its best epoch so far."""
+    from .models.pretrained import MissingWeightsError, official_teacher_file
+
+    try:
+        official = official_teacher_file(profile)
+    except MissingWeightsError:  # colab before `kdas prepare-weights polyp-pvt`: no teacher yet
+        official = None
     candidates = {
-        "teacher": checkpoint_dir("teacher", profile) / "best.pt",
+        "teacher": official or checkpoint_dir("teacher", profile) / "best.pt",
         "student alone": student_dir(profile, "no-kd", 0) / "best.pt",
         "KDAS student": student_dir(profile, "kdas", 0) / "best.pt",
     }
@@ -380,8 +397,10 @@ def run_ablation(
     split and on every test set.
 
     Seed 0 of every arm runs first, then the further seeds, so that a run cut short still covers
-    every arm. Rows are appended to ``csv`` (default :func:`ablation_csv`) as they finish;
-    finished runs are loaded, not retrained, so calling it again continues the plan.
+    every arm. Rows are written to ``csv`` (default :func:`ablation_csv`) as they finish,
+    beside the rows of other arms and seeds already there (a row of the same arm and seed is
+    replaced); finished runs are loaded, not retrained, so calling it again continues the plan.
+    Returns the rows of this call.
     """
     import pandas as pd
 
@@ -415,9 +434,22 @@ def run_ablation(
                 **changes,
             )
             rows.append({"arm": arm, "seed": seed, **score_run(run, splits, profile.image_size, device)})
-            csv.parent.mkdir(parents=True, exist_ok=True)
-            pd.DataFrame(rows).to_csv(csv, index=False)
+            _merge_rows(csv, pd.DataFrame(rows))
     return pd.DataFrame(rows)
+
+
+def _merge_rows(csv: Path, rows: pandas.DataFrame) -> None:
+    """Write ``rows`` into ``csv``, keeping its rows of other (arm, seed) pairs; atomically."""
+    import pandas as pd
+
+    if csv.exists():
+        old = pd.read_csv(csv)
+        keep = ~old.set_index(["arm", "seed"]).index.isin(rows.set_index(["arm", "seed"]).index)
+        rows = pd.concat([old[keep], rows], ignore_index=True)
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    partial = csv.with_name(csv.name + ".part")
+    rows.to_csv(partial, index=False)
+    partial.replace(csv)
 
 
 def finished_plan(

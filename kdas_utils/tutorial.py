@@ -1,8 +1,10 @@
 """Execute every notebook of ``notebooks/`` in order, headless: what ``make tutorial`` runs.
 
-Executed copies go to ``<out>/notebooks/``, figures (saved by the notebooks through
+Executed copies go to ``<out>/notebooks/`` with their figures inline (the kernel draws with
+matplotlib's inline backend), the figures' PNGs (saved by the notebooks through
 :func:`kdas_utils.notebook.save_figure`) to ``<out>/figures/``, and the wall time of each
-notebook to ``<out>/tutorial_times.json``.
+notebook to ``<out>/tutorial_times.json``. Progress bars are off in the kernel
+(:data:`KERNEL_ENV`): a saved bar is only its first frame.
 
     python -m kdas_utils.tutorial --out runs [--only 01]
 """
@@ -12,7 +14,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,14 +24,77 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from .config import project_root
+from .config import data_root, project_root, runs_dir, synthetic_root
+
+# What the kernel that executes the notebooks gets on top of this process's environment.
+KERNEL_ENV = {
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",  # figures saved in the outputs, as in Jupyter
+    "KDAS_PROGRESS": "0",  # no tqdm bars from kdas_utils (kdas_utils.notebook.progress_bars) ...
+    "TQDM_DISABLE": "1",  # ... nor from any other tqdm bar that does not choose for itself
+    "PYDEVD_DISABLE_FILE_VALIDATION": "1",  # the debugger's note on frozen modules, at kernel start
+}
+
+
+def kernel_env(out: Path) -> dict[str, str]:
+    """The environment of the executing kernel: this process's, ``KDAS_RUNS_DIR`` defaulting to
+    ``out`` (so figures and checkpoints land beside the executed notebooks), and :data:`KERNEL_ENV`."""
+    env = dict(os.environ)
+    env.setdefault("KDAS_RUNS_DIR", str(out.resolve()))
+    return env | KERNEL_ENV
+
+
+PROGRESS_FRAME = re.compile(r"\d+%\|")  # tqdm's "  0%|          | 0/8 [00:00<?, ?it/s]"
+
+
+def _output_text(output) -> str:
+    """What an output shows as text: stream text, ``text/*`` data, an error's traceback."""
+    parts = [output.get("text", ""), *output.get("traceback", [])]
+    parts += [value for key, value in output.get("data", {}).items() if key.startswith("text/")]
+    return "\n".join(part if isinstance(part, str) else "".join(part) for part in parts)
+
+
+def machine_folders() -> list[Path]:
+    """Folders whose absolute paths must not appear in executed outputs: the folder holding the
+    project (so the project and its siblings, such as ``../shared``), the home folder, the
+    temporary folder and the folders of :mod:`kdas_utils.config`."""
+    folders = {
+        project_root().parent,
+        Path.home(),
+        Path(tempfile.gettempdir()),
+        data_root(),
+        synthetic_root(),
+        runs_dir(),
+    }
+    return sorted(folder for folder in folders if len(folder.parts) > 1)  # never "/" alone
+
+
+def residue(notebook, folders: list[Path] | None = None) -> list[str]:
+    """What the outputs of an executed ``notebook`` should not hold, one line each: text on stderr
+    (warnings), progress-bar frames, and absolute paths of :func:`machine_folders` (print them with
+    :func:`kdas_utils.plots.shown_path`). Empty for a clean notebook."""
+    folders = machine_folders() if folders is None else folders
+    found = []
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    for number, cell in enumerate(code, 1):
+        where = f"code cell {number} (execution {cell.get('execution_count')})"
+        for output in cell.get("outputs", []):
+            text = _output_text(output)
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                found.append(f"{where}: stderr: {text.strip()[:200]}")
+            if PROGRESS_FRAME.search(text):
+                found.append(f"{where}: a progress bar: {PROGRESS_FRAME.search(text).group()}")
+            paths = [str(folder) for folder in folders if re.search(rf"{re.escape(str(folder))}(\W|$)", text)]
+            if paths:
+                found.append(f"{where}: absolute paths under {', '.join(paths)}")
+    return found
 
 
 def run_notebooks(notebooks: list[Path], out: Path, timeout: int = 1200) -> dict[str, float]:
-    """Execute ``notebooks`` in order; return ``{name: seconds}``. Stops at the first failure."""
+    """Execute ``notebooks`` in order into ``out/notebooks/``; return ``{name: seconds}``.
+    Stops at the first failure (its partly executed copy is written)."""
     (out / "notebooks").mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("KDAS_RUNS_DIR", str(out.resolve()))
-    os.environ.setdefault("MPLBACKEND", "agg")
+    env = kernel_env(out)
+    folders = [*machine_folders(), Path(env["KDAS_RUNS_DIR"]).resolve()]
     times = {}
     for path in notebooks:
         print(f"running {path.name} ...", flush=True)
@@ -37,7 +104,7 @@ def run_notebooks(notebooks: list[Path], out: Path, timeout: int = 1200) -> dict
         )
         start = time.perf_counter()
         try:
-            client.execute()
+            client.execute(env=env)
         except CellExecutionError:
             nbformat.write(notebook, out / "notebooks" / path.name)
             print(f"FAILED: {path.name}; the partly executed copy is {out / 'notebooks' / path.name}", file=sys.stderr)
@@ -45,6 +112,8 @@ def run_notebooks(notebooks: list[Path], out: Path, timeout: int = 1200) -> dict
         times[path.name] = round(time.perf_counter() - start, 1)
         nbformat.write(notebook, out / "notebooks" / path.name)
         print(f"  done in {times[path.name]:.1f} s -> {out / 'notebooks' / path.name}", flush=True)
+        for line in residue(notebook, folders):
+            print(f"  not clean: {line}", flush=True)
     return times
 
 

@@ -15,7 +15,7 @@ import torch
 
 from .distill.maps import LAYERS, layer_map
 
-HEAD_SCALE = 4.0  # head maps (1 = uniform) are shown on [0, HEAD_SCALE]
+MAP_SCALE = 4.0  # every map is relative (1 = the frame's mean, or uniform): shown on [0, MAP_SCALE]
 
 
 def render_overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5, cmap: str = "jet") -> np.ndarray:
@@ -61,10 +61,9 @@ class AttentionExplorer:
         return self._outputs[key]
 
     def heat(self, frame: int, model: str, layer: str, p: float = 2.0, tau: float = 2.0) -> np.ndarray:
-        """``(H, W)`` in [0, 1]: the map of ``layer`` (head maps scaled from [0, HEAD_SCALE])."""
+        """``(H, W)`` in [0, 1]: the map of ``layer`` (1 = the frame's mean) scaled from [0, MAP_SCALE]."""
         size = self.frames[frame].shape[:2]
-        values = layer_map(self.output(frame, model), layer, size, p, tau)[0]
-        return values / HEAD_SCALE if layer in ("P1", "P2") else values
+        return layer_map(self.output(frame, model), layer, size, p, tau)[0] / MAP_SCALE
 
     def render(
         self,
@@ -115,7 +114,7 @@ def explorer_app(profile=None, n_frames: int = 4, device=None):
     """
     from .config import get_profile, runs_dir
     from .engine import select_device
-    from .models import load_trained
+    from .models import load_network
     from .plots import figure_samples
     from .training import trained_checkpoints
 
@@ -127,6 +126,6 @@ def explorer_app(profile=None, n_frames: int = 4, device=None):
             f"run `kdas train-teacher --profile {profile.name}` (or notebook 02) first"
         )
     device = select_device(device)
-    models = {label: load_trained(path, device) for label, path in found.items()}
+    models = {label: load_network(path, device) for label, path in found.items()}
     _, samples = figure_samples(profile, n_frames)
     return AttentionExplorer(models, samples).widget()

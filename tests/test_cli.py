@@ -11,7 +11,7 @@ from kdas_utils.data import eval_transforms, read_image
 from kdas_utils.models import build_student
 
 KDAS = Path(sys.executable).with_name("kdas")
-SUBCOMMANDS = ("prepare-data", "train-teacher", "distill", "evaluate", "export")
+SUBCOMMANDS = ("prepare-data", "train-teacher", "distill", "study", "evaluate", "export")
 
 
 def run_kdas(*args):

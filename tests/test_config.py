@@ -5,10 +5,11 @@ import pytest
 from kdas_utils import config
 
 
-def test_three_profiles_with_paper_recipe():
-    assert set(config.PROFILES) == {"quick", "standard", "paper"}
+def test_four_profiles_with_paper_recipe():
+    assert set(config.PROFILES) == set(config.PROFILE_NAMES) == {"quick", "standard", "colab", "paper"}
     paper = config.PROFILES["paper"]
     assert (paper.image_size, paper.batch_size, paper.epochs, paper.multi_scale) == (352, 16, 100, True)
+    assert paper.pretrained and paper.official_teacher == "official if prepared"
     assert config.PROFILES["quick"].data == "synthetic"
     for profile in config.PROFILES.values():
         assert profile.image_size % 32 == 0, profile.name
@@ -27,14 +28,14 @@ def test_default_profile_follows_gpu_and_data(monkeypatch, tmp_path):
     monkeypatch.setattr(config, "cuda_available", lambda: False)
     assert config.get_profile().name == "quick"
     monkeypatch.setattr(config, "cuda_available", lambda: True)
-    assert config.get_profile().name == "paper"
+    assert config.get_profile().name == "colab"  # a session-sized KDAS run; paper is asked for by name
     (tmp_path / "TrainDataset").rmdir()  # a GPU but no real data (a fresh Colab session): the lesson
     assert config.get_profile().name == "quick"
 
 
 def test_unknown_profile_lists_valid_names(monkeypatch):
     monkeypatch.setenv("KDAS_PROFILE", "fast")
-    with pytest.raises(ValueError, match="'fast'.*KDAS_PROFILE.*quick, standard, paper"):
+    with pytest.raises(ValueError, match="'fast'.*KDAS_PROFILE.*quick, standard, colab, paper"):
         config.get_profile()
 
 
@@ -72,3 +73,26 @@ def test_teachers_train_longer_and_every_profile_has_the_released_stochastic_dep
         ).teacher_epochs
         == 3
     )  # defaults to the students' epochs
+
+
+def test_colab_profile_fits_a_session_by_its_stated_estimate():
+    from kdas_utils.efficiency import epoch_seconds, session_epochs
+
+    colab = config.PROFILES["colab"]
+    assert (colab.image_size, colab.batch_size, colab.multi_scale, colab.data) == (352, 16, False, "real")
+    assert colab.pretrained and colab.official_teacher == "official"
+    assert colab.epochs == session_epochs(30 * 60, 2.0) == 75  # README, "Reproduce the paper on a GPU"
+    assert colab.epochs * epoch_seconds(2.0) <= 30 * 60
+    assert not config.PROFILES["quick"].pretrained and not config.PROFILES["standard"].pretrained
+    with pytest.raises(ValueError, match="official_teacher='always'"):
+        config.PROFILES["colab"].replace(official_teacher="always")
+
+
+def test_weights_and_download_folders_from_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("KDAS_HOME", str(tmp_path))
+    monkeypatch.delenv("KDAS_WEIGHTS_DIR", raising=False)
+    monkeypatch.delenv("KDAS_DOWNLOAD_ROOT", raising=False)
+    assert config.weights_dir() == tmp_path / "data" / "weights" and config.download_root() == tmp_path / "data"
+    monkeypatch.setenv("KDAS_WEIGHTS_DIR", str(tmp_path / "w"))
+    monkeypatch.setenv("KDAS_DOWNLOAD_ROOT", str(tmp_path / "d"))
+    assert config.weights_dir() == tmp_path / "w" and config.download_root() == tmp_path / "d"

@@ -291,3 +291,38 @@ def test_released_form_trains_with_the_released_gradients(nets, batch):
         assert (a is None) == (b is None)
         if a is not None:
             assert torch.isfinite(b).all() and torch.allclose(a, b, rtol=1e-5, atol=1e-8)
+
+
+def test_stage_maps_come_from_features_before_the_layernorm():
+    """After a PVTv2 stage's LayerNorm, ``sum_c F_c^2`` is the same everywhere to rounding; before
+    it, the map varies across the frame: the maps the lessons show and the feature AT-KD use."""
+    from kdas_utils.distill import FeatureAttentionKD, activation_energy
+    from kdas_utils.distill.maps import layer_map
+
+    torch.manual_seed(0)
+    student, teacher = build_student().eval(), build_teacher().eval()
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        s_out, t_out = student(x), teacher(x)
+
+    def spread(q):  # (max - min) / mean over the frame, the largest of the batch
+        return ((q.amax((1, 2)) - q.amin((1, 2))) / q.mean((1, 2))).max().item()
+
+    for i in range(4):
+        assert s_out.prenorm[i].shape == s_out.stages[i].shape
+        assert spread(activation_energy(s_out.stages[i])) < 1e-5  # flat after the LayerNorm
+        assert spread(activation_energy(s_out.prenorm[i])) > 1e-2  # structured before it
+        shown = layer_map(t_out, f"stage{i + 1}", (64, 64))
+        assert shown.shape == (2, 64, 64) and np.allclose(shown.mean((1, 2)), 1, atol=0.05)  # 1 = the frame's mean
+    assert FeatureAttentionKD()(s_out, t_out).item() > 1e-6  # not the 1e-12 of the post-norm features
+
+
+def test_polyp_contrast_is_inside_over_outside():
+    from kdas_utils.distill.maps import polyp_contrast
+
+    mask = np.zeros((2, 4, 4))
+    mask[:, :2] = 1
+    maps = np.ones((2, 4, 4))
+    maps[0, :2] = 3.0  # three times stronger on the polyp
+    assert polyp_contrast(maps, mask).tolist() == [3.0, 1.0]
+    assert np.isnan(polyp_contrast(maps, np.zeros((2, 4, 4)))).all()  # no polyp: undefined

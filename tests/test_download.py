@@ -270,11 +270,16 @@ def test_colab_offer_downloads_on_click(server, tmp_path, monkeypatch):
     from kdas_utils.notebook import offer_real_data
 
     monkeypatch.setenv("KDAS_HOME", str(tmp_path))
-    monkeypatch.delenv("KDAS_DATA_ROOT", raising=False)
+    for variable in ("KDAS_DATA_ROOT", "KDAS_WEIGHTS_DIR", "KDAS_DOWNLOAD_ROOT"):
+        monkeypatch.delenv(variable, raising=False)
     assert offer_real_data() is None  # not on Colab: no offer
     server.payload = _kvasir_release(6)
     box = offer_real_data(force=True, url=server.url, progress=False, test_count=2)
-    button = box.children[1]
+    assert list(box.buttons) == ["pranet", "kvasir", "teacher"]  # no Drive outside Colab; PraNet's data first
+    button = box.buttons["kvasir"]
     button.click()
     assert button.disabled and (tmp_path / "data" / "polyp" / "TestDataset" / "Kvasir" / "masks").is_dir()
-    assert offer_real_data(force=True) is None  # the data is there now
+    assert list(offer_real_data(force=True).buttons) == ["teacher"]  # the data is there now
+    (tmp_path / "data" / "weights").mkdir()
+    (tmp_path / "data" / "weights" / "PolypPVT.pth").write_bytes(b"(the official teacher)")
+    assert offer_real_data(force=True) is None  # nothing left to offer

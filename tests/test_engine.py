@@ -79,9 +79,10 @@ def test_config_from_profile_takes_its_fields_and_overrides():
 def test_precision_per_device(monkeypatch):
     assert choose_precision(torch.device("cpu")).name == "fp32"
     cuda = torch.device("cuda")
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # Ampere and later
     assert (choose_precision(cuda).name, choose_precision(cuda).scaler) == ("bf16", False)
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    # a T4 (Colab): bf16 only emulated, slowly, so fp16 with a gradient scaler
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert (choose_precision(cuda).name, choose_precision(cuda).scaler) == ("fp16", True)
     assert choose_precision(cuda, "off").name == "fp32"
 
@@ -375,6 +376,10 @@ def test_snapshots_of_chosen_epochs_load_as_networks(sets, tmp_path):
     assert snapshot["val_dice"] == result.history[0]["val_dice"]
     assert not (tmp_path / "ckpt" / "epoch-2.pt").exists()
     assert isinstance(load_trained(tmp_path / "ckpt" / "epoch-1.pt"), torch.nn.Module)
+    # every checkpoint records where the network's starting weights came from
+    assert {
+        load_checkpoint(tmp_path / "ckpt" / name)["arch"]["weights_source"] for name in ("epoch-1.pt", "best.pt")
+    } == {"random initialisation"}
 
 
 def test_the_engine_is_a_package_of_rooms():

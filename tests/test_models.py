@@ -65,10 +65,11 @@ def test_gradient_reaches_backbone_and_both_heads():
 
 
 def test_pretrained_offline_gives_clear_error(monkeypatch, tmp_path):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the hub is not tried (tests/test_pretrained.py has the rest)
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-    with pytest.raises(RuntimeError, match=r"pvt_v2_b0.*needs the internet.*load_backbone_weights"):
+    monkeypatch.setenv("KDAS_WEIGHTS_DIR", str(tmp_path / "no-weights"))
+    with pytest.raises(RuntimeError, match=r"pvt_v2_b0.*KDAS_WEIGHTS_DIR.*needs the internet.*load_backbone_weights"):
         build_student(pretrained=True)
 
 

@@ -7,13 +7,15 @@ from urllib.parse import unquote
 import nbformat
 import pytest
 
+from kdas_utils.config import REPOSITORY
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
-SLUG = "kdas-notebooks/kdas-notebooks"
+SLUG = REPOSITORY.removeprefix("https://github.com/")
 
 
-def test_the_six_lessons_are_there():
-    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06"]
+def test_the_seven_lessons_are_there():
+    assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05", "06", "07"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -35,7 +37,10 @@ def test_opening_badges_setup_and_parameters(path):
     assert imports.rstrip().endswith("print_environment()")
     parameters = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(parameters) == 1 and "PROFILE = config.get_profile()" in parameters[0].source
-    assert nb.cells[-1].cell_type == "markdown" and "Recap" in nb.cells[-1].source
+    closing = "\n".join(c.source for c in nb.cells[-3:] if c.cell_type == "markdown")
+    assert nb.cells[-1].cell_type == "markdown" and "## Recap" in closing
+    assert "## Exercises" in closing and closing.count("<details>") >= 2, "two or three exercises with answers"
+    assert "## References" in closing and "2312.08555" in closing
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

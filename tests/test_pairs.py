@@ -4,9 +4,9 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import write_pair
 from PIL import Image
 
+from conftest import write_pair
 from kdas_utils.data import (
     DatasetError,
     NonBinaryMaskWarning,

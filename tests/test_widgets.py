@@ -37,9 +37,10 @@ def test_overlay_blends_image_and_colour_map():
 def test_stage_map_is_the_normalised_power_sum():
     feature = torch.zeros(1, 2, 2, 2)
     feature[0, 0, 0, 0], feature[0, 1, 1, 1] = 1.0, -2.0
-    m = stage_attention(feature, (2, 2), p=2)
-    assert m.shape == (1, 2, 2) and m[0, 1, 1] == 1.0 and m[0, 0, 0] == pytest.approx(0.25) and m[0, 0, 1] == 0.0
-    assert stage_attention(feature, (2, 2), p=1)[0, 0, 0] == pytest.approx(0.5)
+    m = stage_attention(feature, (2, 2), p=2)  # energies 1 and 4 at two of four positions: mean 1.25
+    assert m.shape == (1, 2, 2) and m[0, 1, 1] == pytest.approx(3.2) and m[0, 0, 0] == pytest.approx(0.8)
+    assert m[0, 0, 1] == 0.0 and m.mean() == pytest.approx(1.0)  # 1 is the frame's average
+    assert stage_attention(feature, (2, 2), p=1)[0, 0, 0] == pytest.approx(1 / 0.75)
 
 
 def test_head_map_is_a_distribution_that_tau_sharpens():

@@ -5,8 +5,11 @@ The names most notebooks need are re-exported here::
     from kdas_utils.data import find_pairs, make_synthetic, PolypDataset, train_transforms
 """
 
+from .catalog import PAPER_DATASETS
 from .dataset import PolypDataset, train_val_split
 from .download import SOURCES, DownloadError, UnsafeArchiveError, download, download_dataset, extract_archive
+from .gdrive import DRIVE_FILES, DriveDownloadError, fetch_drive_file, mirror_fetch
+from .layout import kvasir_seg_to_pranet, prepare_kvasir_seg, prepare_pranet
 from .pairs import (
     DatasetError,
     NonBinaryMaskWarning,
@@ -18,15 +21,38 @@ from .pairs import (
     read_mask,
     verify_pairs,
 )
-from .catalog import PAPER_DATASETS
-from .layout import kvasir_seg_to_pranet, prepare_kvasir_seg
 from .synthetic import make_synthetic, render_frame
 from .transforms import denormalize, eval_transforms, train_transforms
 
 __all__ = [
-    "PAPER_DATASETS", "DatasetError", "DownloadError", "NonBinaryMaskWarning", "PolypDataset", "SOURCES", "UnsafeArchiveError",
-    "denormalize", "download", "download_dataset", "eval_transforms", "extract_archive", "find_dataset",
-    "find_kvasir_seg_pairs", "find_pairs", "find_test_sets", "kvasir_seg_to_pranet", "make_synthetic",
-    "prepare_kvasir_seg", "read_image", "read_mask",
-    "render_frame", "train_transforms", "train_val_split", "verify_pairs",
+    "DRIVE_FILES",
+    "PAPER_DATASETS",
+    "DatasetError",
+    "DownloadError",
+    "DriveDownloadError",
+    "NonBinaryMaskWarning",
+    "PolypDataset",
+    "SOURCES",
+    "UnsafeArchiveError",
+    "denormalize",
+    "download",
+    "download_dataset",
+    "eval_transforms",
+    "extract_archive",
+    "fetch_drive_file",
+    "find_dataset",
+    "find_kvasir_seg_pairs",
+    "find_pairs",
+    "find_test_sets",
+    "kvasir_seg_to_pranet",
+    "make_synthetic",
+    "mirror_fetch",
+    "prepare_kvasir_seg",
+    "prepare_pranet",
+    "read_image",
+    "read_mask",
+    "render_frame",
+    "train_transforms",
+    "train_val_split",
+    "verify_pairs",
 ]

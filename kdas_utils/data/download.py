@@ -14,8 +14,8 @@ About checksums: Simula publishes no checksum for ``kvasir-seg.zip``. Its entry 
 has ``sha256=None``; the first download must be allowed explicitly
 (``allow_unpinned=True``), its digest is printed and written beside the archive, and every
 later use verifies against it (trust on first use). Pass ``sha256=`` to pin your own.
-PraNet's train/test archives are served from Google Drive, which has no stable direct
-address, so they are not automated: the README says where to put them.
+PraNet's train/test archives and the official Polyp-PVT weights are served from Google Drive,
+which has no stable direct address: :mod:`kdas_utils.data.gdrive` fetches them with ``gdown``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
+
+from ..notebook import progress_bars
 
 
 class DownloadError(RuntimeError):
@@ -89,8 +91,15 @@ def _verify(path: Path, sha256: str | None, url: str) -> str:
     return digest
 
 
-def download(url: str, dest: str | Path, sha256: str | None = None, resume: bool = True,
-             progress: bool = True, timeout: float = 30.0, chunk_size: int = 1 << 16) -> Path:
+def download(
+    url: str,
+    dest: str | Path,
+    sha256: str | None = None,
+    resume: bool = True,
+    progress: bool = True,
+    timeout: float = 30.0,
+    chunk_size: int = 1 << 16,
+) -> Path:
     """Download ``url`` to ``dest``, resuming a previous partial download.
 
     Args:
@@ -124,8 +133,17 @@ def download(url: str, dest: str | Path, sha256: str | None = None, resume: bool
             length = response.headers.get("Content-Length")
             expected = offset + int(length) if length is not None else None
             received = offset
-            with open(part, mode) as handle, tqdm(total=expected, initial=offset, unit="B", unit_scale=True,
-                                                  desc=dest.name, disable=not progress) as bar:
+            with (
+                open(part, mode) as handle,
+                tqdm(
+                    total=expected,
+                    initial=offset,
+                    unit="B",
+                    unit_scale=True,
+                    desc=dest.name,
+                    disable=not (progress and progress_bars()),
+                ) as bar,
+            ):
                 while block := response.read(chunk_size):
                     handle.write(block)
                     received += len(block)
@@ -138,8 +156,7 @@ def download(url: str, dest: str | Path, sha256: str | None = None, resume: bool
     except (urllib.error.URLError, OSError, ConnectionError) as error:
         done = part.stat().st_size if part.exists() else 0
         raise DownloadError(
-            f"{url}: download interrupted after {done} bytes ({error}); run the same call again to "
-            f"resume from {part}."
+            f"{url}: download interrupted after {done} bytes ({error}); run the same call again to resume from {part}."
         ) from error
     if expected is not None and received < expected:
         raise DownloadError(
@@ -232,8 +249,14 @@ def extract_archive(archive: str | Path, target: str | Path) -> Path:
     return target
 
 
-def download_dataset(name: str, root: str | Path, sha256: str | None = None, allow_unpinned: bool = False,
-                     url: str | None = None, progress: bool = True) -> Path:
+def download_dataset(
+    name: str,
+    root: str | Path,
+    sha256: str | None = None,
+    allow_unpinned: bool = False,
+    url: str | None = None,
+    progress: bool = True,
+) -> Path:
     """Download and extract a dataset of :data:`SOURCES` under ``root``; return its folder.
 
     The archive goes to ``root/downloads/<filename>``, its contents to ``root/raw/<name>/``.

@@ -136,14 +136,12 @@ def find_pairs(split_dir: str | Path, verify: bool = True) -> list[Pair]:
     no_mask = [images[s] for s in sorted(images.keys() - masks.keys())]
     if no_mask:
         raise DatasetError(
-            _describe_unmatched("image", no_mask, mask_dir)
-            + ". Add the missing masks or move these images out."
+            _describe_unmatched("image", no_mask, mask_dir) + ". Add the missing masks or move these images out."
         )
     no_image = [masks[s] for s in sorted(masks.keys() - images.keys())]
     if no_image:
         raise DatasetError(
-            _describe_unmatched("mask", no_image, image_dir)
-            + ". Add the missing images or move these masks out."
+            _describe_unmatched("mask", no_image, image_dir) + ". Add the missing images or move these masks out."
         )
     pairs = [(images[s], masks[s]) for s in sorted(images)]
     if verify:

@@ -18,8 +18,14 @@ def _one(pair: Pair) -> dict:
     n_labels, _ = cv2.connectedComponents(mask)
     with Image.open(image_path) as image:
         width, height = image.size
-    return {"name": image_path.stem, "width": width, "height": height,
-            "area_fraction": float(mask.mean()), "polyps": n_labels - 1, "binary": was_binary}
+    return {
+        "name": image_path.stem,
+        "width": width,
+        "height": height,
+        "area_fraction": float(mask.mean()),
+        "polyps": n_labels - 1,
+        "binary": was_binary,
+    }
 
 
 def pair_stats(pairs: list[Pair], source: str = "") -> pd.DataFrame:
@@ -36,16 +42,19 @@ def pair_stats(pairs: list[Pair], source: str = "") -> pd.DataFrame:
 def summarize(stats: pd.DataFrame) -> pd.DataFrame:
     """Per source: frame count, sizes seen, mean and median polyp area, polyp counts, binarity."""
     grouped = stats.groupby("source", sort=False)
-    return pd.DataFrame({
-        "frames": grouped.size(),
-        "sizes": grouped.apply(lambda g: ", ".join(sorted({f"{w}x{h}" for w, h in zip(g.width, g.height)})),
-                               include_groups=False),
-        "mean area %": grouped.area_fraction.mean().mul(100).round(1),
-        "median area %": grouped.area_fraction.median().mul(100).round(1),
-        "no polyp": grouped.polyps.apply(lambda p: int((p == 0).sum())),
-        "2+ polyps": grouped.polyps.apply(lambda p: int((p >= 2).sum())),
-        "binary masks %": grouped.binary.mean().mul(100).round(1),
-    })
+    return pd.DataFrame(
+        {
+            "frames": grouped.size(),
+            "sizes": grouped.apply(
+                lambda g: ", ".join(sorted({f"{w}x{h}" for w, h in zip(g.width, g.height)})), include_groups=False
+            ),
+            "mean area %": grouped.area_fraction.mean().mul(100).round(1),
+            "median area %": grouped.area_fraction.median().mul(100).round(1),
+            "no polyp": grouped.polyps.apply(lambda p: int((p == 0).sum())),
+            "2+ polyps": grouped.polyps.apply(lambda p: int((p >= 2).sum())),
+            "binary masks %": grouped.binary.mean().mul(100).round(1),
+        }
+    )
 
 
 def area_fraction_bins(stats: pd.DataFrame, bins=(0, 0.01, 0.05, 0.1, 0.2, 0.4, 1.0)) -> pd.DataFrame:

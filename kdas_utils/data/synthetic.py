@@ -40,11 +40,11 @@ GENERATOR_VERSION = 1
 class Style:
     """The knobs of one synthetic domain (a test set may shift them)."""
 
-    brightness: float = 1.0          # global illumination gain
-    blur_max: float = 1.2            # maximum defocus sigma in pixels (at 256 px)
+    brightness: float = 1.0  # global illumination gain
+    blur_max: float = 1.2  # maximum defocus sigma in pixels (at 256 px)
     polyp_radius: tuple[float, float] = (0.05, 0.28)  # as a fraction of the frame size
-    polyp_contrast: float = 1.0      # scales how far a polyp's colour departs from the mucosa
-    noise: float = 3.0               # sensor noise standard deviation (0-255 scale)
+    polyp_contrast: float = 1.0  # scales how far a polyp's colour departs from the mucosa
+    noise: float = 3.0  # sensor noise standard deviation (0-255 scale)
     polyp_counts: tuple[float, float, float, float] = (0.1, 0.6, 0.2, 0.1)  # P(0..3 polyps)
 
 
@@ -108,7 +108,7 @@ def _mucosa(rng, size):
     texture = fractal_noise(rng, size)
     redness = smooth_noise(rng, size, 4)
     image = base * (0.82 + 0.18 * texture[..., None])
-    image[..., 1:] *= (1 - 0.08 * redness[..., None])
+    image[..., 1:] *= 1 - 0.08 * redness[..., None]
     return np.clip(image, 0, 255), base
 
 
@@ -122,9 +122,15 @@ def _vessels(rng, image, size):
             heading += rng.normal(0, 0.35)
             point = point + 5 * np.array([np.cos(heading), np.sin(heading)])
             path.append(point.copy())
-        cv2.polylines(layer, [np.round(np.array(path) * 16).astype(np.int32)], False,
-                      float(rng.uniform(0.4, 1.0)), thickness=int(rng.integers(1, 3)),
-                      lineType=cv2.LINE_AA, shift=4)
+        cv2.polylines(
+            layer,
+            [np.round(np.array(path) * 16).astype(np.int32)],
+            False,
+            float(rng.uniform(0.4, 1.0)),
+            thickness=int(rng.integers(1, 3)),
+            lineType=cv2.LINE_AA,
+            shift=4,
+        )
     layer = _blur(layer, 0.8)[..., None]
     return image * (1 - layer * np.array([0.15, 0.45, 0.4], np.float32))
 
@@ -171,8 +177,12 @@ def _polyp(rng, image, mask, size, style, mucosa_colour):
     gy, gx = np.gradient(dome)
     directional = np.clip(1 + 6 * (gx * light[0] + gy * light[1]), 0.6, 1.4)
     kind = rng.choice(["red", "pale", "similar", "dark"], p=[0.35, 0.3, 0.2, 0.15])
-    tint = {"red": [1.05, 0.78, 0.8], "pale": [1.08, 1.15, 1.12], "similar": [1.0, 0.97, 0.97],
-            "dark": [0.8, 0.72, 0.75]}[kind]
+    tint = {
+        "red": [1.05, 0.78, 0.8],
+        "pale": [1.08, 1.15, 1.12],
+        "similar": [1.0, 0.97, 0.97],
+        "dark": [0.8, 0.72, 0.75],
+    }[kind]
     tint = 1 + (np.array(tint, np.float32) - 1) * style.polyp_contrast
     pits = 0.06 * smooth_noise(rng, size, int(size / rng.uniform(3, 8)))
     colour = mucosa_colour * tint * (0.78 + 0.3 * dome[..., None] + pits[..., None]) * directional[..., None]
@@ -218,8 +228,7 @@ def _field_of_view(rng, size):
     return (r < rng.uniform(1.12, 1.35)).astype(np.float32)
 
 
-def render_frame(rng: np.random.Generator, size: int = 256, style: Style = TRAIN_STYLE,
-                 return_layers: bool = False):
+def render_frame(rng: np.random.Generator, size: int = 256, style: Style = TRAIN_STYLE, return_layers: bool = False):
     """Paint one synthetic frame.
 
     Returns:
@@ -263,13 +272,20 @@ def frame_rng(seed: int, split: int, index: int) -> np.random.Generator:
 
 
 def _manifest(seed, n_train, n_test, size):
-    return {"generator": "kdas_utils.data.synthetic", "version": GENERATOR_VERSION, "seed": seed,
-            "n_train": n_train, "n_test": n_test, "size": size,
-            "splits": {name: str(folder) for name, (_, folder, _) in SPLITS.items()}}
+    return {
+        "generator": "kdas_utils.data.synthetic",
+        "version": GENERATOR_VERSION,
+        "seed": seed,
+        "n_train": n_train,
+        "n_test": n_test,
+        "size": size,
+        "splits": {name: str(folder) for name, (_, folder, _) in SPLITS.items()},
+    }
 
 
-def make_synthetic(root: str | Path, seed: int = 0, n_train: int = 240, n_test: int = 60,
-                   size: int = 256, overwrite: bool = False) -> Path:
+def make_synthetic(
+    root: str | Path, seed: int = 0, n_train: int = 240, n_test: int = 60, size: int = 256, overwrite: bool = False
+) -> Path:
     """Write the synthetic dataset in the PraNet layout under ``root`` and return ``root``.
 
     Layout: ``TrainDataset/{images,masks}`` (``n_train`` frames) and
@@ -319,5 +335,7 @@ def make_synthetic(root: str | Path, seed: int = 0, n_train: int = 240, n_test: 
 
 def style_table() -> list[dict]:
     """The two synthetic styles as rows (for notebook 01's table)."""
-    return [{"style": name, **asdict(style)} for name, style in (("train / Synthetic", TRAIN_STYLE),
-                                                                ("Synthetic-Shift", SHIFT_STYLE))]
+    return [
+        {"style": name, **asdict(style)}
+        for name, style in (("train / Synthetic", TRAIN_STYLE), ("Synthetic-Shift", SHIFT_STYLE))
+    ]

@@ -22,8 +22,15 @@ def geometric_transforms() -> list:
         A.HorizontalFlip(p=0.5),
         A.VerticalFlip(p=0.5),
         A.RandomRotate90(p=0.5),
-        A.Affine(scale=(0.8, 1.2), translate_percent=(-0.08, 0.08), rotate=(-30, 30),
-                 border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=0.7),
+        A.Affine(
+            scale=(0.8, 1.2),
+            translate_percent=(-0.08, 0.08),
+            rotate=(-30, 30),
+            border_mode=cv2.BORDER_CONSTANT,
+            fill=0,
+            fill_mask=0,
+            p=0.7,
+        ),
     ]
 
 

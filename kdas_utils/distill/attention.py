@@ -19,7 +19,9 @@ target. So the student gets **zero gradient** from it, and since ``A(P_t)`` is n
 wherever the teacher's logits are, ``target * log(target)`` makes the value **NaN**.
 
 ``"feature"`` (a classic baseline): attention transfer on the four backbone stages
-(Zagoruyko and Komodakis 2017). The spatial attention of a feature ``F`` ``(B, C, H, W)`` is
+(Zagoruyko and Komodakis 2017), taken *before* each stage's final LayerNorm (after it,
+``sum_c F_c^2`` is nearly constant over the frame and the loss about 1e-12: this series' choice,
+as neither the paper nor the release uses this form). The spatial attention of a feature ``F`` ``(B, C, H, W)`` is
 ``Q = sum_c |F_c|^p`` flattened and L2-normalised; the loss is ``beta / 2`` times the sum over
 stages of the mean squared difference between student and teacher ``Q``. Teacher and student
 stages have the same strides, so the maps align without resizing.
@@ -112,7 +114,7 @@ class FeatureAttentionKD(nn.Module):
 
     def forward(self, student_out, teacher_out) -> torch.Tensor:
         total = 0.0
-        for fs, ft in zip(student_out.stages, teacher_out.stages):
+        for fs, ft in zip(student_out.prenorm, teacher_out.prenorm):
             if fs.shape[-2:] != ft.shape[-2:]:
                 raise ValueError(f"stage sizes differ: student {tuple(fs.shape)}, teacher {tuple(ft.shape)}")
             total = total + (activation_attention(fs, self.p) - activation_attention(ft, self.p)).pow(2).mean()

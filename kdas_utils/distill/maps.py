@@ -2,8 +2,10 @@
 
 Two kinds of map, both returned as ``(B, H, W)`` float arrays at the input size:
 
-* a backbone stage's spatial attention ``Q = sum_c |F_c|^p`` (Zagoruyko and Komodakis),
-  scaled to [0, 1] per image. Larger ``p`` puts more weight on the strongest positions;
+* a backbone stage's activation energy ``Q = sum_c |F_c|^p`` (Zagoruyko and Komodakis) of the
+  features *before* the stage's final LayerNorm (after it, ``Q`` is the same everywhere to about
+  1e-6), divided by its mean over the frame so that 1 means "average" (the colour bar's scale).
+  Larger ``p`` puts more weight on the strongest positions;
 * a head's Attention-KD distribution, ``softmax`` over the pixels of ``A(P) = SDPA(P, P, P) / tau``,
   multiplied by the number of pixels so that 1 means "uniform". Lower ``tau`` sharpens it.
   This is the distribution that the paper's Attention-KD asks the student to match.
@@ -25,11 +27,10 @@ def _to_size(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def stage_attention(feature: torch.Tensor, size: tuple[int, int], p: float = 2.0) -> np.ndarray:
-    """``(B, H, W)`` in [0, 1]: ``sum_c |F_c|^p`` of a ``(B, C, h, w)`` stage, upsampled to ``size``."""
+    """``(B, H, W)``: ``sum_c |F_c|^p`` of a ``(B, C, h, w)`` stage over its mean per image,
+    upsampled to ``size`` (1 = the frame's average; no min-max stretch, so a flat map looks flat)."""
     q = _to_size(activation_energy(feature, p), size)
-    low = q.flatten(1).min(1).values[:, None, None]
-    high = q.flatten(1).max(1).values[:, None, None]
-    return ((q - low) / (high - low).clamp(min=1e-12)).cpu().numpy()
+    return (q / q.flatten(1).mean(1).clamp(min=1e-12)[:, None, None]).cpu().numpy()
 
 
 def head_attention(logits: torch.Tensor, tau: float = 2.0) -> np.ndarray:
@@ -44,5 +45,21 @@ def layer_map(out, layer: str, size: tuple[int, int], p: float = 2.0, tau: float
     if layer not in LAYERS:
         raise ValueError(f"layer={layer!r}: choose one of {LAYERS}")
     if layer.startswith("stage"):
-        return stage_attention(out.feature(layer), size, p)
+        return stage_attention(out.prenorm[int(layer[-1]) - 1], size, p)
     return head_attention(out.feature(layer.lower()), tau)
+
+
+def polyp_contrast(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """``(B,)``: the mean of each ``(H, W)`` map on its polyp over its mean around it (1 = the map
+    does not single out the polyp; ``NaN`` for a frame without polyp or without background).
+
+    Args:
+        maps: ``(B, H, W)`` attention maps (:func:`layer_map`).
+        masks: ``(B, H, W)`` binary masks of the same frames.
+    """
+    masks = np.asarray(masks) > 0.5
+    out = np.full(len(maps), np.nan)
+    for i, (values, polyp) in enumerate(zip(maps, masks)):
+        if polyp.any() and (~polyp).any():
+            out[i] = values[polyp].mean() / max(values[~polyp].mean(), 1e-12)
+    return out

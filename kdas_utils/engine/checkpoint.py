@@ -92,6 +92,7 @@ def architecture(model: nn.Module) -> dict:
         "backbone": getattr(model, "backbone_name", None),
         "channels": getattr(model, "channels", None),
         "drop_path_rate": getattr(model, "drop_path_rate", None),
+        "weights_source": getattr(model, "weights_source", None),  # where the starting weights came from
     }
 
 

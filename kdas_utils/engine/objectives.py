@@ -61,6 +61,7 @@ def clone_output(out: PolypOutput) -> PolypOutput:
         p1=out.p1.clone(),
         p2=out.p2.clone(),
         stages=tuple(s.clone() for s in out.stages),
+        prenorm=tuple(s.clone() for s in out.prenorm),
         cim=out.cim.clone(),
         cfm=out.cfm.clone(),
         sam=out.sam.clone(),

@@ -42,10 +42,11 @@ class Precision:
 
 
 def choose_precision(device: torch.device, amp: str = "auto") -> Precision:
-    """bf16 autocast on CUDA GPUs that support it, fp16 + scaler on older ones, fp32 elsewhere."""
+    """bf16 autocast on CUDA GPUs that support it natively (Ampere and later), fp16 + scaler on
+    older ones such as Colab's T4 (which only emulates bf16, slowly), fp32 elsewhere."""
     if amp == "off" or device.type != "cuda":
         return Precision(None, False)
-    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported()):
+    if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported(including_emulation=False)):
         return Precision(torch.bfloat16, False)
     return Precision(torch.float16, True)
 

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from ..metrics import dice_at
+from ..notebook import progress_bars
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
@@ -346,12 +347,13 @@ class Trainer:
         """
         if resume and self.last_path.exists():
             self.load_state_dict(load_checkpoint(self.last_path), self.last_path)
-            self._log(f"{self.name}: resumed from {self.last_path} at epoch {self.epoch + 1}, step {self.step}")
+            where = f"{self.last_path.parent.name}/{self.last_path.name}"
+            self._log(f"{self.name}: resumed from {where} at epoch {self.epoch + 1}, step {self.step}")
         else:
             torch.manual_seed(self.config.seed)
         cfg = self.config
-        show = cfg.progress and self.is_main
-        epochs = tqdm(total=cfg.epochs, initial=self.epoch, desc=self.name, unit="epoch", disable=not show)
+        bars = cfg.progress and self.is_main and progress_bars()  # the per-epoch log line follows cfg.progress only
+        epochs = tqdm(total=cfg.epochs, initial=self.epoch, desc=self.name, unit="epoch", disable=not bars)
         while self.epoch < cfg.epochs:
             started = time.perf_counter()
             bar = tqdm(
@@ -360,7 +362,7 @@ class Trainer:
                 leave=False,
                 unit="step",
                 desc=f"epoch {self.epoch + 1}/{cfg.epochs}",
-                disable=not show,
+                disable=not bars,
             )
             done_before = self.batch_in_epoch
             for batch in self._loader(self.epoch, self.batch_in_epoch):

@@ -16,7 +16,16 @@ from .polyp_pvt import (
     feature_channels,
 )
 from .summary import describe
-from .weights import LoadReport, WeightLoadError, load_backbone_weights, load_official, load_polyp_pvt, load_trained
+from .weights import (
+    LoadReport,
+    MissingWeightsError,
+    WeightLoadError,
+    load_backbone_weights,
+    load_network,
+    load_official,
+    load_polyp_pvt,
+    load_trained,
+)
 
 __all__ = [
     "BACKBONES",
@@ -27,6 +36,7 @@ __all__ = [
     "ChannelAttention",
     "GCN",
     "LoadReport",
+    "MissingWeightsError",
     "PolypOutput",
     "PolypPVT",
     "SAM",
@@ -38,6 +48,7 @@ __all__ = [
     "describe",
     "feature_channels",
     "load_backbone_weights",
+    "load_network",
     "load_official",
     "load_polyp_pvt",
     "load_trained",

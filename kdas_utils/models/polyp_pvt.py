@@ -37,6 +37,11 @@ class PolypOutput:
         p1: ``(B, 1, H, W)`` logits of the CFM head.
         p2: ``(B, 1, H, W)`` logits of the SAM head.
         stages: the four backbone maps, ``(B, C_i, H/s_i, W/s_i)`` for s = 4, 8, 16, 32.
+            Each PVTv2 stage ends in a LayerNorm, which makes ``sum_c F_c^2`` nearly the same at
+            every position: use ``prenorm`` for where a stage is strong.
+        prenorm: the same four maps *before* each stage's final LayerNorm (same shapes): the
+            features whose activation energy varies across the frame (attention maps, the
+            ``feature`` form of Attention-KD).
         cim: ``(B, C_1, H/4, W/4)`` CIM output.
         cfm: ``(B, 32, H/8, W/8)`` CFM output.
         sam: ``(B, 32, H/8, W/8)`` SAM output.
@@ -48,6 +53,7 @@ class PolypOutput:
     cim: torch.Tensor
     cfm: torch.Tensor
     sam: torch.Tensor
+    prenorm: tuple[torch.Tensor, ...] = ()
 
     @property
     def logits(self) -> torch.Tensor:
@@ -78,7 +84,9 @@ class PolypPVT(nn.Module):
     Args:
         backbone: a timm model name, ``pvt_v2_b2`` (teacher) or ``pvt_v2_b0`` (student).
         channels: decoder width ``C`` (32 in the paper).
-        pretrained: load timm's ImageNet weights for the backbone (needs the internet).
+        pretrained: load timm's ImageNet weights for the backbone straight from the Hugging Face Hub
+            (needs the internet). :func:`build_teacher` and :func:`build_student` look for local files
+            first (:mod:`kdas_utils.models.pretrained`).
         drop_path_rate: stochastic depth of the backbone's blocks (timm's linear rule over the
             blocks); the released KDAS code trains both backbones with 0.1. It acts in
             ``train()`` mode only: ``eval()`` outputs do not depend on it.
@@ -92,6 +100,8 @@ class PolypPVT(nn.Module):
         self.backbone = timm.create_model(
             backbone, pretrained=pretrained, features_only=True, drop_path_rate=drop_path_rate
         )
+        # Where the weights came from, in words: training prints it and checkpoints keep it.
+        self.weights_source = f"ImageNet {backbone}: timm hub" if pretrained else "random initialisation"
         c1, c2, c3, c4 = self.backbone.feature_info.channels()
         self.cim = CIM(c1)
         self.translate1 = BasicConv2d(c1, channels, 1)
@@ -102,10 +112,19 @@ class PolypPVT(nn.Module):
         self.sam = SAM(num_in=channels)
         self.head_p1 = nn.Conv2d(channels, 1, 1)
         self.head_p2 = nn.Conv2d(channels, 1, 1)
+        self._prenorm: list[torch.Tensor] = []
+        for i in range(4):  # keep the input of each stage's final LayerNorm, (B, h*w, C_i)
+            getattr(self.backbone, f"stages_{i}").norm.register_forward_pre_hook(self._keep_prenorm)
+
+    def _keep_prenorm(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        self._prenorm.append(inputs[0])
 
     def forward(self, x: torch.Tensor) -> PolypOutput:
         """``x (B, 3, H, W)``, ImageNet-normalised, ``H`` and ``W`` multiples of 32."""
+        self._prenorm = []
         stages = tuple(self.backbone(x))
+        prenorm = tuple(t.transpose(1, 2).reshape(s.shape) for t, s in zip(self._prenorm, stages))
+        self._prenorm = []
         s1, s2, s3, s4 = stages
         cim = self.cim(s1)
         cfm = self.cfm(self.translate4(s4), self.translate3(s3), self.translate2(s2))
@@ -114,7 +133,7 @@ class PolypPVT(nn.Module):
         size = x.shape[-2:]
         p1 = F.interpolate(self.head_p1(cfm), size=size, mode="bilinear")
         p2 = F.interpolate(self.head_p2(sam), size=size, mode="bilinear")
-        return PolypOutput(p1=p1, p2=p2, stages=stages, cim=cim, cfm=cfm, sam=sam)
+        return PolypOutput(p1=p1, p2=p2, stages=stages, prenorm=prenorm, cim=cim, cfm=cfm, sam=sam)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,32 +141,31 @@ class PolypPVT(nn.Module):
         return torch.sigmoid(self(x).logits)
 
 
-def _pretrained_error(name: str, error: Exception) -> RuntimeError:
-    return RuntimeError(
-        f"could not fetch timm's ImageNet weights for {name} ({type(error).__name__}: {error}). "
-        f"pretrained=True needs the internet (Hugging Face Hub). Offline, build with "
-        f"pretrained=False and load a local file with kdas_utils.models.load_backbone_weights("
-        f"model, 'path/to/{name}.pth')."
-    )
-
-
 def _build(role: str, pretrained: bool, drop_path_rate: float) -> PolypPVT:
-    name = BACKBONES[role]
-    try:
-        return PolypPVT(name, pretrained=pretrained, drop_path_rate=drop_path_rate)
-    except (OSError, RuntimeError, ValueError) as error:
-        if pretrained:
-            raise _pretrained_error(name, error) from error
-        raise
+    model = PolypPVT(BACKBONES[role], drop_path_rate=drop_path_rate)
+    if pretrained:
+        from .pretrained import load_pretrained_backbone
+
+        load_pretrained_backbone(model)
+    return model
 
 
 def build_teacher(pretrained: bool = False, drop_path_rate: float = 0.0) -> PolypPVT:
-    """Polyp-PVT on PVTv2-B2: 25.11M parameters (backbone 24.85M)."""
+    """Polyp-PVT on PVTv2-B2: 25.11M parameters (backbone 24.85M).
+
+    With ``pretrained``, the backbone starts from ImageNet weights: ``pvt_v2_b2.pth`` (PVTv2
+    release or timm format) in ``KDAS_WEIGHTS_DIR`` (default ``data/weights/``), else timm's hub,
+    else :class:`~kdas_utils.models.MissingWeightsError` (see :mod:`kdas_utils.models.pretrained`).
+    ``model.weights_source`` says which.
+    """
     return _build("teacher", pretrained, drop_path_rate)
 
 
 def build_student(pretrained: bool = False, drop_path_rate: float = 0.0) -> PolypPVT:
-    """The KDAS student, Polyp-PVT's decoder on PVTv2-B0: 3.65M parameters (backbone 3.41M)."""
+    """The KDAS student, Polyp-PVT's decoder on PVTv2-B0: 3.65M parameters (backbone 3.41M).
+
+    ``pretrained`` as :func:`build_teacher`, with ``pvt_v2_b0.pth``.
+    """
     return _build("student", pretrained, drop_path_rate)
 
 

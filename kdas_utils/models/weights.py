@@ -51,6 +51,11 @@ class WeightLoadError(RuntimeError):
     """A weight file does not fit the model; the message lists the keys."""
 
 
+class MissingWeightsError(WeightLoadError):
+    """Pretrained weights were asked for and none can be had; the message says where to put them
+    (see :mod:`kdas_utils.models.pretrained`)."""
+
+
 @dataclass
 class LoadReport:
     """What a load did: tensors loaded, and keys missing, unexpected or deliberately ignored."""
@@ -72,11 +77,18 @@ class LoadReport:
 
 
 def _read(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict in a ``.pth`` / ``.pt`` / ``.bin`` file (``torch.save``) or a ``.safetensors``
+    file (timm's hub format), without a ``module.`` prefix or a ``state_dict`` / ``model`` wrapper."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: weight file not found")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(path, device="cpu")
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # not a zip/pickle, truncated, or a pickle that needs code
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise WeightLoadError(
@@ -123,8 +135,16 @@ def _load(
     return report
 
 
+def is_pvt_release(state: dict[str, torch.Tensor]) -> bool:
+    """Whether a backbone state dict uses the PVTv2 release's names (``patch_embed1.``, ``block1.``)
+    rather than timm's (``patch_embed.``, ``stages.``); timm's ``checkpoint_filter_fn`` draws the
+    same line."""
+    return "patch_embed.proj.weight" not in state and "patch_embed1.proj.weight" in state
+
+
 def load_backbone_weights(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
-    """Load a PVTv2 release file (or a timm-format backbone state dict) into ``model.backbone``."""
+    """Load a PVTv2 release file (or a timm-format backbone state dict, ``.pth`` or ``.safetensors``)
+    into ``model.backbone``."""
     mapped, ignored = _backbone_from_release(_read(path), model.backbone)
     return _load(model.backbone, mapped, path, ignored, strict, model.backbone_name)
 
@@ -165,6 +185,7 @@ def load_official(path: str | Path) -> nn.Module:
         )
     model = builders[width]()
     _load_polyp_pvt_state(model, state, path, strict=True)
+    model.weights_source = f"Polyp-PVT-format checkpoint: {path}"
     return model.eval()
 
 
@@ -186,7 +207,23 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> nn.Mod
         arch["backbone"], channels=arch.get("channels") or 32, drop_path_rate=arch.get("drop_path_rate") or 0.0
     )
     model.load_state_dict(state["model"])
+    model.weights_source = f"engine checkpoint: {path}"
     return model.to(device).eval()
+
+
+def load_network(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
+    """Either kind of network file of the series, told apart by its contents: an engine checkpoint
+    (:func:`load_trained`) or a Polyp-PVT-format file such as the official ``PolypPVT.pth``
+    (:func:`load_official`). Returned in ``eval()`` mode on ``device``."""
+    from ..engine.checkpoint import CHECKPOINT_FORMAT
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: tensors stay on disk
+    except Exception:  # missing, legacy or not a weight file: load_official says which
+        state = None
+    if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
+        return load_trained(path, device)
+    return load_official(path).to(device)
 
 
 # --------------------------------------------------------------------------- writing (tests, export)

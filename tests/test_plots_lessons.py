@@ -1,0 +1,62 @@
+"""The small figure helpers of the lessons: printed paths and the phantom twin of P + P^T."""
+
+import matplotlib
+
+matplotlib.use("agg")
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+from kdas_utils import plots
+from kdas_utils.distill import symmetric
+
+
+def test_shown_path_is_relative_inside_the_project_and_anonymous_outside(tmp_path):
+    root = tmp_path / "project"
+    (root / "runs" / "checkpoints").mkdir(parents=True)
+    assert plots.shown_path(root / "runs" / "checkpoints", root) == "runs/checkpoints"
+    assert plots.shown_path(root, root) == "."
+    outside = tmp_path / "elsewhere" / "polyp256"
+    assert plots.shown_path(outside, root) == "<outside the project folder>/elsewhere/polyp256"
+    assert str(tmp_path) not in plots.shown_path(outside, root)
+
+
+def blobs(matrix: np.ndarray, level: float) -> list[tuple[float, float]]:
+    """Centres (row, column) of the connected regions above ``level``."""
+    labels, count = ndimage.label(matrix > level)
+    return [tuple(round(v, 1) for v in c) for c in ndimage.center_of_mass(matrix > level, labels, range(1, count + 1))]
+
+
+def test_an_off_diagonal_polyp_gets_a_phantom_twin():
+    maps = plots.phantom_twin_maps(size=32, centre=(8, 22), radius=4, polyp=4.0, background=-4.0)
+    p, pt, sym = maps["P"], maps["P.T"], maps["P + P.T"]
+    np.testing.assert_array_equal(pt, p.T)
+    np.testing.assert_array_equal(sym, p + p.T)
+    np.testing.assert_array_equal(sym, sym.T)
+    assert blobs(p, 0.0) == [(8.0, 22.0)]
+    # In P + P^T the background is 2 x (-4) = -8; the polyp and its mirror are both 4 - 4 = 0.
+    assert sorted(blobs(sym, -8.0)) == [(8.0, 22.0), (22.0, 8.0)]
+    assert sym[8, 22] == sym[22, 8] == 0.0 and sym[0, 31] == -8.0
+    # The released SGM cannot tell the polyp from its twin: a student that predicts the mirror scores 0.
+    teacher = torch.from_numpy(p)[None]
+    assert F.mse_loss(symmetric(teacher), symmetric(teacher.transpose(1, 2))).item() == 0.0
+    assert F.mse_loss(teacher, teacher.transpose(1, 2)).item() > 0.0
+
+
+def test_a_polyp_on_the_diagonal_has_no_twin():
+    maps = plots.phantom_twin_maps(size=32, centre=(16, 16), radius=5)
+    assert blobs(maps["P + P.T"], -8.0) == [(16.0, 16.0)]
+    np.testing.assert_array_equal(maps["P + P.T"], 2 * maps["P"])
+
+
+@pytest.mark.parametrize("maps", [None, plots.phantom_twin_maps(size=20, centre=(4, 14), radius=3)])
+def test_show_phantom_twin_draws_three_panels_on_one_scale(maps):
+    fig = plots.show_phantom_twin(maps)
+    images = [ax.images[0] for ax in fig.axes if ax.images]
+    assert len(images) == 3
+    assert len({im.get_clim() for im in images}) == 1
+    assert all(ax.lines for ax in fig.axes if ax.images)  # the diagonal, the mirror line
+    matplotlib.pyplot.close(fig)

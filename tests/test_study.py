@@ -1,0 +1,91 @@
+"""The study of notebook 07 on a tiny profile: alpha chosen on validation, seeds, teacher strength."""
+
+import pandas as pd
+import pytest
+
+from kdas_utils import study
+from kdas_utils.config import get_profile
+from kdas_utils.evaluate import gap_closed
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("KDAS_SYNTH_ROOT", str(tmp_path / "synthetic"))
+    return get_profile("quick").replace(
+        image_size=64,
+        epochs=1,
+        teacher_epochs=2,
+        keep_epochs=(1,),
+        max_steps_per_epoch=1,
+        synthetic_train=16,
+        synthetic_test=4,
+    )
+
+
+def test_choose_alpha_reads_only_the_validation_column():
+    sweep = pd.DataFrame(
+        {
+            "arm": ["kdas", "kdas", "pixel", "pixel"],
+            "alpha": [0.1, 0.3, 0.1, 0.3],
+            "validation": [0.5, 0.6, 0.7, 0.4],
+            "Kvasir": [0.9, 0.1, 0.1, 0.9],
+        }
+    )
+    assert study.choose_alpha(sweep) == {"kdas": 0.3, "pixel": 0.1}
+
+
+def test_gap_closed_is_the_share_of_the_teacher_student_gap():
+    table = pd.DataFrame(
+        {"arm": ["no-kd", "no-kd", "kd", "kd"], "seed": [0, 1, 0, 1], "validation": [0.5, 0.7, 0.7, 0.7]}
+    )
+    gap = gap_closed(table, {"validation": 0.8})  # alone 0.6, teacher 0.8, student 0.7: half the gap
+    assert gap.loc["kd", "validation"] == pytest.approx(0.5) and gap.loc["no-kd", "validation"] == 0
+    with pytest.raises(ValueError, match="no 'no-kd' rows"):
+        gap_closed(table[table.arm == "kd"], {"validation": 0.8})
+
+
+def test_answer_reads_each_arm_against_the_seed_spread():
+    seeds = pd.DataFrame(
+        {
+            "arm": ["no-kd", "no-kd", "no-kd", "kdas", "kdas", "kdas", "pixel"],
+            "seed": [0, 1, 2, 0, 1, 2, 0],
+            "validation": [0.60, 0.62, 0.64, 0.70, 0.71, 0.72, 0.63],
+        }
+    )
+    rows = study.against_alone(seeds)
+    assert rows.loc["kdas", "difference"] == pytest.approx(0.09) and rows.loc["kdas", "spread"] == pytest.approx(0.02)
+    assert rows.loc["pixel", "seeds"] == 1 and rows.loc["pixel", "spread"] == pytest.approx(0.02)  # no-kd's
+    lines = study.answer({"ablation-a0.1-te10": seeds, "teacher-curve": pd.DataFrame()})
+    assert lines[0].startswith(
+        "ablation-a0.1-te10: kdas (3 seeds, validation 0.710) is above the student alone (+0.090"
+    )
+    assert "pixel (1 seed, validation 0.630) is within the seed spread of" in lines[1]
+    below = seeds.assign(validation=[0.70, 0.71, 0.72, 0.60, 0.62, 0.64, 0.63])
+    assert " is below " in study.answer({"seeds": below})[0]
+    assert study.answer({"teacher-curve": pd.DataFrame()}) == [
+        "No comparison with the student alone has been measured on these frames yet."
+    ]
+    with pytest.raises(ValueError, match="no 'no-kd' rows"):
+        study.against_alone(seeds[seeds.arm != "no-kd"])
+
+
+def test_the_miniature_study_runs_and_writes_its_tables(tiny):
+    plan = study.StudyPlan(arms=("pixel",), alphas=(0.1, 0.3), seeds=1, teacher_epochs=(1,), patient_factor=2)
+    sweep = study.alpha_sweep(tiny, plan, device="cpu", progress=False)
+    assert list(zip(sweep.arm, sweep.alpha)) == [("pixel", 0.1), ("pixel", 0.3)]
+    chosen = study.choose_alpha(sweep)
+    seeds = study.seeds_table(tiny, chosen, plan, device="cpu", progress=False)
+    assert set(seeds.arm) == {"no-kd", "pixel"}
+    strength = study.teacher_strength(tiny, chosen, plan, device="cpu", progress=False)
+    assert list(strength.teacher_epoch) == [1, "best"] and strength.gain.notna().all()
+    curves = study.patient(tiny, "pixel", chosen["pixel"], plan, device="cpu", progress=False)
+    assert all(len(history) == 2 for history in curves.values())
+    written = {p.stem for p in study.study_dir(tiny).glob("*.csv")}
+    assert written == {"alpha", "seeds", "teacher-strength", "patient"}
+    assert study.teacher_curve(tiny)["epoch"].tolist() == [1, 2]
+    # the ablation table of the chosen alpha holds the student alone and the arm, each run once
+    from kdas_utils.training import ablation_csv
+
+    table = pd.read_csv(ablation_csv(tiny, alpha=chosen["pixel"]))
+    assert sorted(zip(table.arm, table.seed)) == [("no-kd", 0), ("pixel", 0)]

@@ -1,0 +1,71 @@
+"""``make tutorial``'s executor, on the fastest notebook (01): the executed copy carries its
+figures inline, the PNGs are saved too, and the outputs are clean (no progress-bar residue, no
+warnings on stderr, no absolute path of the machine)."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from kdas_utils.tutorial import KERNEL_ENV, kernel_env, machine_folders, residue, run_notebooks
+
+REPO = Path(__file__).resolve().parents[1]
+NOTEBOOK = REPO / "notebooks" / "01_data_preparation.ipynb"
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """``(out, times, notebook)``: notebook 01 executed by :func:`run_notebooks` (what ``make
+    tutorial`` calls) into a temporary folder, with ``MPLBACKEND=agg`` here, as ``make test`` sets it."""
+    out = tmp_path_factory.mktemp("tutorial")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("KDAS_RUNS_DIR", raising=False)  # figures go under out/, not runs/
+        patch.setenv("MPLBACKEND", "agg")
+        times = run_notebooks([NOTEBOOK], out)
+    return out, times, nbformat.read(out / "notebooks" / NOTEBOOK.name, as_version=4)
+
+
+def test_kernel_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("MPLBACKEND", "agg")
+    monkeypatch.delenv("KDAS_RUNS_DIR", raising=False)
+    env = kernel_env(tmp_path)
+    assert env["MPLBACKEND"] == "module://matplotlib_inline.backend_inline"
+    assert env["KDAS_RUNS_DIR"] == str(tmp_path.resolve()) and env["KDAS_PROGRESS"] == "0"
+    monkeypatch.setenv("KDAS_RUNS_DIR", "elsewhere")
+    assert kernel_env(tmp_path)["KDAS_RUNS_DIR"] == "elsewhere"  # the user's choice stands
+    assert KERNEL_ENV.items() <= kernel_env(tmp_path).items()
+
+
+def test_residue_finds_stderr_progress_bars_and_paths(tmp_path):
+    cell = nbformat.v4.new_code_cell("x")
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text="UserWarning: careful\n"),
+        nbformat.v4.new_output("display_data", data={"text/plain": "epoch 1/2:   0%|          | 0/15"}),
+        nbformat.v4.new_output("stream", name="stdout", text=f"saved to {tmp_path / 'runs' / 'a.png'}\n"),
+        nbformat.v4.new_output("stream", name="stdout", text="saved to runs/a.png, 100 % done\n"),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t"), cell])
+    found = residue(notebook, [tmp_path])
+    assert len(found) == 3 and all(line.startswith("code cell 1") for line in found)
+    assert "stderr: UserWarning: careful" in found[0] and "0%|" in found[1] and str(tmp_path) in found[2]
+    assert all(len(folder.parts) > 1 for folder in machine_folders())
+
+
+def test_executed_notebook_carries_its_figures(executed):
+    out, times, notebook = executed
+    assert list(times) == [NOTEBOOK.name] and times[NOTEBOOK.name] > 0
+    outputs = [output for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs]
+    images = [output for output in outputs if "image/png" in output.get("data", {})]
+    saved = sorted((out / "figures").glob("01_*.png"))
+    assert len(saved) > 0, "save_figure still writes the PNGs under <out>/figures/"
+    assert len(images) >= len(saved), f"{len(images)} inline images for {len(saved)} saved figures"
+
+
+def test_executed_notebook_has_no_warnings_or_progress_bars(executed):
+    _, _, notebook = executed
+    assert [line for line in residue(notebook) if "absolute path" not in line] == []
+
+
+def test_executed_notebook_shows_no_absolute_path(executed):
+    _, _, notebook = executed
+    assert [line for line in residue(notebook) if "absolute path" in line] == []
