@@ -34,6 +34,12 @@ PRANET_RECORD = "pranet.json"
 PRANET_ARCHIVES = {"pranet-train": "TrainDataset", "pranet-test": "TestDataset"}
 
 
+def _require_empty(root: Path) -> None:
+    """The layout is written only into a new or empty folder: nothing of the user's is mixed in."""
+    if root.exists() and any(root.iterdir()):
+        raise DatasetError(f"{root} exists and is not empty; choose an empty or new folder for the PraNet layout")
+
+
 def kvasir_seg_to_pranet(release: str | Path, root: str | Path, test_count: int = 100, seed: int = 0) -> Path:
     """Arrange the Kvasir-SEG release under ``release`` as a PraNet-layout ``root``; return it.
 
@@ -54,8 +60,7 @@ def kvasir_seg_to_pranet(release: str | Path, root: str | Path, test_count: int 
             f"{root}/TrainDataset already exists and was not written by kvasir_seg_to_pranet with "
             f"{split}; choose another root or move it away"
         )
-    if root.exists() and any(root.iterdir()):
-        raise DatasetError(f"{root} exists and is not empty; choose an empty or new folder for the PraNet layout")
+    _require_empty(root)
     pairs = find_kvasir_seg_pairs(release)
     if len(pairs) <= test_count:
         raise DatasetError(f"{release}: {len(pairs)} Kvasir-SEG frames, too few for a test split of {test_count}")
@@ -141,8 +146,7 @@ def prepare_pranet(data_dir: str | Path, root: str | Path | None = None, fetch: 
             f"{root}/TrainDataset already exists and was not unpacked by prepare_pranet (Kvasir-SEG alone, "
             f"or your own data?); move it away, or give another root (KDAS_DATA_ROOT)"
         )
-    if root.exists() and any(root.iterdir()):
-        raise DatasetError(f"{root} exists and is not empty; choose an empty or new folder for the PraNet layout")
+    _require_empty(root)
     archives = {
         key: fetch_drive_file(
             DRIVE_FILES[key], data_dir / "downloads" / DRIVE_FILES[key].filename, fetch, check=check_archive
