@@ -38,11 +38,12 @@ tutorial: $(VENV)/.installed
 	KDAS_PROFILE=quick $(BIN)/python -m kdas_utils.tutorial --out runs
 
 # KDAS_PROGRESS=0: no progress bars in the notebooks' kernels (kdas_utils.notebook.progress_bars).
+# --durations=15: the slowest tests at the end of the log (make test stays under 20 minutes on 2 cores).
 # README.md runs in a pytest of its own: --markdown-docs also collects every .py file it is given,
 # and tests/ holds scripts that run when imported.
 test: $(VENV)/.installed-dev browser lint
-	KDAS_PROFILE=quick MPLBACKEND=agg KDAS_PROGRESS=0 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600
-	$(BIN)/python -m pytest --markdown-docs README.md
+	KDAS_PROFILE=quick MPLBACKEND=agg KDAS_PROGRESS=0 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 --durations=15
+	MPLBACKEND=agg KDAS_PROGRESS=0 $(BIN)/python -m pytest --markdown-docs README.md
 
 # ruff: the code's format and lint (settings in pyproject.toml); `make format` rewrites the code.
 lint: $(VENV)/.installed-dev

@@ -21,13 +21,15 @@ from kdas_utils.models.weights import to_polyp_pvt_keys, to_pvt_release_keys
 
 
 class Mirror:
-    """Serves ``files[name]`` at ``<url>/<name>``, with Range requests, an optional early hang-up
-    per file (``drop_after[name]`` bytes, once) and an optional error status for every request."""
+    """Serves ``files[name]`` at ``<url>/<name>``, with Range requests (416 past the end; ignored
+    when ``honour_range`` is false, as some servers do), an optional early hang-up per file
+    (``drop_after[name]`` bytes, once) and an optional error status for every request."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.drop_after: dict[str, int] = {}
         self.status: int | None = None
+        self.honour_range = True
         self.requests: list[tuple[str, str | None]] = []
         owner = self
 
@@ -43,8 +45,12 @@ class Mirror:
                     return
                 data, start = owner.files[name], 0
                 wanted = self.headers.get("Range")
-                if wanted:
+                if wanted and owner.honour_range:
                     start = int(wanted.split("=")[1].split("-")[0])
+                    if start >= len(data):
+                        self.send_response(416)
+                        self.end_headers()
+                        return
                     self.send_response(206)
                     self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
                 else:
@@ -62,12 +68,16 @@ class Mirror:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
+    def ranges(self, name: str) -> list[str | None]:
+        """The Range header of each request for ``name``, in order (``None``: the whole file)."""
+        return [wanted for asked, wanted in self.requests if asked == name]
+
     def close(self):
         self.httpd.shutdown()
         self.httpd.server_close()
 
 
-def _png(array: np.ndarray) -> bytes:
+def png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -76,7 +86,7 @@ def _png(array: np.ndarray) -> bytes:
 def _frame(rng, i: int) -> tuple[bytes, bytes]:
     mask = np.zeros((40, 48), np.uint8)
     mask[8:24, 6 + i % 10 : 30] = 255
-    return _png(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)), _png(mask)
+    return png(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)), png(mask)
 
 
 def zip_bytes(members: dict[str, bytes]) -> bytes:

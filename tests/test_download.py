@@ -3,12 +3,10 @@
 import hashlib
 import io
 import tarfile
-import threading
-import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 import pytest
+from mirror import Mirror, png, zip_bytes
 from PIL import Image
 
 from kdas_utils.data import (
@@ -21,56 +19,22 @@ from kdas_utils.data import (
 )
 
 
-class Server:
-    """Serves ``payload`` at any path, with optional Range support and one early hang-up."""
+class Server(Mirror):
+    """The loopback mirror serving one file, ``kvasir-seg.zip``: ``payload`` is its bytes, ``url`` its address."""
+
+    name = "kvasir-seg.zip"
 
     def __init__(self):
-        self.payload = b""
-        self.honour_range = True
-        self.drop_after = None  # bytes sent before the next response is cut (once)
-        self.status = None  # an error status to answer instead of the payload
-        self.requests = []
-        owner = self
+        super().__init__()
+        self.url = f"{self.url}/{self.name}"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
+    @property
+    def payload(self) -> bytes:
+        return self.files[self.name]
 
-            def do_GET(self):
-                owner.requests.append(self.headers.get("Range"))
-                if owner.status:
-                    self.send_error(owner.status)
-                    return
-                data, start = owner.payload, 0
-                wanted = self.headers.get("Range")
-                if wanted and owner.honour_range:
-                    start = int(wanted.split("=")[1].split("-")[0])
-                    if start >= len(data):
-                        self.send_response(416)
-                        self.end_headers()
-                        return
-                    self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                else:
-                    self.send_response(200)
-                body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if owner.drop_after is not None:
-                    cut, owner.drop_after = owner.drop_after, None
-                    self.wfile.write(body[:cut])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/kvasir-seg.zip"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    @payload.setter
+    def payload(self, data: bytes) -> None:
+        self.files[self.name] = data
 
 
 @pytest.fixture
@@ -94,12 +58,12 @@ def test_download_and_verify(server, tmp_path):
 
 
 def test_resume_after_interruption(server, tmp_path):
-    server.drop_after = 100_000
+    server.drop_after[server.name] = 100_000
     with pytest.raises(DownloadError, match=r"interrupted after 100000 of 300000 bytes.*run the same call again"):
         download(server.url, tmp_path / "a.bin", sha256=sha(server.payload), progress=False)
     assert (tmp_path / "a.bin.part").stat().st_size == 100_000 and not (tmp_path / "a.bin").exists()
     path = download(server.url, tmp_path / "a.bin", sha256=sha(server.payload), progress=False)
-    assert server.requests == [None, "bytes=100000-"]
+    assert server.ranges(server.name) == [None, "bytes=100000-"]
     assert path.read_bytes() == server.payload
 
 
@@ -107,7 +71,7 @@ def test_server_without_ranges_restarts(server, tmp_path):
     (tmp_path / "a.bin.part").write_bytes(b"stale bytes from another file")
     server.honour_range = False
     path = download(server.url, tmp_path / "a.bin", sha256=sha(server.payload), progress=False)
-    assert server.requests == ["bytes=29-"] and path.read_bytes() == server.payload
+    assert server.ranges(server.name) == ["bytes=29-"] and path.read_bytes() == server.payload
 
 
 def test_complete_part_file_is_finished(server, tmp_path):
@@ -137,23 +101,9 @@ def test_oversized_part_file_fails_the_checksum(server, tmp_path):
     assert not path.exists()
 
 
-def _zip_bytes(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as bundle:
-        for name, data in members.items():
-            bundle.writestr(name, data)
-    return buffer.getvalue()
-
-
-def _png(array) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def test_refuses_zip_member_escaping_target(tmp_path):
     archive = tmp_path / "evil.zip"
-    archive.write_bytes(_zip_bytes({"ok.txt": b"1", "../evil.txt": b"2"}))
+    archive.write_bytes(zip_bytes({"ok.txt": b"1", "../evil.txt": b"2"}))
     with pytest.raises(UnsafeArchiveError, match=r"member '\.\./evil\.txt' would be written outside"):
         extract_archive(archive, tmp_path / "out")
     assert not (tmp_path / "evil.txt").exists() and not (tmp_path / "out").exists()
@@ -203,10 +153,10 @@ def test_dataset_end_to_end_with_fabricated_kvasir_release(server, tmp_path):
     for i in range(3):
         mask = np.zeros((40, 50), np.uint8)
         mask[10:20, 10 + i : 30] = 255
-        members[f"Kvasir-SEG/images/frame{i}.jpg"] = _png(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
-        members[f"Kvasir-SEG/masks/frame{i}.jpg"] = _png(mask)
+        members[f"Kvasir-SEG/images/frame{i}.jpg"] = png(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8))
+        members[f"Kvasir-SEG/masks/frame{i}.jpg"] = png(mask)
     members["Kvasir-SEG/kavsir_bboxes.json"] = b"{}"
-    server.payload = _zip_bytes(members)
+    server.payload = zip_bytes(members)
     with pytest.raises(DownloadError, match="no published sha256.*allow_unpinned=True"):
         download_dataset("kvasir-seg", tmp_path, url=server.url, progress=False)
     raw = download_dataset("kvasir-seg", tmp_path, url=server.url, allow_unpinned=True, progress=False)
@@ -235,7 +185,7 @@ def _kvasir_release(n: int) -> bytes:
         mask[8:24, 6 + i : 30] = 255
         members[f"Kvasir-SEG/images/c{i:02d}.jpg"] = _jpeg(rng.integers(0, 256, (40, 48, 3), dtype=np.uint8))
         members[f"Kvasir-SEG/masks/c{i:02d}.jpg"] = _jpeg(mask)
-    return _zip_bytes(members)
+    return zip_bytes(members)
 
 
 def test_kvasir_release_becomes_a_pranet_root(server, tmp_path):
