@@ -240,11 +240,11 @@ def _distill(args) -> int:
 
 def _study(args) -> int:
     """The study of notebook 07, step by step; every step loads what is finished."""
-    import shutil
-
     from . import study
 
     profile = get_profile(args.profile)
+    if args.export_only:
+        return _export_study(study, profile, args.export or "results")
     plan = study.StudyPlan(seeds=args.seeds)
     changes = _changes(args)
     steps = args.step or ["alpha", "seeds", "teacher-strength", "patient"]
@@ -260,10 +260,17 @@ def _study(args) -> int:
         best = max(chosen, key=lambda arm: seeds[seeds.arm == arm]["validation"].mean())
         study.patient(profile, best, chosen[best], plan, args.device, **changes)
     study.teacher_curve(profile)
-    if args.export:
-        target = Path(args.export) / study.study_dir(profile).name
-        shutil.copytree(study.study_dir(profile), target, dirs_exist_ok=True)
-        print(f"tables copied to {target}")
+    return _export_study(study, profile, args.export) if args.export else 0
+
+
+def _export_study(study, profile, target) -> int:
+    """The teacher's curve as it stands, then the measured tables copied to ``target``."""
+    from .training import checkpoint_dir
+
+    if (checkpoint_dir("teacher", profile) / "last.pt").exists():
+        study.teacher_curve(profile)
+    written = study.export(profile, target)
+    print(f"{len(written)} files copied to {target}: " + ", ".join(path.name for path in written))
     return 0
 
 
@@ -424,7 +431,16 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("alpha", "seeds", "teacher-strength", "patient"),
         help="run only these steps (repeatable; alpha always runs, it is what the others use)",
     )
-    p.add_argument("--export", metavar="DIR", help="copy the study's tables to DIR/study-<profile>/ (e.g. results)")
+    p.add_argument(
+        "--export",
+        metavar="DIR",
+        help="copy the measured tables to DIR (e.g. results): DIR/study-<profile>/ and DIR/ablation-<profile>*.csv",
+    )
+    p.add_argument(
+        "--export-only",
+        action="store_true",
+        help="train nothing: copy what is finished to --export's folder (default results)",
+    )
     _training_arguments(p)
     p.set_defaults(run=_study)
 

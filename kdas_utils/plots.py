@@ -235,12 +235,14 @@ def show_predictions(samples: list[dict], size: float = 2.3):
         mask, probability = sample["mask"], sample["probability"]
         axes[0, col].imshow(overlay(sample["image"], mask))
         axes[0, col].set_title(sample["name"][:18], fontsize=7)
-        axes[1, col].imshow(probability, cmap="viridis", vmin=0, vmax=1)
+        shown = axes[1, col].imshow(probability, cmap="viridis", vmin=0, vmax=1)
         axes[1, col].set_title("sigmoid(P1 + P2)", fontsize=8)
         axes[2, col].imshow(_errors(probability, mask))
-        axes[2, col].set_title(f"Dice {sample['dice']:.3f}", fontsize=8)
+        empty = "\n(no polyp: 0 by the protocol)" if not mask.any() else ""  # metrics.dice_at's convention
+        axes[2, col].set_title(f"Dice {sample['dice']:.3f}{empty}", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
+    fig.colorbar(shown, ax=axes[1, -1], fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
     axes[2, 0].text(
         0, -0.08, "green: hit   red: false alarm   blue: missed", transform=axes[2, 0].transAxes, fontsize=7, va="top"
     )
@@ -360,11 +362,15 @@ def plot_ablation(table, sets: list[str] | None = None):
 
 def plot_alpha_sweep(sweep):
     """Validation Dice against the weight alpha of the distillation terms, one line per arm, from
-    :func:`kdas_utils.study.alpha_sweep` (one seed per point: no error bars)."""
+    :func:`kdas_utils.study.alpha_sweep` (one seed per point: no error bars); each arm's chosen alpha
+    (the best validation Dice) is ringed."""
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for arm, rows in sweep.groupby("arm", sort=False):
         rows = rows.sort_values("alpha")
-        ax.plot(rows["alpha"], rows["validation"], "o-", label=arm)
+        (line,) = ax.plot(rows["alpha"], rows["validation"], "o-", label=arm)
+        best = rows.loc[rows["validation"].idxmax()]  # the choice of study.choose_alpha
+        ax.plot(best["alpha"], best["validation"], "o", ms=12, mfc="none", color=line.get_color())
+    ax.plot([], [], "o", ms=12, mfc="none", color="grey", label="chosen")
     ax.set(
         xlabel="alpha (weight of the distillation terms)",
         ylabel="validation mean Dice at 0.5",
@@ -372,6 +378,7 @@ def plot_alpha_sweep(sweep):
         xscale="log",
     )
     ax.set_xticks(sorted(set(sweep["alpha"])), [f"{a:g}" for a in sorted(set(sweep["alpha"]))])
+    ax.minorticks_off()  # only the alphas tried are labelled
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -387,7 +394,7 @@ def plot_teacher_strength(table, baseline: float | None = None):
         ax.plot(rows["teacher_validation"], rows["validation"], "o-", label=arm)
         for row in rows.itertuples():
             ax.annotate(
-                f"ep {row.teacher_epoch}",
+                "final" if row.teacher_epoch == "best" else f"epoch {row.teacher_epoch}",
                 (row.teacher_validation, row.validation),
                 fontsize=7,
                 textcoords="offset points",
@@ -396,6 +403,7 @@ def plot_teacher_strength(table, baseline: float | None = None):
     if baseline is not None:
         ax.axhline(baseline, color="k", ls="--", lw=1, label="student alone (mean)")
     ax.set(xlabel="teacher's validation Dice", ylabel="student's validation Dice", title="teacher strength")
+    ax.margins(x=0.15, y=0.15)  # room for the labels of the outer points
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -500,15 +508,22 @@ def show_comparison(frames: list[dict], maps: dict[str, list[np.ndarray]], size:
 
 
 def plot_efficiency(table, accuracy: dict[str, float], metric: str = "meanDice"):
-    """Accuracy against latency, marker area proportional to the parameter count."""
+    """Accuracy against latency, marker area proportional to the parameter count. Labels of
+    models with nearly the same accuracy (the two students) go one below, one above."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    order = sorted(table.index, key=lambda model: accuracy[model])
+    span = max(accuracy[m] for m in order) - min(accuracy[m] for m in order) or 1.0
+    offset = {model: (8, -4) for model in order}
+    for lower, upper in zip(order, order[1:]):
+        if accuracy[upper] - accuracy[lower] < 0.15 * span:
+            offset[lower], offset[upper] = (8, -14), (8, 4)
     for model, row in table.iterrows():
         ax.scatter(row["latency bs1 (ms)"], accuracy[model], s=40 * row["parameters (M)"], alpha=0.6)
         ax.annotate(
             f"{model}\n{row['parameters (M)']:.2f}M, {row['GFLOPs']:.1f} GFLOPs",
             (row["latency bs1 (ms)"], accuracy[model]),
             fontsize=7,
-            xytext=(8, -4),
+            xytext=offset[model],
             textcoords="offset points",
         )
     ax.set(
@@ -516,8 +531,8 @@ def plot_efficiency(table, accuracy: dict[str, float], metric: str = "meanDice")
         ylabel=metric,
         title="accuracy, size and speed",
     )
-    ax.set_xlim(left=0)
-    ax.margins(x=0.45, y=0.3)
+    ax.set_xlim(0, 1.6 * table["latency bs1 (ms)"].max())  # room for the labels right of the points
+    ax.margins(y=0.3)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig

@@ -19,6 +19,7 @@ runs them in order and can be stopped and started again at any time.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,15 +167,42 @@ def teacher_curve(profile: Profile):
 
 
 def load_results(profile_name: str = "standard", root: str | Path | None = None) -> dict:
-    """The study's committed tables, ``{name: DataFrame}``, for the names that exist under
-    ``results/study-<profile>/`` (``alpha``, ``seeds``, ``teacher-strength``, ``patient``,
-    ``teacher-curve``): what notebook 07 shows of the measured study."""
+    """The measured tables of a profile, ``{name: DataFrame}``, as :func:`export` writes them under
+    ``root`` (default the project's ``results/``): the study's steps from ``study-<profile>/``
+    (``alpha``, ``seeds``, ``teacher-strength``, ``patient``, ``teacher-curve``) and the ablation
+    tables ``ablation-<profile><tag>.csv``, named ``ablation<tag>`` (e.g. ``ablation-a0.1-te10``; the
+    default alpha, which file names leave out, is put back: ``ablation-standard.csv`` is
+    ``ablation-a0.3``). What notebook 07 shows of the measured study."""
     import pandas as pd
 
     from .config import project_root
 
-    folder = Path(root) if root else project_root() / "results" / f"study-{profile_name}"
-    return {path.stem: pd.read_csv(path) for path in sorted(folder.glob("*.csv"))}
+    root = Path(root) if root else project_root() / "results"
+    tables = {path.stem: pd.read_csv(path) for path in sorted((root / f"study-{profile_name}").glob("*.csv"))}
+    for path in sorted(root.glob(f"ablation-{profile_name}*.csv")):
+        tag = path.stem.removeprefix(f"ablation-{profile_name}")
+        tag = tag if re.match(r"-a\d", tag) else f"-a{ALPHA:g}{tag}"  # the default alpha is not in file names
+        tables["ablation" + tag] = pd.read_csv(path)
+    return tables
+
+
+def export(profile: Profile, target: str | Path) -> list[Path]:
+    """Copy what is measured to ``target`` (e.g. ``results``), where :func:`load_results` reads it:
+    ``runs/study-<profile>/`` to ``target/study-<profile>/`` and the ablation tables with their
+    figures, ``runs/ablation-<profile>*.{csv,png}``, to ``target/``. Returns the files written."""
+    import shutil
+
+    target = Path(target)
+    sources = [(path, target / study_dir(profile).name / path.name) for path in sorted(study_dir(profile).glob("*"))]
+    sources += [
+        (path, target / path.name)
+        for pattern in (f"ablation-{profile.name}*.csv", f"ablation-{profile.name}*.png")
+        for path in sorted(runs_dir().glob(pattern))
+    ]
+    for source, destination in sources:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, destination)
+    return [destination for _, destination in sources]
 
 
 def against_alone(table, column: str = "validation"):
@@ -202,7 +230,7 @@ def answer(results: dict, column: str = "validation") -> list[str]:
     each comparison table (``seeds``, and ``ablation-*`` tables such as a run from a teacher
     snapshot): above, below or within the seed spread of the student alone. Nothing is said
     of a table that is not there."""
-    tables = {name: t for name, t in results.items() if name == "seeds" or name.startswith("ablation-")}
+    tables = _comparisons(results)
     if not tables:
         return ["No comparison with the student alone has been measured on these frames yet."]
     lines = []
@@ -221,6 +249,27 @@ def answer(results: dict, column: str = "validation") -> list[str]:
                 f"the student alone ({row.difference:+.3f}; spread {row.spread:.3f})."
             )
     return lines
+
+
+def seed_spread(results: dict, column: str = "validation"):
+    """How much one arm's score moves from seed to seed: for each comparison table of
+    :func:`load_results` (``seeds``, ``ablation-*``) and each arm with two seeds or more, the seeds
+    and the standard deviation of ``column``. Columns ``table, arm, seeds, std``; empty when no
+    arm has several seeds."""
+    import pandas as pd
+
+    rows = [
+        {"table": name, "arm": arm, "seeds": int(stats["count"]), "std": stats["std"]}
+        for name, table in _comparisons(results).items()
+        for arm, stats in table.groupby("arm", sort=False)[column].agg(["count", "std"]).iterrows()
+        if stats["count"] > 1
+    ]
+    return pd.DataFrame(rows, columns=["table", "arm", "seeds", "std"])
+
+
+def _comparisons(results: dict) -> dict:
+    """The tables of ``results`` that compare arms with the student alone, seed by seed."""
+    return {name: t for name, t in results.items() if name == "seeds" or name.startswith("ablation-")}
 
 
 def run_study(profile: Profile, plan: StudyPlan = StudyPlan(), device=None, **changes) -> dict:

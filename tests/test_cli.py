@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from kdas_utils import config
 from kdas_utils.cli import main
 from kdas_utils.data import eval_transforms, read_image
 from kdas_utils.models import build_student
@@ -132,11 +133,18 @@ def test_non_positive_epochs_are_refused_by_the_parser():
 def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):
     """prepare-data, train-teacher, distill, evaluate and export, one epoch each, in the quick profile."""
     monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
+    # a teacher of one epoch: else distill would resume it to the profile's teacher_epochs (8)
+    monkeypatch.setitem(config.PROFILES, "quick", config.PROFILES["quick"].replace(teacher_epochs=1))
     assert main(["prepare-data", "--profile", "quick"]) == 0
     assert "240 training pairs" in capsys.readouterr().out
     assert main(["train-teacher", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 0
     assert main(["distill", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 0
     assert "student kdas (seed 0): trained" in capsys.readouterr().out
+    trained = sorted((tmp_path / "runs" / "checkpoints").iterdir())
+    assert main(["study", "--profile", "quick", "--export-only", "--export", str(tmp_path / "results")]) == 0
+    assert sorted((tmp_path / "runs" / "checkpoints").iterdir()) == trained  # --export-only trains nothing
+    curve = (tmp_path / "results" / "study-quick" / "teacher-curve.csv").read_text().splitlines()
+    assert len(curve) == 2 and "1 files copied to" in capsys.readouterr().out  # a header and the one epoch
     assert main(["evaluate", "--profile", "quick", "--device", "cpu"]) == 0
     table = (tmp_path / "runs" / "evaluation-quick" / "evaluation.md").read_text()
     assert "| teacher | Synthetic |" in table and "| KDAS student | Synthetic-Shift |" in table

@@ -70,6 +70,23 @@ def test_answer_reads_each_arm_against_the_seed_spread():
         study.against_alone(seeds[seeds.arm != "no-kd"])
 
 
+def test_seed_spread_lists_arms_with_several_seeds_of_each_comparison_table():
+    seeds = pd.DataFrame(
+        {
+            "arm": ["no-kd", "no-kd", "kdas", "kdas", "pixel"],
+            "seed": [0, 1, 0, 1, 0],
+            "validation": [0.6, 0.64, 0.7, 0.7, 0.5],
+        }
+    )
+    spread = study.seed_spread({"ablation-a0.1": seeds, "teacher-curve": pd.DataFrame({"val_dice": [0.1, 0.9]})})
+    assert spread[["table", "arm", "seeds"]].values.tolist() == [
+        ["ablation-a0.1", "no-kd", 2],
+        ["ablation-a0.1", "kdas", 2],
+    ]
+    assert spread["std"].tolist() == pytest.approx([0.04 / 2**0.5, 0.0])  # pixel: one seed, no spread
+    assert study.seed_spread({"teacher-curve": pd.DataFrame()}).empty
+
+
 def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     plan = study.StudyPlan(arms=("pixel",), alphas=(0.1, 0.3), seeds=1, teacher_epochs=(1,), patient_factor=2)
     sweep = study.alpha_sweep(tiny, plan, device="cpu", progress=False)
@@ -89,3 +106,11 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
 
     table = pd.read_csv(ablation_csv(tiny, alpha=chosen["pixel"]))
     assert sorted(zip(table.arm, table.seed)) == [("no-kd", 0), ("pixel", 0)]
+    # exported where notebook 07 reads it: the study's steps and each ablation table, named by its settings
+    results = study.study_dir(tiny).parent.parent / "results"
+    written = study.export(tiny, results)
+    assert (results / "study-quick" / "seeds.csv") in written and all(path.exists() for path in written)
+    loaded = study.load_results("quick", root=results)
+    tag = f"ablation-a{chosen['pixel']:g}"  # the file name leaves out the default alpha (0.3); this name does not
+    assert {"alpha", "seeds", "teacher-strength", "patient", "teacher-curve", tag} <= set(loaded)
+    assert loaded[tag].equals(table)
