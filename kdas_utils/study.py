@@ -235,6 +235,9 @@ def answer(results: dict, column: str = "validation") -> list[str]:
         return ["No comparison with the student alone has been measured on these frames yet."]
     lines = []
     for name, table in tables.items():
+        if not (table.arm == "no-kd").any():
+            lines.append(f"{name}: no student alone in this table to compare with.")
+            continue
         for arm, row in against_alone(table, column).iterrows():
             where = (
                 "above"

@@ -63,6 +63,9 @@ def test_answer_reads_each_arm_against_the_seed_spread():
     assert "pixel (1 seed, validation 0.630) is within the seed spread of" in lines[1]
     below = seeds.assign(validation=[0.70, 0.71, 0.72, 0.60, 0.62, 0.64, 0.63])
     assert " is below " in study.answer({"seeds": below})[0]
+    assert study.answer({"ablation-a0.05": seeds[seeds.arm == "pixel"]}) == [
+        "ablation-a0.05: no student alone in this table to compare with."
+    ]
     assert study.answer({"teacher-curve": pd.DataFrame()}) == [
         "No comparison with the student alone has been measured on these frames yet."
     ]
