@@ -328,6 +328,22 @@ def plot_runs(histories: dict[str, list[dict]], title: str = ""):
     return _finish_epoch_axes(fig, (loss_ax, dice_ax), title)
 
 
+def plot_validation_curves(curves: dict, title: str = "validation Dice per epoch"):
+    """Validation Dice against the epoch, one line per run: ``{label: table}`` with the columns
+    ``epoch`` and ``val_dice`` (a DataFrame, or a list of epoch records), such as the teacher's
+    curve and the patient runs of :mod:`kdas_utils.study`."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for label, curve in curves.items():
+        epochs = [row["epoch"] for row in _records(curve)]
+        ax.plot(epochs, [row["val_dice"] for row in _records(curve)], "o-", ms=3, label=label)
+    ax.set(xlabel="epoch", ylabel="validation mean Dice at 0.5", ylim=(0, 1))
+    return _finish_epoch_axes(fig, (ax,), title)
+
+
+def _records(curve) -> list[dict]:
+    return curve.to_dict("records") if hasattr(curve, "to_dict") else list(curve)
+
+
 def plot_ablation(table, sets: list[str] | None = None):
     """Mean Dice per arm (bars) with the spread over seeds (error bars: std, for arms with more
     than one seed) and each seed (dots), one group of bars per data split, from

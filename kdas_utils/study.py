@@ -136,32 +136,57 @@ def teacher_strength(profile: Profile, chosen: dict[str, float], plan: StudyPlan
 def patient(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPlan(), device=None, **changes):
     """``no-kd`` and ``arm`` (seed 0) trained ``plan.patient_factor`` times the profile's epochs;
     returns ``{label: epoch history}`` for :func:`kdas_utils.plots.plot_runs`, and writes both
-    histories to ``study-<profile>/patient.csv``."""
-    import pandas as pd
-
+    histories to ``study-<profile>/patient.csv`` (:func:`patient_curves`)."""
     from .training import train_student
 
     epochs = profile.epochs * plan.patient_factor
     runs = {
         "no-kd": train_student(profile, "no-kd", device=device, epochs=epochs, **changes),
-        f"{arm} (alpha {alpha:g})": train_student(profile, arm, device=device, alpha=alpha, epochs=epochs, **changes),
+        _patient_label(arm, alpha): train_student(profile, arm, device=device, alpha=alpha, epochs=epochs, **changes),
     }
-    histories = {label: run.history for label, run in runs.items()}
-    table = pd.concat([pd.DataFrame(h).assign(run=label) for label, h in histories.items()], ignore_index=True)
+    patient_curves(profile, arm, alpha, plan)
+    return {label: run.history for label, run in runs.items()}
+
+
+def patient_curves(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPlan()):
+    """The validation curves of the patient runs as far as they have trained (nothing is trained
+    here): ``no-kd`` and ``arm`` at ``plan.patient_factor`` times the profile's epochs, seed 0,
+    one row per epoch with the column ``run``. Written to ``study-<profile>/patient.csv``; a run
+    that has not started is left out."""
+    import pandas as pd
+
+    from .training import student_dir
+
+    epochs = profile.epochs * plan.patient_factor
+    runs = {
+        "no-kd": student_dir(profile, "no-kd", 0, epochs=epochs),
+        _patient_label(arm, alpha): student_dir(profile, arm, 0, alpha=alpha, epochs=epochs),
+    }
+    tables = [run_history(folder).assign(run=label) for label, folder in runs.items() if (folder / "last.pt").exists()]
+    table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["epoch", "val_dice", "run"])
     _write(table, profile, "patient")
-    return histories
+    return table
+
+
+def _patient_label(arm: str, alpha: float) -> str:
+    return f"{arm} (alpha {alpha:g})"
+
+
+def run_history(folder: Path):
+    """A training run's epoch history (finished or not) from ``folder/last.pt``, one row per epoch."""
+    import pandas as pd
+
+    from .engine import load_checkpoint
+
+    return pd.DataFrame(load_checkpoint(Path(folder) / "last.pt")["history"])
 
 
 def teacher_curve(profile: Profile):
     """The teacher run's validation curve (epoch, train loss, validation Dice, seconds) from its
     ``last.pt``; written to ``study-<profile>/teacher-curve.csv``."""
-    import pandas as pd
-
-    from .engine import load_checkpoint
     from .training import checkpoint_dir
 
-    history = load_checkpoint(checkpoint_dir("teacher", profile) / "last.pt")["history"]
-    table = pd.DataFrame(history)[["epoch", "train_loss", "val_loss", "val_dice", "seconds"]]
+    table = run_history(checkpoint_dir("teacher", profile))[["epoch", "train_loss", "val_loss", "val_dice", "seconds"]]
     _write(table, profile, "teacher-curve")
     return table
 

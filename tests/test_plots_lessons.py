@@ -60,3 +60,20 @@ def test_show_phantom_twin_draws_three_panels_on_one_scale(maps):
     assert len({im.get_clim() for im in images}) == 1
     assert all(ax.lines for ax in fig.axes if ax.images)  # the diagonal, the mirror line
     matplotlib.pyplot.close(fig)
+
+
+def test_study_figures_draw_the_data_they_are_given():
+    import pandas as pd
+
+    curves = {
+        "teacher": pd.DataFrame({"epoch": [1, 2, 3], "val_dice": [0.2, 0.5, 0.6]}),
+        "student": [{"epoch": 1, "val_dice": 0.3}],
+    }
+    ax = plots.plot_validation_curves(curves).axes[0]
+    assert [line.get_label() for line in ax.lines] == ["teacher", "student"]
+    assert list(ax.lines[0].get_ydata()) == [0.2, 0.5, 0.6] and ax.get_ylim() == (0, 1)
+    sweep = pd.DataFrame({"arm": ["kdas"] * 3, "alpha": [0.05, 0.1, 0.3], "validation": [0.60, 0.64, 0.62]})
+    ax = plots.plot_alpha_sweep(sweep).axes[0]
+    ring = [line for line in ax.lines if line.get_markerfacecolor() == "none" and len(line.get_xdata()) == 1]
+    assert [(line.get_xdata()[0], line.get_ydata()[0]) for line in ring] == [(0.1, 0.64)]  # the chosen alpha
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["0.05", "0.1", "0.3"]

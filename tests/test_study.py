@@ -101,6 +101,8 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     assert list(strength.teacher_epoch) == [1, "best"] and strength.gain.notna().all()
     curves = study.patient(tiny, "pixel", chosen["pixel"], plan, device="cpu", progress=False)
     assert all(len(history) == 2 for history in curves.values())
+    partial = study.patient_curves(tiny, "kdas", 0.1, plan)  # a patient arm not started: its curve is left out
+    assert set(partial.run) == {"no-kd"} and partial.epoch.tolist() == [1, 2]
     written = {p.stem for p in study.study_dir(tiny).glob("*.csv")}
     assert written == {"alpha", "seeds", "teacher-strength", "patient"}
     assert study.teacher_curve(tiny)["epoch"].tolist() == [1, 2]
