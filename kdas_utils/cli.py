@@ -265,6 +265,9 @@ def _study(args) -> int:
 
 def _export_study(study, profile, target) -> int:
     """The teacher's curve as it stands, then the measured tables copied to ``target``."""
+    import matplotlib
+
+    matplotlib.use("agg")  # figures are written to files, never shown
     from .training import checkpoint_dir
 
     if (checkpoint_dir("teacher", profile) / "last.pt").exists():

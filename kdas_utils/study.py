@@ -214,10 +214,12 @@ def load_results(profile_name: str = "standard", root: str | Path | None = None)
 def export(profile: Profile, target: str | Path) -> list[Path]:
     """Copy what is measured to ``target`` (e.g. ``results``), where :func:`load_results` reads it:
     ``runs/study-<profile>/`` to ``target/study-<profile>/`` and the ablation tables with their
-    figures, ``runs/ablation-<profile>*.{csv,png}``, to ``target/``. Returns the files written."""
+    figures, ``runs/ablation-<profile>*.{csv,png}``, to ``target/``, with the study's figures drawn
+    first (:func:`figures`). Returns the files written."""
     import shutil
 
     target = Path(target)
+    figures(profile)
     sources = [(path, target / study_dir(profile).name / path.name) for path in sorted(study_dir(profile).glob("*"))]
     sources += [
         (path, target / path.name)
@@ -293,6 +295,37 @@ def seed_spread(results: dict, column: str = "validation"):
         if stats["count"] > 1
     ]
     return pd.DataFrame(rows, columns=["table", "arm", "seeds", "std"])
+
+
+def figures(profile: Profile) -> list[Path]:
+    """The study's figures, drawn from the tables of ``study-<profile>/`` that exist: ``curves.png``
+    (the teacher and the patient runs), ``alpha.png`` and ``teacher-strength.png`` (with the student
+    alone as a dashed line). Returns the files written."""
+    import matplotlib.pyplot as plt
+
+    from . import plots
+    from .notebook import save_figure
+
+    tables = load_results(profile.name, root=study_dir(profile).parent)
+    drawn = {}
+    curves = {"teacher": tables["teacher-curve"]} if "teacher-curve" in tables else {}
+    if "patient" in tables:
+        curves |= {f"student {run}": rows for run, rows in tables["patient"].groupby("run", sort=False)}
+    if curves:
+        drawn["curves"] = plots.plot_validation_curves(
+            curves, title=f"{profile.name} profile: validation Dice per epoch"
+        )
+    if "alpha" in tables:
+        drawn["alpha"] = plots.plot_alpha_sweep(tables["alpha"])
+    if "teacher-strength" in tables:
+        strength = tables["teacher-strength"]
+        drawn["teacher-strength"] = plots.plot_teacher_strength(
+            strength, baseline=(strength.validation - strength.gain).mean()
+        )
+    written = [save_figure(fig, name, study_dir(profile)) for name, fig in drawn.items()]
+    for fig in drawn.values():
+        plt.close(fig)
+    return written
 
 
 def _comparisons(results: dict) -> dict:

@@ -115,6 +115,8 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     results = study.study_dir(tiny).parent.parent / "results"
     written = study.export(tiny, results)
     assert (results / "study-quick" / "seeds.csv") in written and all(path.exists() for path in written)
+    drawn = {path.name for path in written if path.suffix == ".png"}
+    assert {"curves.png", "alpha.png", "teacher-strength.png"} <= drawn  # the study's figures, with its tables
     loaded = study.load_results("quick", root=results)
     tag = f"ablation-a{chosen['pixel']:g}"  # the file name leaves out the default alpha (0.3); this name does not
     assert {"alpha", "seeds", "teacher-strength", "patient", "teacher-curve", tag} <= set(loaded)
