@@ -259,8 +259,10 @@ def _study(args) -> int:
     if "patient" in steps:
         best = max(chosen, key=lambda arm: seeds[seeds.arm == arm]["validation"].mean())
         study.patient(profile, best, chosen[best], plan, args.device, **changes)
+    if args.export:
+        return _export_study(study, profile, args.export)  # with the teacher's curve
     study.teacher_curve(profile)
-    return _export_study(study, profile, args.export) if args.export else 0
+    return 0
 
 
 def _export_study(study, profile, target) -> int:

@@ -334,8 +334,8 @@ def plot_validation_curves(curves: dict, title: str = "validation Dice per epoch
     curve and the patient runs of :mod:`kdas_utils.study`."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
     for label, curve in curves.items():
-        epochs = [row["epoch"] for row in _records(curve)]
-        ax.plot(epochs, [row["val_dice"] for row in _records(curve)], "o-", ms=3, label=label)
+        rows = _records(curve)
+        ax.plot([row["epoch"] for row in rows], [row["val_dice"] for row in rows], "o-", ms=3, label=label)
     ax.set(xlabel="epoch", ylabel="validation mean Dice at 0.5", ylim=(0, 1))
     return _finish_epoch_axes(fig, (ax,), title)
 

@@ -297,31 +297,43 @@ def seed_spread(results: dict, column: str = "validation"):
     return pd.DataFrame(rows, columns=["table", "arm", "seeds", "std"])
 
 
-def figures(profile: Profile) -> list[Path]:
-    """The study's figures, drawn from the tables of ``study-<profile>/`` that exist: ``curves.png``
-    (the teacher and the patient runs), ``alpha.png`` and ``teacher-strength.png`` (with the student
-    alone as a dashed line). Returns the files written."""
-    import matplotlib.pyplot as plt
-
-    from . import plots
-    from .notebook import save_figure
-
-    tables = load_results(profile.name, root=study_dir(profile).parent)
-    drawn = {}
-    curves = {"teacher": tables["teacher-curve"]} if "teacher-curve" in tables else {}
+def curves(tables: dict) -> dict:
+    """``{label: per-epoch table}`` of the tables of :func:`load_results`: the teacher's curve and
+    each patient run's, for :func:`kdas_utils.plots.plot_validation_curves`."""
+    found = {"teacher": tables["teacher-curve"]} if "teacher-curve" in tables else {}
     if "patient" in tables:
-        curves |= {f"student {run}": rows for run, rows in tables["patient"].groupby("run", sort=False)}
-    if curves:
+        found |= {f"student {run}": rows for run, rows in tables["patient"].groupby("run", sort=False)}
+    return found
+
+
+def draw(tables: dict, profile_name: str) -> dict:
+    """The study's figures from the tables of :func:`load_results` that exist, ``{name: Figure}``:
+    ``curves`` (:func:`curves`), ``alpha`` and ``teacher-strength`` (with the student alone as a
+    dashed line)."""
+    from . import plots
+
+    drawn = {}
+    if found := curves(tables):
         drawn["curves"] = plots.plot_validation_curves(
-            curves, title=f"{profile.name} profile: validation Dice per epoch"
+            found, title=f"{profile_name} profile: validation Dice per epoch"
         )
     if "alpha" in tables:
         drawn["alpha"] = plots.plot_alpha_sweep(tables["alpha"])
     if "teacher-strength" in tables:
         strength = tables["teacher-strength"]
-        drawn["teacher-strength"] = plots.plot_teacher_strength(
-            strength, baseline=(strength.validation - strength.gain).mean()
-        )
+        alone = (strength.validation - strength.gain).mean()  # gain is measured against the student alone
+        drawn["teacher-strength"] = plots.plot_teacher_strength(strength, baseline=alone)
+    return drawn
+
+
+def figures(profile: Profile) -> list[Path]:
+    """:func:`draw` for the tables of ``study-<profile>/``, saved there as ``<name>.png``.
+    Returns the files written."""
+    import matplotlib.pyplot as plt
+
+    from .notebook import save_figure
+
+    drawn = draw(load_results(profile.name, root=study_dir(profile).parent), profile.name)
     written = [save_figure(fig, name, study_dir(profile)) for name, fig in drawn.items()]
     for fig in drawn.values():
         plt.close(fig)
