@@ -8,6 +8,7 @@
     kdas distill       --profile standard --ablation no-kd=3,kdas=3,at=1,sgm=1,released=1
     kdas distill       --profile standard --ablation finished   # score the finished runs, train nothing
     kdas distill       --profile standard --arm pixel --alpha 0.1 --teacher-epoch 3
+    kdas distill       --profile standard --ablation no-kd=3,kdas=3 --label-fraction 0.25   # a quarter of the masks
     kdas study         --profile standard --export results   # when does distillation help? (notebook 07)
     kdas evaluate      --profile standard         # teacher, student alone, KDAS student -> runs/evaluation-<profile>/
     kdas export        --profile standard --out kdas_student.onnx
@@ -59,6 +60,17 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{value} is not positive; give at least 1")
+    return value
+
+
+def fraction(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{value:g} is not in (0, 1]; give e.g. 0.25 for a quarter")
     return value
 
 
@@ -193,11 +205,11 @@ def _distill(args) -> int:
     from .training import ablation_csv, finished_plan, run_ablation, train_student
 
     profile = get_profile(args.profile)
-    changes = _changes(args)
+    changes = _changes(args) | ({"label_fraction": args.label_fraction} if args.label_fraction != 1 else {})
     if args.ablation:
         epochs = changes.get("epochs")
         plan = (
-            finished_plan(profile, args.alpha, args.tau, args.teacher_epoch, epochs)
+            finished_plan(profile, args.alpha, args.tau, args.teacher_epoch, epochs, args.label_fraction)
             if args.ablation == "finished"
             else parse_plan(args.ablation)
         )
@@ -216,7 +228,7 @@ def _distill(args) -> int:
             **changes,
         )
         print(summarize_ablation(table).to_string())
-        csv = ablation_csv(profile, args.alpha, args.tau, args.teacher_epoch, epochs)
+        csv = ablation_csv(profile, args.alpha, args.tau, args.teacher_epoch, epochs, args.label_fraction)
         print(f"written {csv} and {_ablation_figure(table, csv)}")
         return 0
     run = train_student(
@@ -247,17 +259,20 @@ def _study(args) -> int:
         return _export_study(study, profile, args.export or "results")
     plan = study.StudyPlan(seeds=args.seeds)
     changes = _changes(args)
-    steps = args.step or ["alpha", "seeds", "teacher-strength", "patient"]
+    steps = args.step or ["alpha", "seeds", "teacher-strength", "labeller", "patient"]
     sweep = study.alpha_sweep(profile, plan, args.device, **changes)
     chosen = study.choose_alpha(sweep)
     print(f"alpha chosen on the validation split: {chosen}")
-    if "seeds" in steps or "patient" in steps:
+    if {"seeds", "labeller", "patient"} & set(steps):
         seeds = study.seeds_table(profile, chosen, plan, args.device, **changes)
         print(seeds.groupby("arm", sort=False)["validation"].agg(["mean", "std", "count"]).round(4).to_string())
     if "teacher-strength" in steps:
         print(study.teacher_strength(profile, chosen, plan, args.device, **changes).round(4).to_string())
+    best = study.best_of(seeds, chosen) if {"labeller", "patient"} & set(steps) else None
+    if "labeller" in steps:
+        table = study.labeller(profile, best, chosen[best], plan, args.device, **changes)
+        print(table.groupby("arm", sort=False)["validation"].agg(["mean", "std", "count"]).round(4).to_string())
     if "patient" in steps:
-        best = max(chosen, key=lambda arm: seeds[seeds.arm == arm]["validation"].mean())
         study.patient(profile, best, chosen[best], plan, args.device, **changes)
     if args.export:
         return _export_study(study, profile, args.export)  # with the teacher's curve
@@ -413,6 +428,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="distil from the teacher's snapshot of epoch N (kept by the profile) instead of its best",
     )
     p.add_argument(
+        "--label-fraction",
+        type=fraction,
+        default=1.0,
+        metavar="F",
+        help="the student sees the masks of this share of the training frames only (drawn from the seed), "
+        "the teacher's maps on all of them (default 1: every mask)",
+    )
+    p.add_argument(
         "--ablation",
         metavar="PLAN",
         help="run the ablation instead, e.g. no-kd=3,kdas=3,pixel=3; "
@@ -423,17 +446,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "study",
-        help="when does distillation help? alpha, seeds, teacher strength, patience (notebook 07)",
+        help="when does distillation help? alpha, seeds, teacher strength, labeller, patience (notebook 07)",
         description="Run the study of notebook 07 for a profile: alpha chosen on the validation split for the "
         "kdas and pixel arms, seeds of no-kd and each arm at its alpha, distillation from teacher snapshots, "
-        "and a long schedule. Finished runs are loaded; stop and start again at any time.",
+        "the teacher as a labeller for students that see a quarter of the masks, and a long schedule. "
+        "Finished runs are loaded; stop and start again at any time.",
     )
     _profile_argument(p)
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds of each arm at its alpha (default 3)")
     p.add_argument(
         "--step",
         action="append",
-        choices=("alpha", "seeds", "teacher-strength", "patient"),
+        choices=("alpha", "seeds", "teacher-strength", "labeller", "patient"),
         help="run only these steps (repeatable; alpha always runs, it is what the others use)",
     )
     p.add_argument(

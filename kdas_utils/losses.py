@@ -16,6 +16,11 @@ and the batch loss is the mean over images.
 ``binary_cross_entropy_with_logits(..., reduce='none')``, a deprecated argument that means
 "reduce", so the BCE is already a batch-mean scalar before the weights are applied, and
 ``sum(w * bce) / sum(w)`` gives that scalar back. Its wIoU is as above.
+
+Partial labels (the series' choice, for the "teacher as a labeller" study): a frame whose mask is
+all NaN has no label, and :func:`deep_supervision_loss` leaves it out, averaging over the
+labelled frames of the batch only (0, with a gradient of zeros, when the batch has none). The
+distillation terms are computed on every frame (:mod:`kdas_utils.data.partial`).
 """
 
 from __future__ import annotations
@@ -43,6 +48,11 @@ def structure_loss(logits: torch.Tensor, mask: torch.Tensor, variant: str = "pap
         raise ValueError(f"variant={variant!r}: choose one of {VARIANTS}")
     if logits.shape != mask.shape:
         raise ValueError(f"logits {tuple(logits.shape)} and mask {tuple(mask.shape)} must have the same shape")
+    if torch.isnan(mask).any():
+        raise ValueError(
+            "mask holds NaN, the marker of an unlabelled frame: structure_loss needs labels; "
+            "deep_supervision_loss leaves unlabelled frames out"
+        )
     logits, mask = logits.float(), mask.float()  # the loss is computed in fp32, also under autocast
     weights = boundary_weights(mask)
     if variant == "paper":
@@ -57,6 +67,17 @@ def structure_loss(logits: torch.Tensor, mask: torch.Tensor, variant: str = "pap
     return (wbce + wiou).mean()
 
 
+def is_labelled(mask: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` bool: which masks of a ``(B, 1, H, W)`` batch are labels (no NaN in them)."""
+    return ~torch.isnan(mask).flatten(1).any(dim=1)
+
+
 def deep_supervision_loss(out, mask: torch.Tensor, variant: str = "paper") -> torch.Tensor:
-    """``L_st(P1, G) + L_st(P2, G)`` for a :class:`~kdas_utils.models.PolypOutput`."""
-    return structure_loss(out.p1, mask, variant) + structure_loss(out.p2, mask, variant)
+    """``L_st(P1, G) + L_st(P2, G)`` for a :class:`~kdas_utils.models.PolypOutput`, over the
+    labelled frames of the batch (a frame whose ``(1, H, W)`` mask is NaN is left out)."""
+    known = is_labelled(mask)
+    if known.all():
+        return structure_loss(out.p1, mask, variant) + structure_loss(out.p2, mask, variant)
+    if not known.any():  # no label in this batch: nothing to learn from L_seg, but keep the graph
+        return 0.0 * (out.p1.float().sum() + out.p2.float().sum())
+    return structure_loss(out.p1[known], mask[known], variant) + structure_loss(out.p2[known], mask[known], variant)

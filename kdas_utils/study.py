@@ -37,6 +37,9 @@ class StudyPlan:
         seeds: seeds of ``no-kd`` and of each arm at its chosen alpha.
         teacher_epochs: teacher snapshots to distil from (the final teacher is always included).
         patient_factor: the long schedule, in multiples of the profile's student epochs.
+        label_fraction: the share of training frames whose masks the students of the labeller
+            step see (:func:`labeller`).
+        labeller_seeds: seeds of ``no-kd`` and of the arm in the labeller step.
     """
 
     arms: tuple[str, ...] = ("kdas", "pixel")
@@ -44,6 +47,8 @@ class StudyPlan:
     seeds: int = 3
     teacher_epochs: tuple[int, ...] = (3, 10)
     patient_factor: int = 4
+    label_fraction: float = 0.25
+    labeller_seeds: int = 2
 
 
 def study_dir(profile: Profile) -> Path:
@@ -146,6 +151,35 @@ def patient(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPla
     }
     patient_curves(profile, arm, alpha, plan)
     return {label: run.history for label, run in runs.items()}
+
+
+def labeller(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPlan(), device=None, **changes):
+    """The teacher as a labeller: ``no-kd`` and ``arm`` (at ``alpha``, from the final teacher),
+    ``plan.labeller_seeds`` seeds each, when the students see the masks of only
+    ``plan.label_fraction`` of the training frames (drawn from each seed, the same for both arms
+    of a seed; :class:`~kdas_utils.data.PartialLabels`) and the distilled one sees the teacher's
+    maps on every frame. Scored like the ablation; written to ``study-<profile>/labeller.csv``
+    (columns ``label_fraction`` and ``alpha`` added; ``alpha`` is NaN for ``no-kd``)."""
+    import pandas as pd
+
+    from .training import run_ablation
+
+    csv = study_dir(profile) / "labeller.csv"
+    run_ablation(
+        profile,
+        {"no-kd": plan.labeller_seeds, arm: plan.labeller_seeds},
+        device=device,
+        csv=csv,
+        alpha=alpha,
+        label_fraction=plan.label_fraction,
+        **changes,
+    )
+    table = pd.read_csv(csv)  # with the rows of earlier calls (other seeds)
+    table = table.assign(
+        label_fraction=plan.label_fraction, alpha=[float("nan") if a == "no-kd" else alpha for a in table.arm]
+    )
+    _write(table, profile, "labeller")
+    return table
 
 
 def patient_curves(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPlan()):
@@ -342,7 +376,7 @@ def figures(profile: Profile) -> list[Path]:
 
 def _comparisons(results: dict) -> dict:
     """The tables of ``results`` that compare arms with the student alone, seed by seed."""
-    return {name: t for name, t in results.items() if name == "seeds" or name.startswith("ablation-")}
+    return {name: t for name, t in results.items() if name in ("seeds", "labeller") or name.startswith("ablation-")}
 
 
 def run_study(profile: Profile, plan: StudyPlan = StudyPlan(), device=None, **changes) -> dict:
@@ -351,9 +385,23 @@ def run_study(profile: Profile, plan: StudyPlan = StudyPlan(), device=None, **ch
     chosen = choose_alpha(sweep)
     seeds = seeds_table(profile, chosen, plan, device, **changes)
     strength = teacher_strength(profile, chosen, plan, device, **changes)
-    best_arm = max(chosen, key=lambda arm: seeds[seeds.arm == arm]["validation"].mean())
-    curves = patient(profile, best_arm, chosen.get(best_arm, ALPHA), plan, device, **changes)
-    return {"alpha": sweep, "chosen": chosen, "seeds": seeds, "teacher_strength": strength, "patient": curves}
+    best_arm = best_of(seeds, chosen)
+    labelled = labeller(profile, best_arm, chosen[best_arm], plan, device, **changes)
+    curves = patient(profile, best_arm, chosen[best_arm], plan, device, **changes)
+    return {
+        "alpha": sweep,
+        "chosen": chosen,
+        "seeds": seeds,
+        "teacher_strength": strength,
+        "labeller": labelled,
+        "patient": curves,
+    }
+
+
+def best_of(seeds, chosen: dict[str, float]) -> str:
+    """The arm of ``chosen`` with the highest mean validation Dice over its seeds in ``seeds``
+    (:func:`seeds_table`'s table): the one the patient and labeller steps train."""
+    return max(chosen, key=lambda arm: seeds[seeds.arm == arm]["validation"].mean())
 
 
 def _write(table, profile: Profile, name: str) -> Path:

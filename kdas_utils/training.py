@@ -236,17 +236,21 @@ def run_tag(
     tau: float = TAU,
     teacher_epoch: int | None = None,
     epochs: int | None = None,
+    label_fraction: float = 1.0,
 ) -> str:
     """What tells a run (and its ablation table) apart from the profile's own: ``""`` for KDAS's
-    ``alpha`` and ``tau``, the final teacher and the profile's epochs; else the pieces that differ,
-    e.g. ``"-a0.1"``, ``"-t1"``, ``"-te3"`` (the teacher of epoch 3), ``"-e40"`` (40 epochs, more
-    than the profile's; fewer epochs are the start of the profile's own run). The teacher's
-    pieces appear only where a teacher is used (``teacher``)."""
+    ``alpha`` and ``tau``, the final teacher, the profile's epochs and every mask; else the pieces
+    that differ, e.g. ``"-a0.1"``, ``"-t1"``, ``"-te3"`` (the teacher of epoch 3), ``"-e40"`` (40
+    epochs, more than the profile's; fewer epochs are the start of the profile's own run),
+    ``"-l0.25"`` (the masks of a quarter of the training frames, see
+    :attr:`~kdas_utils.engine.TrainConfig.label_fraction`). The teacher's pieces appear only where
+    a teacher is used (``teacher``)."""
     tag = ""
     if teacher:
         tag += (f"-a{alpha:g}" if alpha != ALPHA else "") + (f"-t{tau:g}" if tau != TAU else "")
         tag += f"-te{teacher_epoch}" if teacher_epoch is not None else ""
-    return tag + (f"-e{epochs}" if epochs is not None and epochs > profile.epochs else "")
+    tag += f"-e{epochs}" if epochs is not None and epochs > profile.epochs else ""
+    return tag + (f"-l{label_fraction:g}" if label_fraction != 1 else "")
 
 
 def student_dir(
@@ -257,13 +261,13 @@ def student_dir(
     tau: float = TAU,
     teacher_epoch: int | None = None,
     epochs: int | None = None,
+    label_fraction: float = 1.0,
 ) -> Path:
     """``runs/checkpoints/student-<arm><tag>-s<seed>-<profile>`` with the :func:`run_tag` of the run,
-    e.g. ``student-kdas-s0-standard``, ``student-pixel-a0.1-te3-s0-standard``, ``student-no-kd-e40-s0-standard``."""
-    return checkpoint_dir(
-        f"student-{arm}{run_tag(profile, ARMS.get(arm) is not None, alpha, tau, teacher_epoch, epochs)}-s{seed}",
-        profile,
-    )
+    e.g. ``student-kdas-s0-standard``, ``student-pixel-a0.1-te3-s0-standard``, ``student-no-kd-e40-s0-standard``,
+    ``student-no-kd-l0.25-s1-standard``."""
+    tag = run_tag(profile, ARMS.get(arm) is not None, alpha, tau, teacher_epoch, epochs, label_fraction)
+    return checkpoint_dir(f"student-{arm}{tag}-s{seed}", profile)
 
 
 def _start_from_shorter(out_dir: Path, base_dir: Path, changes: dict) -> None:
@@ -352,9 +356,11 @@ def train_student(
                 else train_teacher(profile, device=device).model
             )
         objective = DistillationObjective(teacher, KDASLoss(alpha=alpha, tau=tau, **ARMS[arm]))
-    out_dir = student_dir(profile, arm, seed, alpha, tau, teacher_epoch, changes.get("epochs"))
+    fraction = changes.get("label_fraction", 1.0)
+    out_dir = student_dir(profile, arm, seed, alpha, tau, teacher_epoch, changes.get("epochs"), fraction)
     if not retrain:
-        _start_from_shorter(out_dir, student_dir(profile, arm, seed, alpha, tau, teacher_epoch), changes)
+        base = student_dir(profile, arm, seed, alpha, tau, teacher_epoch, label_fraction=fraction)
+        _start_from_shorter(out_dir, base, changes)
     return _train_or_load(
         out_dir.name.removesuffix(f"-{profile.name}"),
         out_dir,
@@ -375,10 +381,12 @@ def ablation_csv(
     tau: float = TAU,
     teacher_epoch: int | None = None,
     epochs: int | None = None,
+    label_fraction: float = 1.0,
 ) -> Path:
     """``runs/ablation-<profile><tag>.csv`` with the :func:`run_tag` of its runs,
     e.g. ``ablation-standard-a0.1.csv``."""
-    return runs_dir() / f"ablation-{profile.name}{run_tag(profile, True, alpha, tau, teacher_epoch, epochs)}.csv"
+    tag = run_tag(profile, True, alpha, tau, teacher_epoch, epochs, label_fraction)
+    return runs_dir() / f"ablation-{profile.name}{tag}.csv"
 
 
 def run_ablation(
@@ -406,7 +414,11 @@ def run_ablation(
 
     from .evaluate import score_run
 
-    csv = Path(csv) if csv else ablation_csv(profile, alpha, tau, teacher_epoch, changes.get("epochs"))
+    csv = (
+        Path(csv)
+        if csv
+        else ablation_csv(profile, alpha, tau, teacher_epoch, changes.get("epochs"), changes.get("label_fraction", 1.0))
+    )
     unknown = [arm for arm in plan if arm not in ARMS]
     if unknown:
         raise ValueError(f"unknown arm(s) {unknown}; choose among {list(ARMS)}")
@@ -458,6 +470,7 @@ def finished_plan(
     tau: float = TAU,
     teacher_epoch: int | None = None,
     epochs: int | None = None,
+    label_fraction: float = 1.0,
 ) -> dict[str, int]:
     """``{arm: n}`` for the arms whose seeds ``0 .. n-1`` have all finished training (``n >= 1``)
     with these settings: the plan that scores what is done and trains nothing
@@ -466,7 +479,10 @@ def finished_plan(
     for arm in ARMS:
         seeds = 0
         while (
-            _finished(student_dir(profile, arm, seeds, alpha, tau, teacher_epoch, epochs), epochs or profile.epochs)
+            _finished(
+                student_dir(profile, arm, seeds, alpha, tau, teacher_epoch, epochs, label_fraction),
+                epochs or profile.epochs,
+            )
             is not None
         ):
             seeds += 1

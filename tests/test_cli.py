@@ -128,6 +128,13 @@ def test_non_positive_epochs_are_refused_by_the_parser():
     for value in ("0", "-3", "two"):
         result = run_kdas("distill", "--profile", "quick", "--epochs", value)
         assert result.returncode == 2 and "argument --epochs:" in result.stderr, value
+    for value, says in (
+        ("0", "0 is not in (0, 1]"),
+        ("1.5", "1.5 is not in (0, 1]"),
+        ("half", "'half' is not a number"),
+    ):
+        result = run_kdas("distill", "--profile", "quick", "--label-fraction", value)
+        assert result.returncode == 2 and f"argument --label-fraction: {says}" in result.stderr, value
 
 
 def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):
@@ -140,6 +147,8 @@ def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):
     assert main(["train-teacher", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 0
     assert main(["distill", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 0
     assert "student kdas (seed 0): trained" in capsys.readouterr().out
+    assert main(["distill", "--profile", "quick", "--arm", "no-kd", "--epochs", "1", "--label-fraction", "0.5"]) == 0
+    assert "student-no-kd-l0.5-s0-quick/best.pt" in capsys.readouterr().out  # half the masks: a run of its own
     trained = sorted((tmp_path / "runs" / "checkpoints").iterdir())
     assert main(["study", "--profile", "quick", "--export-only", "--export", str(tmp_path / "results")]) == 0
     assert sorted((tmp_path / "runs" / "checkpoints").iterdir()) == trained  # --export-only trains nothing

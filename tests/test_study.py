@@ -91,7 +91,9 @@ def test_seed_spread_lists_arms_with_several_seeds_of_each_comparison_table():
 
 
 def test_the_miniature_study_runs_and_writes_its_tables(tiny):
-    plan = study.StudyPlan(arms=("pixel",), alphas=(0.1, 0.3), seeds=1, teacher_epochs=(1,), patient_factor=2)
+    plan = study.StudyPlan(
+        arms=("pixel",), alphas=(0.1, 0.3), seeds=1, teacher_epochs=(1,), patient_factor=2, labeller_seeds=1
+    )
     sweep = study.alpha_sweep(tiny, plan, device="cpu", progress=False)
     assert list(zip(sweep.arm, sweep.alpha)) == [("pixel", 0.1), ("pixel", 0.3)]
     chosen = study.choose_alpha(sweep)
@@ -103,8 +105,11 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     assert all(len(history) == 2 for history in curves.values())
     partial = study.patient_curves(tiny, "kdas", 0.1, plan)  # a patient arm not started: its curve is left out
     assert set(partial.run) == {"no-kd"} and partial.epoch.tolist() == [1, 2]
+    labelled = study.labeller(tiny, "pixel", chosen["pixel"], plan, device="cpu", progress=False)
+    assert list(labelled.arm) == ["no-kd", "pixel"] and (labelled.label_fraction == 0.25).all()
+    assert labelled.alpha.isna().tolist() == [True, False] and labelled.validation.notna().all()
     written = {p.stem for p in study.study_dir(tiny).glob("*.csv")}
-    assert written == {"alpha", "seeds", "teacher-strength", "patient"}
+    assert written == {"alpha", "seeds", "teacher-strength", "patient", "labeller"}
     assert study.teacher_curve(tiny)["epoch"].tolist() == [1, 2]
     # the ablation table of the chosen alpha holds the student alone and the arm, each run once
     from kdas_utils.training import ablation_csv
@@ -119,5 +124,7 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     assert {"curves.png", "alpha.png", "teacher-strength.png"} <= drawn  # the study's figures, with its tables
     loaded = study.load_results("quick", root=results)
     tag = f"ablation-a{chosen['pixel']:g}"  # the file name leaves out the default alpha (0.3); this name does not
-    assert {"alpha", "seeds", "teacher-strength", "patient", "teacher-curve", tag} <= set(loaded)
+    assert {"alpha", "seeds", "teacher-strength", "patient", "teacher-curve", "labeller", tag} <= set(loaded)
     assert loaded[tag].equals(table)
+    assert sum(line.startswith("labeller: pixel (1 seed") for line in study.answer(loaded)) == 1
+    assert not any("-l0.25" in path.name for path in written)  # the labeller's runs are not an ablation table

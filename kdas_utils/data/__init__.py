@@ -21,6 +21,7 @@ from .pairs import (
     read_mask,
     verify_pairs,
 )
+from .partial import PartialLabels, is_labelled, labelled_indices
 from .synthetic import make_synthetic, render_frame
 from .transforms import denormalize, eval_transforms, train_transforms
 
@@ -31,6 +32,7 @@ __all__ = [
     "DownloadError",
     "DriveDownloadError",
     "NonBinaryMaskWarning",
+    "PartialLabels",
     "PolypDataset",
     "SOURCES",
     "UnsafeArchiveError",
@@ -44,7 +46,9 @@ __all__ = [
     "find_kvasir_seg_pairs",
     "find_pairs",
     "find_test_sets",
+    "is_labelled",
     "kvasir_seg_to_pranet",
+    "labelled_indices",
     "make_synthetic",
     "mirror_fetch",
     "prepare_kvasir_seg",

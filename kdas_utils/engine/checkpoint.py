@@ -3,6 +3,7 @@ checkpoint fits the run that wants to resume it (or to take it as finished)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 from pathlib import Path
@@ -17,7 +18,16 @@ from .objectives import SegmentationObjective, objective_settings
 CHECKPOINT_FORMAT = "kdas-checkpoint/1"
 
 # Settings that must be those of a checkpoint to resume it or to take it as the finished run.
-MUST_MATCH = ("batch_size", "image_size", "seed", "multi_scale", "scales", "max_steps_per_epoch", "drop_path_rate")
+MUST_MATCH = (
+    "batch_size",
+    "image_size",
+    "seed",
+    "multi_scale",
+    "scales",
+    "max_steps_per_epoch",
+    "drop_path_rate",
+    "label_fraction",
+)
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -100,12 +110,14 @@ def settings_changed(state: dict, config: TrainConfig, objective=None) -> list[s
     """``"<name>: <saved> there, <asked> here"`` for every setting of the checkpoint ``state``
     that differs from ``config`` (the fields of :data:`MUST_MATCH`) or from ``objective``'s
     :func:`objective_settings` (``None`` is the default :class:`SegmentationObjective`).
-    Checkpoints older than the objective record are compared on ``config`` only."""
-    saved = state["config"]
+    Checkpoints older than the objective record are compared on ``config`` only; a field that
+    a checkpoint predates (e.g. ``label_fraction``) counts as its default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    saved = {k: state["config"].get(k, defaults[k]) for k in MUST_MATCH}
     changed = [
-        f"{k}: {saved.get(k)} there, {getattr(config, k)} here"
+        f"{k}: {saved[k]} there, {getattr(config, k)} here"
         for k in MUST_MATCH
-        if tuple(np.atleast_1d(saved.get(k))) != tuple(np.atleast_1d(getattr(config, k)))
+        if tuple(np.atleast_1d(saved[k])) != tuple(np.atleast_1d(getattr(config, k)))
     ]
     if "objective_settings" in state:
         there = state["objective_settings"] or {}

@@ -32,6 +32,11 @@ class TrainConfig:
             released code's 0.1); recorded here so that a run is resumed only with the same.
         keep_epochs: after these epochs, also save the weights as ``epoch-<n>.pt`` (same format
             as ``best.pt``), e.g. to distil from teachers of different strength.
+        label_fraction: the share of training frames whose masks the run sees (1: all). Below 1,
+            the trainer keeps the masks of ``ceil(label_fraction n)`` frames drawn from ``seed``
+            and gives the others a NaN mask, which ``L_seg`` leaves out while distillation terms
+            still see the frame (:class:`~kdas_utils.data.PartialLabels`); the frames that kept
+            their mask are recorded in ``last.pt`` (``labelled``).
         compile: run the training forward passes (the network's, and a distillation
             objective's teacher) through ``torch.compile``. The first step pays the compilation
             (about 2 minutes for the student on a CPU); validation and checkpoints use the
@@ -60,6 +65,7 @@ class TrainConfig:
     compile: bool = False
     drop_path_rate: float = 0.0
     keep_epochs: tuple[int, ...] = ()
+    label_fraction: float = 1.0
 
     def __post_init__(self):
         if self.image_size % 32:
@@ -70,6 +76,10 @@ class TrainConfig:
             raise ValueError(f"amp={self.amp!r}: choose 'auto', 'bf16', 'fp16' or 'off'")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError(f"epochs={self.epochs}, batch_size={self.batch_size}: both must be at least 1")
+        if not 0 < self.label_fraction <= 1:
+            raise ValueError(
+                f"label_fraction={self.label_fraction}: must lie in (0, 1], e.g. 0.25 for a quarter of the masks"
+            )
 
     @classmethod
     def from_profile(cls, profile, **changes) -> TrainConfig:

@@ -16,6 +16,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..data.partial import PartialLabels
+from ..losses import is_labelled
 from ..metrics import dice_at
 from ..notebook import progress_bars
 from .checkpoint import (
@@ -55,6 +57,13 @@ class TrainResult:
     last_path: Path
 
 
+def _mean(values: list[float]) -> float:
+    """The mean of the finite values (a step without a labelled frame has no training Dice);
+    NaN if there is none."""
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 class Trainer:
     """Trains ``model`` on ``train_set`` with ``objective`` and selects it on ``val_set``.
 
@@ -91,6 +100,8 @@ class Trainer:
         self.network = self.runtime.wrap(self.model, compile=config.compile)  # what the objective calls in training
         if config.compile and hasattr(self.objective, "compile_teacher"):
             self.objective.compile_teacher()
+        if config.label_fraction < 1:  # only these frames keep their mask (see TrainConfig.label_fraction)
+            train_set = PartialLabels(train_set, config.label_fraction, config.seed)
         self.train_set, self.val_set = train_set, val_set
         self.trainable = self._parameters()  # the model's and the objective's, in the optimiser's order
         self.optimizer = torch.optim.AdamW(
@@ -172,6 +183,7 @@ class Trainer:
             "config": dataclasses.asdict(self.config),
             "precision": self.precision.name,
             "objective_settings": objective_settings(self.objective),
+            "labelled": self.train_set.names if isinstance(self.train_set, PartialLabels) else None,
         }
 
     def save_last(self) -> Path:
@@ -279,7 +291,7 @@ class Trainer:
                 values = torch.stack(
                     [
                         loss.detach().float(),
-                        dice_at(torch.sigmoid(out.logits.detach().float()), y).mean().float(),
+                        dice_at(torch.sigmoid(out.logits.detach().float()), y)[is_labelled(y)].mean().float(),
                         *[v.float() for v in parts.values()],
                     ]
                 )
@@ -403,7 +415,7 @@ class Trainer:
         summary = {"epoch": self.epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"]}
         for key in this_epoch[0]:
             if key not in ("epoch", "step", "lr", "images"):
-                summary["train_" + key] = float(np.mean([s[key] for s in this_epoch]))
+                summary["train_" + key] = _mean([s[key] for s in this_epoch])
         summary.update(self.validate() if self.is_main else {"val_loss": float("nan"), "val_dice": float("nan")})
         images_done = sum(s["images"] for s in this_epoch[done_before:])
         summary.update(seconds=round(seconds, 2), images_per_s=round(images_done / seconds, 2))
