@@ -58,8 +58,8 @@ class TrainResult:
 
 
 def _mean(values: list[float]) -> float:
-    """The mean of the finite values (a step without a labelled frame has no training Dice);
-    NaN if there is none."""
+    """The mean of the finite values, for the training Dice (a step without a labelled frame has
+    none); NaN if there is none."""
     finite = [v for v in values if math.isfinite(v)]
     return float(np.mean(finite)) if finite else float("nan")
 
@@ -415,7 +415,8 @@ class Trainer:
         summary = {"epoch": self.epoch + 1, "step": self.step, "lr": self.optimizer.param_groups[0]["lr"]}
         for key in this_epoch[0]:
             if key not in ("epoch", "step", "lr", "images"):
-                summary["train_" + key] = _mean([s[key] for s in this_epoch])
+                values = [s[key] for s in this_epoch]  # a NaN term (the released L_AT) stays NaN in the mean
+                summary["train_" + key] = _mean(values) if key == "dice" else float(np.mean(values))
         summary.update(self.validate() if self.is_main else {"val_loss": float("nan"), "val_dice": float("nan")})
         images_done = sum(s["images"] for s in this_epoch[done_before:])
         summary.update(seconds=round(seconds, 2), images_per_s=round(images_done / seconds, 2))
