@@ -387,14 +387,14 @@ def run_study(profile: Profile, plan: StudyPlan = StudyPlan(), device=None, **ch
     strength = teacher_strength(profile, chosen, plan, device, **changes)
     best_arm = best_of(seeds, chosen)
     labelled = labeller(profile, best_arm, chosen[best_arm], plan, device, **changes)
-    curves = patient(profile, best_arm, chosen[best_arm], plan, device, **changes)
+    patient_runs = patient(profile, best_arm, chosen[best_arm], plan, device, **changes)
     return {
         "alpha": sweep,
         "chosen": chosen,
         "seeds": seeds,
         "teacher_strength": strength,
         "labeller": labelled,
-        "patient": curves,
+        "patient": patient_runs,
     }
 
 
