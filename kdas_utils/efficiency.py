@@ -1,6 +1,8 @@
 """Size and speed beside accuracy: parameters, FLOPs, latency and throughput.
 
-FLOPs come from torch's own ``FlopCounterMode`` (one multiply-add = 2 FLOPs). Timings run
+FLOPs come from torch's own ``FlopCounterMode`` (one multiply-add = 2 FLOPs), counted with timm's
+attention on its explicit path (``q @ k^T``, softmax, ``@ v``): some torch releases have no FLOP
+formula for the fused CPU attention kernel and would leave the attention out. Timings run
 ``warmup`` untimed passes, then ``repeats`` timed ones, and report the **median** (robust to
 the odd slow pass); on CUDA each timing waits for the GPU (``synchronize``).
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from contextlib import contextmanager
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -19,13 +22,30 @@ from .models import count_parameters
 
 @torch.inference_mode()
 def count_flops(model, image_size: int = 352, device=None) -> int:
-    """FLOPs of one forward pass of a ``(1, 3, image_size, image_size)`` input."""
+    """FLOPs of one forward pass of a ``(1, 3, image_size, image_size)`` input, the attention's
+    matrix products included whatever the torch release (:func:`explicit_attention`)."""
     device = select_device(device)
     model = model.to(device).eval()
     counter = FlopCounterMode(display=False)
-    with counter:
+    with explicit_attention(model), counter:
         model(torch.zeros(1, 3, image_size, image_size, device=device))
     return int(counter.get_total_flops())
+
+
+@contextmanager
+def explicit_attention(model):
+    """Run timm's attention layers of ``model`` (those with a ``fused_attn`` flag) on their explicit
+    path, ``softmax(q k^T / sqrt(d)) v`` as two matrix products, and put the flags back afterwards.
+    The same numbers up to rounding; only slower."""
+    layers = [module for module in model.modules() if isinstance(getattr(module, "fused_attn", None), bool)]
+    flags = [layer.fused_attn for layer in layers]
+    try:
+        for layer in layers:
+            layer.fused_attn = False
+        yield model
+    finally:
+        for layer, flag in zip(layers, flags):
+            layer.fused_attn = flag
 
 
 def median_seconds(fn, warmup: int, repeats: int, sync=lambda: None) -> float:

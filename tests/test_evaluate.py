@@ -4,7 +4,7 @@ import torch
 from PIL import Image
 
 from kdas_utils.data import find_pairs, read_mask
-from kdas_utils.efficiency import count_flops, efficiency_table
+from kdas_utils.efficiency import count_flops, efficiency_table, explicit_attention
 from kdas_utils.evaluate import beside_paper, evaluate_models, predict_maps, to_markdown, write_table
 from kdas_utils.metrics import KEYS, evaluate_maps
 from kdas_utils.models import build_student, build_teacher
@@ -66,3 +66,20 @@ def test_flops_and_efficiency_table(student):
     row = table.loc["student"]
     assert row["parameters (M)"] == pytest.approx(3.65074) and row["latency bs1 (ms)"] > 0
     assert row["throughput bs2 (img/s)"] > 0 and table.attrs["device"] == "cpu"
+
+
+def test_explicit_attention_gives_the_same_maps_and_puts_the_flags_back(student):
+    layers = [m for m in student.modules() if isinstance(getattr(m, "fused_attn", None), bool)]
+    assert len(layers) == 8  # one per block: PVTv2-B0 has two blocks in each of its four stages
+    x = torch.randn(1, 3, 64, 64)
+    flags = [layer.fused_attn for layer in layers]
+    with torch.no_grad():
+        fused = student(x).p1
+        with explicit_attention(student):
+            assert not any(layer.fused_attn for layer in layers)
+            explicit = student(x).p1
+    assert [layer.fused_attn for layer in layers] == flags
+    assert torch.allclose(fused, explicit, atol=1e-5)
+    with pytest.raises(RuntimeError), explicit_attention(student):
+        raise RuntimeError("an error inside")
+    assert [layer.fused_attn for layer in layers] == flags  # restored on an error too
