@@ -273,7 +273,8 @@ def _study(args) -> int:
         table = study.labeller(profile, best, chosen[best], plan, args.device, **changes)
         print(table.groupby("arm", sort=False)["validation"].agg(["mean", "std", "count"]).round(4).to_string())
     if "patient" in steps:
-        study.patient(profile, best, chosen[best], plan, args.device, **changes)
+        scores = study.patient(profile, best, chosen[best], plan, args.device, **changes)
+        print(scores[["arm", "epochs", "best_epoch", "validation"]].round(4).to_string(index=False))
     if args.export:
         return _export_study(study, profile, args.export)  # with the teacher's curve
     study.teacher_curve(profile)

@@ -1,6 +1,6 @@
 """When does distillation help? The study behind notebook 07, as resumable runs.
 
-Four questions, each answered on the validation split (never on a test set), each a table that
+Five questions, each answered on the validation split (never on a test set), each a table that
 :func:`~kdas_utils.training.run_ablation` fills from checkpoints (finished runs are loaded):
 
 1. **alpha**: each distillation arm (``kdas``, ``pixel``) at several weights, one seed each;
@@ -12,6 +12,10 @@ Four questions, each answered on the validation split (never on a test set), eac
    teach better (Cho and Hariharan 2019 found an early-stopped one can teach better)?
 4. **patience**: ``no-kd`` and the best arm trained several times longer: does the gap open
    once the student alone stops improving (Beyer et al. 2022)?
+5. **the teacher as a labeller**: ``no-kd`` and the best arm when the students see only a share of
+   the masks and the distilled one sees the teacher's maps on every frame (Xie et al. 2020).
+
+:func:`answer` states in sentences what the measured tables show.
 
 Every step writes its table under ``runs/study-<profile>/``; ``kdas study --profile standard``
 runs them in order and can be stopped and started again at any time.
@@ -139,18 +143,20 @@ def teacher_strength(profile: Profile, chosen: dict[str, float], plan: StudyPlan
 
 
 def patient(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPlan(), device=None, **changes):
-    """``no-kd`` and ``arm`` (seed 0) trained ``plan.patient_factor`` times the profile's epochs;
-    returns ``{label: epoch history}`` for :func:`kdas_utils.plots.plot_runs`, and writes both
-    histories to ``study-<profile>/patient.csv`` (:func:`patient_curves`)."""
-    from .training import train_student
+    """``no-kd`` and ``arm`` (seed 0) trained ``plan.patient_factor`` times the profile's epochs,
+    each scored like the ablation from its best checkpoint. Writes the scores to
+    ``study-<profile>/patient-scores.csv`` (columns ``alpha``, NaN for ``no-kd``, and ``epochs``)
+    and both validation curves to ``study-<profile>/patient.csv`` (:func:`patient_curves`).
+    Returns the scores."""
+    from .training import run_ablation
 
     epochs = profile.epochs * plan.patient_factor
-    runs = {
-        "no-kd": train_student(profile, "no-kd", device=device, epochs=epochs, **changes),
-        _patient_label(arm, alpha): train_student(profile, arm, device=device, alpha=alpha, epochs=epochs, **changes),
-    }
+    csv = study_dir(profile) / "patient-scores.csv"
+    scores = run_ablation(profile, {"no-kd": 1, arm: 1}, device=device, csv=csv, alpha=alpha, epochs=epochs, **changes)
+    scores = scores.assign(alpha=[float("nan") if a == "no-kd" else alpha for a in scores.arm], epochs=epochs)
+    _write(scores, profile, "patient-scores")
     patient_curves(profile, arm, alpha, plan)
-    return {label: run.history for label, run in runs.items()}
+    return scores
 
 
 def labeller(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPlan(), device=None, **changes):
@@ -228,10 +234,11 @@ def teacher_curve(profile: Profile):
 def load_results(profile_name: str = "standard", root: str | Path | None = None) -> dict:
     """The measured tables of a profile, ``{name: DataFrame}``, as :func:`export` writes them under
     ``root`` (default the project's ``results/``): the study's steps from ``study-<profile>/``
-    (``alpha``, ``seeds``, ``teacher-strength``, ``patient``, ``teacher-curve``) and the ablation
-    tables ``ablation-<profile><tag>.csv``, named ``ablation<tag>`` (e.g. ``ablation-a0.1-te10``; the
-    default alpha, which file names leave out, is put back: ``ablation-standard.csv`` is
-    ``ablation-a0.3``). What notebook 07 shows of the measured study."""
+    (``alpha``, ``seeds``, ``teacher-strength``, ``labeller``, ``patient``, ``patient-scores``,
+    ``teacher-curve``) and the ablation tables ``ablation-<profile><tag>.csv``, named
+    ``ablation<tag>`` (e.g. ``ablation-a0.1-te10``; the default alpha, which file names leave out, is
+    put back: ``ablation-standard.csv`` is ``ablation-a0.3``). What notebook 07 shows of the
+    measured study."""
     import pandas as pd
 
     from .config import project_root
@@ -287,31 +294,98 @@ def against_alone(table, column: str = "validation"):
 
 
 def answer(results: dict, column: str = "validation") -> list[str]:
-    """Sentences that state what the measured tables of :func:`load_results` show, one per arm of
-    each comparison table (``seeds``, and ``ablation-*`` tables such as a run from a teacher
-    snapshot): above, below or within the seed spread of the student alone. Nothing is said
-    of a table that is not there."""
-    tables = _comparisons(results)
-    if not tables:
-        return ["No comparison with the student alone has been measured on these frames yet."]
+    """Sentences that state what the measured tables of :func:`load_results` show:
+
+    - one per arm of each comparison table (``seeds``, ``labeller``, ``ablation-*`` tables such
+      as a run from a teacher snapshot): above, below or within the seed spread of the student
+      alone;
+    - one per arm of each ``teacher-strength*`` table: its gain from each teacher, and whether the
+      strongest teacher taught best;
+    - one per distilled run of ``patient`` (the long schedule's validation curves): its best
+      validation Dice against the student alone's on the same schedule.
+
+    The last two are read against the seed spread of the student alone in ``seeds`` (the short
+    schedule; their runs have one seed each). Nothing is said of a table that is not there."""
     lines = []
-    for name, table in tables.items():
+    for name, table in _comparisons(results).items():
         if not (table.arm == "no-kd").any():
             lines.append(f"{name}: no student alone in this table to compare with.")
             continue
         for arm, row in against_alone(table, column).iterrows():
-            where = (
-                "above"
-                if row.difference > row.spread
-                else "below"
-                if row.difference < -row.spread
-                else "within the seed spread of"
-            )
             seeds = f"{int(row.seeds)} seed{'s' if row.seeds > 1 else ''}"
             lines.append(
-                f"{name}: {arm} ({seeds}, {column} {row['mean']:.3f}) is {where} "
+                f"{name}: {arm} ({seeds}, {column} {row['mean']:.3f}) is {_place(row.difference, row.spread)} "
                 f"the student alone ({row.difference:+.3f}; spread {row.spread:.3f})."
             )
+    spread = _alone_spread(results, column)
+    lines += _strength_lines(results, spread) + _patient_lines(results, spread)
+    return lines or ["No comparison with the student alone has been measured on these frames yet."]
+
+
+def _place(difference: float, spread: float) -> str:
+    """Where ``difference`` lies against ``spread``: above, below or within it. A NaN spread (one
+    seed on each side) makes no claim."""
+    if spread != spread:
+        return "not distinguishable, for lack of a seed spread, from"
+    return "above" if difference > spread else "below" if difference < -spread else "within the seed spread of"
+
+
+def _alone_spread(results: dict, column: str) -> float:
+    """The seed-to-seed standard deviation of the student alone in the ``seeds`` table (NaN
+    without one, or with fewer than two seeds)."""
+    seeds = results.get("seeds")
+    if seeds is None or not (seeds.arm == "no-kd").any():
+        return float("nan")
+    return float(seeds.loc[seeds.arm == "no-kd", column].std())
+
+
+def _strength_lines(results: dict, spread: float) -> list[str]:
+    """:func:`answer`'s sentences for the ``teacher-strength*`` tables (gains on validation)."""
+    lines = []
+    for name, table in results.items():
+        if not name.startswith("teacher-strength"):
+            continue
+        for arm, rows in table.groupby("arm", sort=False):
+            rows = rows.sort_values("teacher_validation")
+            best, strongest = rows.loc[rows.gain.idxmax()], rows.iloc[-1]
+            gains = ", ".join(
+                f"{_teacher(row.teacher_epoch)} (teacher {row.teacher_validation:.3f}) {row.gain:+.3f}"
+                for row in rows.itertuples()
+            )
+            if best.teacher_epoch == strongest.teacher_epoch:
+                verdict = "the strongest teacher taught best"
+            else:
+                margin = best.gain - strongest.gain
+                verdict = (
+                    f"a weaker teacher, {_teacher(best.teacher_epoch)}, taught best: {margin:+.3f} over the "
+                    f"strongest, {'more' if margin > spread else 'no more'} than the seed spread"
+                )
+            lines.append(
+                f"{name}: {arm} (alpha {rows.alpha.iloc[0]:g}, one seed per teacher), gain over the student alone: "
+                f"{gains}; {verdict} (spread {spread:.3f})."
+            )
+    return lines
+
+
+def _teacher(epoch) -> str:
+    return "the final teacher" if str(epoch) == "best" else f"epoch {epoch}"
+
+
+def _patient_lines(results: dict, spread: float) -> list[str]:
+    """:func:`answer`'s sentences for the long schedule (``patient``: validation Dice per epoch)."""
+    curves = results.get("patient")
+    if curves is None or curves.empty or not (curves.run == "no-kd").any():
+        return []
+    best = curves.loc[curves.groupby("run", sort=False)["val_dice"].idxmax()].set_index("run")
+    alone, lines = best.loc["no-kd"], []
+    for run, row in best.drop("no-kd").iterrows():
+        epochs = int(curves.loc[curves.run == run, "epoch"].max())
+        difference = row.val_dice - alone.val_dice
+        lines.append(
+            f"patient: {run} after {epochs} epochs (best validation {row.val_dice:.3f}, epoch {int(row.epoch)}) is "
+            f"{_place(difference, spread)} the student alone on the same schedule ({alone.val_dice:.3f}, "
+            f"epoch {int(alone.epoch)}; {difference:+.3f}; spread {spread:.3f}, measured on the short schedule)."
+        )
     return lines
 
 
@@ -380,21 +454,21 @@ def _comparisons(results: dict) -> dict:
 
 
 def run_study(profile: Profile, plan: StudyPlan = StudyPlan(), device=None, **changes) -> dict:
-    """The four steps in order (each resumable); returns their tables and the chosen alphas."""
+    """The five steps in order (each resumable); returns their tables and the chosen alphas."""
     sweep = alpha_sweep(profile, plan, device, **changes)
     chosen = choose_alpha(sweep)
     seeds = seeds_table(profile, chosen, plan, device, **changes)
     strength = teacher_strength(profile, chosen, plan, device, **changes)
     best_arm = best_of(seeds, chosen)
     labelled = labeller(profile, best_arm, chosen[best_arm], plan, device, **changes)
-    patient_runs = patient(profile, best_arm, chosen[best_arm], plan, device, **changes)
+    patient_scores = patient(profile, best_arm, chosen[best_arm], plan, device, **changes)
     return {
         "alpha": sweep,
         "chosen": chosen,
         "seeds": seeds,
         "teacher_strength": strength,
         "labeller": labelled,
-        "patient": patient_runs,
+        "patient": patient_scores,
     }
 
 

@@ -73,6 +73,69 @@ def test_answer_reads_each_arm_against_the_seed_spread():
         study.against_alone(seeds[seeds.arm != "no-kd"])
 
 
+def _alone(validation):
+    return pd.DataFrame({"arm": ["no-kd"] * len(validation), "seed": range(len(validation)), "validation": validation})
+
+
+def test_answer_reads_teacher_strength_against_the_spread_of_the_student_alone():
+    strength = pd.DataFrame(
+        {
+            "teacher_epoch": ["best", "3", "10"],  # as read back from the CSV, not in order of strength
+            "teacher_validation": [0.85, 0.49, 0.73],
+            "alpha": 0.05,
+            "arm": "kdas",
+            "validation": [0.625, 0.587, 0.641],
+            "gain": [0.018, -0.020, 0.034],
+        }
+    )
+    seeds = _alone([0.60, 0.62, 0.64])  # std 0.02
+    (line,) = study.answer({"seeds": seeds, "teacher-strength": strength})
+    assert line == (
+        "teacher-strength: kdas (alpha 0.05, one seed per teacher), gain over the student alone: "
+        "epoch 3 (teacher 0.490) -0.020, epoch 10 (teacher 0.730) +0.034, the final teacher (teacher 0.850) +0.018; "
+        "a weaker teacher, epoch 10, taught best: +0.016 over the strongest, no more than the seed spread "
+        "(spread 0.020)."
+    )
+    wider = strength.assign(gain=[0.018, -0.020, 0.060])
+    assert (
+        "+0.042 over the strongest, more than the seed spread"
+        in study.answer({"seeds": seeds, "teacher-strength-a0.1": wider})[0]
+    )
+    strongest_best = strength.assign(gain=[0.05, -0.020, 0.034])
+    assert (
+        "; the strongest teacher taught best (spread 0.020)."
+        in study.answer({"seeds": seeds, "teacher-strength": strongest_best})[0]
+    )
+    # without a three-seed table there is no spread to read a single seed against
+    assert "(spread nan)." in study.answer({"teacher-strength": strength})[0]
+
+
+def test_answer_reads_the_patient_curves_best_epoch_against_the_short_schedule_spread():
+    curves = pd.DataFrame(
+        {
+            "epoch": [1, 2, 3, 1, 2, 3],
+            "val_dice": [0.5, 0.8, 0.7, 0.6, 0.7, 0.74],
+            "run": ["no-kd"] * 3 + ["kdas (alpha 0.05)"] * 3,
+        }
+    )
+    seeds = _alone([0.60, 0.62, 0.64])
+    (line,) = study.answer({"seeds": seeds, "patient": curves})
+    assert line == (
+        "patient: kdas (alpha 0.05) after 3 epochs (best validation 0.740, epoch 3) is below the student alone "
+        "on the same schedule (0.800, epoch 2; -0.060; spread 0.020, measured on the short schedule)."
+    )
+    level = curves.assign(val_dice=[0.5, 0.8, 0.7, 0.6, 0.7, 0.81])
+    assert (
+        " is within the seed spread of the student alone on the same schedule "
+        in study.answer({"seeds": seeds, "patient": level})[0]
+    )
+    alone_only = curves[curves.run == "no-kd"]
+    assert study.answer({"patient": alone_only}) == [
+        "No comparison with the student alone has been measured on these frames yet."
+    ]
+    assert " is not distinguishable, for lack of a seed spread, from " in study.answer({"patient": curves})[0]
+
+
 def test_seed_spread_lists_arms_with_several_seeds_of_each_comparison_table():
     seeds = pd.DataFrame(
         {
@@ -101,15 +164,21 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     assert set(seeds.arm) == {"no-kd", "pixel"}
     strength = study.teacher_strength(tiny, chosen, plan, device="cpu", progress=False)
     assert list(strength.teacher_epoch) == [1, "best"] and strength.gain.notna().all()
-    curves = study.patient(tiny, "pixel", chosen["pixel"], plan, device="cpu", progress=False)
-    assert all(len(history) == 2 for history in curves.values())
+    scores = study.patient(tiny, "pixel", chosen["pixel"], plan, device="cpu", progress=False)
+    assert list(scores.arm) == ["no-kd", "pixel"] and (scores.epochs == 2).all() and scores.validation.notna().all()
+    assert scores.alpha.isna().tolist() == [True, False]
+    curves = pd.read_csv(study.study_dir(tiny) / "patient.csv")
+    assert curves.groupby("run", sort=False).epoch.max().to_dict() == {
+        "no-kd": 2,
+        f"pixel (alpha {chosen['pixel']:g})": 2,
+    }
     partial = study.patient_curves(tiny, "kdas", 0.1, plan)  # a patient arm not started: its curve is left out
     assert set(partial.run) == {"no-kd"} and partial.epoch.tolist() == [1, 2]
     labelled = study.labeller(tiny, "pixel", chosen["pixel"], plan, device="cpu", progress=False)
     assert list(labelled.arm) == ["no-kd", "pixel"] and (labelled.label_fraction == 0.25).all()
     assert labelled.alpha.isna().tolist() == [True, False] and labelled.validation.notna().all()
     written = {p.stem for p in study.study_dir(tiny).glob("*.csv")}
-    assert written == {"alpha", "seeds", "teacher-strength", "patient", "labeller"}
+    assert written == {"alpha", "seeds", "teacher-strength", "patient", "patient-scores", "labeller"}
     assert study.teacher_curve(tiny)["epoch"].tolist() == [1, 2]
     # the ablation table of the chosen alpha holds the student alone and the arm, each run once
     from kdas_utils.training import ablation_csv
@@ -124,7 +193,9 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     assert {"curves.png", "alpha.png", "teacher-strength.png"} <= drawn  # the study's figures, with its tables
     loaded = study.load_results("quick", root=results)
     tag = f"ablation-a{chosen['pixel']:g}"  # the file name leaves out the default alpha (0.3); this name does not
-    assert {"alpha", "seeds", "teacher-strength", "patient", "teacher-curve", "labeller", tag} <= set(loaded)
+    assert {"alpha", "seeds", "teacher-strength", "patient", "patient-scores", "teacher-curve", "labeller", tag} <= set(
+        loaded
+    )
     assert loaded[tag].equals(table)
     assert sum(line.startswith("labeller: pixel (1 seed") for line in study.answer(loaded)) == 1
     assert not any("-l0.25" in path.name for path in written)  # the labeller's runs are not an ablation table
