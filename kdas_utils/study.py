@@ -96,7 +96,7 @@ def seeds_table(profile: Profile, chosen: dict[str, float], plan: StudyPlan = St
     for alpha in dict.fromkeys(chosen.values()):
         plan_here = {"no-kd": plan.seeds} | {arm: plan.seeds for arm, a in chosen.items() if a == alpha}
         table = run_ablation(profile, plan_here, device=device, alpha=alpha, **changes)
-        tables.append(table.assign(alpha=[float("nan") if arm == "no-kd" else alpha for arm in table.arm]))
+        tables.append(table.assign(alpha=_alpha_column(table, alpha)))
     table = pd.concat(tables, ignore_index=True).drop_duplicates(["arm", "seed", "alpha"])
     _write(table, profile, "seeds")
     return table
@@ -153,7 +153,7 @@ def patient(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPla
     epochs = profile.epochs * plan.patient_factor
     csv = study_dir(profile) / "patient-scores.csv"
     scores = run_ablation(profile, {"no-kd": 1, arm: 1}, device=device, csv=csv, alpha=alpha, epochs=epochs, **changes)
-    scores = scores.assign(alpha=[float("nan") if a == "no-kd" else alpha for a in scores.arm], epochs=epochs)
+    scores = scores.assign(alpha=_alpha_column(scores, alpha), epochs=epochs)
     _write(scores, profile, "patient-scores")
     patient_curves(profile, arm, alpha, plan)
     return scores
@@ -181,9 +181,7 @@ def labeller(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPl
         **changes,
     )
     table = pd.read_csv(csv)  # with the rows of earlier calls (other seeds)
-    table = table.assign(
-        label_fraction=plan.label_fraction, alpha=[float("nan") if a == "no-kd" else alpha for a in table.arm]
-    )
+    table = table.assign(label_fraction=plan.label_fraction, alpha=_alpha_column(table, alpha))
     _write(table, profile, "labeller")
     return table
 
@@ -356,9 +354,14 @@ def _strength_lines(results: dict, spread: float) -> list[str]:
                 verdict = "the strongest teacher taught best"
             else:
                 margin = best.gain - strongest.gain
+                against = (
+                    "with no seed spread to read it against"
+                    if spread != spread
+                    else f"{'more' if margin > spread else 'no more'} than the seed spread"
+                )
                 verdict = (
                     f"a weaker teacher, {_teacher(best.teacher_epoch)}, taught best: {margin:+.3f} over the "
-                    f"strongest, {'more' if margin > spread else 'no more'} than the seed spread"
+                    f"strongest, {against}"
                 )
             lines.append(
                 f"{name}: {arm} (alpha {rows.alpha.iloc[0]:g}, one seed per teacher), gain over the student alone: "
@@ -476,6 +479,11 @@ def best_of(seeds, chosen: dict[str, float]) -> str:
     """The arm of ``chosen`` with the highest mean validation Dice over its seeds in ``seeds``
     (:func:`seeds_table`'s table): the one the patient and labeller steps train."""
     return max(chosen, key=lambda arm: seeds[seeds.arm == arm]["validation"].mean())
+
+
+def _alpha_column(table, alpha: float) -> list[float]:
+    """The ``alpha`` column of a study table: ``alpha`` for each distilled arm, NaN for ``no-kd``."""
+    return [float("nan") if arm == "no-kd" else alpha for arm in table.arm]
 
 
 def _write(table, profile: Profile, name: str) -> Path:
