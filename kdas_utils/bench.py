@@ -21,7 +21,6 @@ Prints a table and writes ``<out>/<device>-<date>.json`` with, at the top level,
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import resource
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from .arguments import OneLineParser, positive_int
 from .config import get_profile, project_root
 from .distill import DistillationObjective, KDASLoss
 from .efficiency import device_sync, median_seconds, time_forward
@@ -158,11 +158,16 @@ def notebooks_quick(out: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Measure KDAS's distillation step, inference and data loading here.")
+    parser = OneLineParser(
+        prog="python -m kdas_utils.bench",
+        description="Measure KDAS's distillation step, inference and data loading here.",
+    )
     parser.add_argument("--out", type=Path, default=project_root() / "benchmarks" / "results")
     parser.add_argument("--quick-only", action="store_true", help="skip the paper-size (16 x 352) step timing")
     parser.add_argument("--notebooks", action="store_true", help="also time every notebook in the quick profile")
-    parser.add_argument("--repeats", type=int, default=3, help="timed repeats per measurement (median reported)")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=3, help="timed repeats per measurement (median reported)"
+    )
     parser.add_argument("--tiny", action="store_true", help="smoke-test settings: small sizes, one repeat")
     parser.add_argument(
         "--compile",

@@ -26,6 +26,15 @@ import json
 import sys
 from pathlib import Path
 
+from .arguments import (
+    OneLineParser,
+    fraction,
+    image_size,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
 from .config import PROFILE_NAMES, get_profile, runs_dir
 
 
@@ -37,7 +46,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that a user's input causes: reported in one line, not as a traceback."""
     from .data import DatasetError
     from .data.download import DownloadError
-    from .engine import CheckpointError, NonFiniteLossError
+    from .engine import CheckpointError, NonFiniteLossError, RunLockedError
     from .models import WeightLoadError
 
     return (
@@ -46,32 +55,11 @@ def user_errors() -> tuple[type[BaseException], ...]:
         DownloadError,
         CheckpointError,
         NonFiniteLossError,
+        RunLockedError,
         WeightLoadError,
         FileNotFoundError,
         ValueError,
     )
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not positive; give at least 1")
-    return value
-
-
-def fraction(text: str) -> float:
-    """An argparse type: a number in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{value:g} is not in (0, 1]; give e.g. 0.25 for a quarter")
-    return value
 
 
 def parse_plan(text: str) -> dict[str, int]:
@@ -352,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .distill import ALPHA, TAU
     from .training import ARMS
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="kdas",
         description="KDAS: distil Polyp-PVT into a 3.65M-parameter student. The steps of the notebooks, "
         "from a terminal; every run resumes where it stopped.",
@@ -419,9 +407,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the distillation terms (default: kdas, as the series implements it: Attention-KD on the "
         "heads + covariance SGM; pixel: classic pixel-wise KD)",
     )
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--alpha", type=float, default=ALPHA, help=f"weight of the distillation terms (default {ALPHA:g})")
-    p.add_argument("--tau", type=float, default=TAU, help=f"distillation temperature (default {TAU:g})")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights and data order (default 0)")
+    p.add_argument(
+        "--alpha",
+        type=unit_interval,
+        default=ALPHA,
+        help=f"weight of the distillation terms, in [0, 1] (default {ALPHA:g})",
+    )
+    p.add_argument(
+        "--tau", type=positive_float, default=TAU, help=f"distillation temperature, above 0 (default {TAU:g})"
+    )
     p.add_argument(
         "--teacher-epoch",
         type=positive_int,
@@ -501,8 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
     _profile_argument(p)
     p.add_argument("--checkpoint", help="an engine checkpoint (default: the profile's KDAS student)")
     p.add_argument("--arm", default="kdas", choices=list(ARMS))
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--image-size", type=int, default=352, help="input size S, a multiple of 32 (default 352)")
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--image-size", type=image_size, default=352, help="input size S, a multiple of 32 (default 352)")
     p.add_argument("--out", default="kdas_student.onnx", help="output file (default: kdas_student.onnx)")
     p.set_defaults(run=_export)
     return parser

@@ -15,19 +15,34 @@ POLYP_GREEN = (60, 255, 90)
 # --------------------------------------------------------------------------- what the figures show
 
 
-def figure_samples(profile, n: int = 3, prefer_real: bool = True) -> tuple[str, list[dict]]:
-    """``(source, items)``: ``n`` evenly spaced evaluation items for figures, at the profile's
-    size: from the real Kvasir test set when it is there (and ``prefer_real``), else from the
-    profile's first test set."""
+def figure_samples(profile, n: int = 3, frames: str | None = None) -> tuple[str, list[dict]]:
+    """``(source, items)``: ``n`` evenly spaced evaluation items for figures, at the profile's size.
+
+    Args:
+        frames: ``None`` (default) takes the profile's own data (:attr:`Profile.data`: the synthetic
+            frames of ``quick``, the domain its teacher was trained on), the first of its test sets;
+            ``"synthetic"`` or ``"real"`` asks for one of them by name (``"real"``: the real Kvasir test
+            set under ``KDAS_DATA_ROOT``; a :class:`~kdas_utils.data.DatasetError` says how to get it).
+    """
     from .config import data_root
-    from .data import PolypDataset, eval_transforms, find_pairs
+    from .data import DatasetError, PolypDataset, eval_transforms, find_pairs
     from .training import profile_splits
 
-    real = data_root() / "TestDataset" / "Kvasir"
-    if prefer_real and (real / "images").is_dir():
-        source, pairs = "Kvasir (real)", find_pairs(real)
-    else:
+    frames = frames or profile.data
+    if frames not in ("synthetic", "real"):
+        raise ValueError(f"frames={frames!r}: choose 'synthetic' or 'real' (or None for the profile's own data)")
+    if frames == profile.data:
         source, pairs = next(iter(profile_splits(profile).test.items()))
+    elif frames == "real":
+        real = data_root() / "TestDataset" / "Kvasir"
+        if not (real / "images").is_dir():
+            raise DatasetError(
+                f"{real}: no real Kvasir test set; point KDAS_DATA_ROOT at a PraNet-layout folder (notebook 01) "
+                f"or set FRAMES = 'synthetic'"
+            )
+        source, pairs = "Kvasir", find_pairs(real)
+    else:
+        source, pairs = next(iter(profile_splits(profile.replace(data="synthetic")).test.items()))
     dataset = PolypDataset(pairs, eval_transforms(profile.image_size))
     picks = [round(i * (len(dataset) - 1) / max(n - 1, 1)) for i in range(n)]
     return source, [dataset[i] for i in picks]
@@ -344,32 +359,58 @@ def _records(curve) -> list[dict]:
     return curve.to_dict("records") if hasattr(curve, "to_dict") else list(curve)
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n > 1 else ''}"
+
+
 def plot_ablation(table, sets: list[str] | None = None):
-    """Mean Dice per arm (bars) with the spread over seeds (error bars: std, for arms with more
-    than one seed) and each seed (dots), one group of bars per data split, from
-    :func:`kdas_utils.training.run_ablation`."""
+    """Each arm's mean Dice *minus the student alone's* (``no-kd``), one group of bars per data split,
+    from :func:`kdas_utils.training.run_ablation`: differences of a hundredth stay visible.
+
+    Bars: the difference of the means. Error bars: the seed spread it is read against (the larger of
+    the arm's and the student alone's standard deviations over seeds, as
+    :func:`kdas_utils.study.against_alone`; none where both have one seed). Dots: each seed of the arm
+    minus the student alone's mean. The tick labels give the student alone's own mean. A table
+    without ``no-kd`` rows (e.g. an alpha sweep's) is drawn as mean Dice on an axis zoomed to the data."""
     from .evaluate import score_columns
 
     sets = sets or score_columns(table)
-    arms = list(dict.fromkeys(table["arm"]))
-    width = 0.8 / len(arms)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(sets) + 2), 3.6))
+    stats = table.groupby("arm", sort=False)[sets]
+    means, stds, counts = stats.mean(), stats.std(), stats.size()
+    relative = "no-kd" in means.index
+    base = means.loc["no-kd"] if relative else means.iloc[0] * 0
+    arms = [arm for arm in means.index if not (relative and arm == "no-kd")]
+    width = 0.8 / max(len(arms), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(sets) + 2), 3.8))
     for i, arm in enumerate(arms):
-        rows = table[table["arm"] == arm]
         x = np.arange(len(sets)) + (i - (len(arms) - 1) / 2) * width
-        std = rows[sets].std().fillna(0).to_numpy()
+        spread = np.fmax(stds.loc[arm], stds.loc["no-kd"]) if relative else stds.loc[arm]
         ax.bar(
             x,
-            rows[sets].mean().to_numpy(),
+            (means.loc[arm] - base).to_numpy(),
             width,
-            yerr=std if len(rows) > 1 else None,
+            yerr=spread.to_numpy() if spread.notna().any() else None,
             capsize=3,
-            label=f"{arm} ({len(rows)} seed{'s' * (len(rows) > 1)})",
+            label=f"{arm} ({_seeds(counts[arm])})",
         )
-        for _, row in rows.iterrows():
-            ax.plot(x, row[sets].to_numpy(dtype=float), "k.", ms=3)
-    ax.set_xticks(np.arange(len(sets)), sets)
-    ax.set(ylabel="mean Dice at 0.5", ylim=(0, 1), title="ablation: which distillation terms help")
+        for _, row in table[table["arm"] == arm].iterrows():
+            ax.plot(x, (row[sets] - base).to_numpy(dtype=float), "k.", ms=3)
+    if relative:
+        ax.axhline(0, color="k", lw=1, label=f"student alone ({_seeds(counts['no-kd'])})")
+        ax.set_xticks(np.arange(len(sets)), [f"{name}\nalone {base[name]:.3f}" for name in sets])
+        ax.set(
+            ylabel="mean Dice minus the student alone's",
+            title="each arm against the student alone (mean Dice at 0.5; error bars: seed spread)",
+        )
+    else:
+        values = table[sets].to_numpy(dtype=float)
+        margin = max(0.02, 0.15 * (np.nanmax(values) - np.nanmin(values)))
+        ax.set_xticks(np.arange(len(sets)), sets)
+        ax.set(
+            ylabel="mean Dice at 0.5",
+            ylim=(np.nanmin(values) - margin, np.nanmax(values) + margin),
+            title="mean Dice per arm (no student alone in this table; axis zoomed)",
+        )
     ax.legend(fontsize=8, ncols=2)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()

@@ -32,7 +32,7 @@ from .data import (
 )
 from .data.pairs import Pair
 from .distill import ALPHA, KDAS_TERMS, TAU
-from .engine import CheckpointError, TrainConfig, Trainer, load_checkpoint, settings_changed
+from .engine import CheckpointError, RunLock, TrainConfig, Trainer, load_checkpoint, settings_changed
 from .models import load_trained
 
 if TYPE_CHECKING:
@@ -150,23 +150,70 @@ def _train_or_load(
             )
         best = out_dir / "best.pt"
         return Run(load_trained(best, device or "cpu"), "checkpoint", best, saved["history"], saved["steps"])
-    train_set, val_set = profile_datasets(profile, augment=augment)
-    torch.manual_seed(seed)
-    model = build(drop_path_rate=config.drop_path_rate, pretrained=profile.pretrained)
-    print(f"{name}: backbone from {model.weights_source}")
-    trainer = Trainer(
-        model,
-        train_set,
-        val_set,
-        config,
-        out_dir,
-        objective=objective,
-        device=device,
-        name=name,
-    )
-    result = trainer.fit(resume=not retrain)
+    with RunLock(out_dir):  # one process per run folder, taken before any work (kdas_utils.engine.lock)
+        print(_plan_line(name, out_dir, profile, config), flush=True)
+        train_set, val_set = profile_datasets(profile, augment=augment)
+        torch.manual_seed(seed)
+        model = build(drop_path_rate=config.drop_path_rate, pretrained=profile.pretrained)
+        print(f"{name}: backbone from {model.weights_source}")
+        trainer = Trainer(
+            model,
+            train_set,
+            val_set,
+            config,
+            out_dir,
+            objective=objective,
+            device=device,
+            name=name,
+        )
+        result = trainer.fit(resume=not retrain)
     return Run(
         load_trained(result.best_path, trainer.device), "trained", result.best_path, result.history, result.steps
+    )
+
+
+def epoch_seconds(out_dir: Path, image_size: int) -> float | None:
+    """The median seconds of one epoch measured by earlier runs of this kind: the run in ``out_dir``
+    itself if it has started, else the other runs of the same role and profile under ``out_dir``'s
+    parent at ``image_size`` (their ``last.pt`` histories). ``None`` if nothing was measured here yet."""
+    import statistics
+
+    role = out_dir.name.split("-")[0]  # teacher, student
+    profile = out_dir.name.rsplit("-", 1)[-1]
+    folders = [out_dir] + sorted(out_dir.parent.glob(f"{role}-*-{profile}"))
+    for folder in dict.fromkeys(folders):
+        try:
+            state = load_checkpoint(folder / "last.pt")
+        except CheckpointError:
+            continue
+        seconds = [h["seconds"] for h in state["history"] if "seconds" in h]
+        if seconds and state["config"].get("image_size") == image_size:
+            return statistics.median(seconds)
+    return None
+
+
+def _plan_line(name: str, out_dir: Path, profile: Profile, config: TrainConfig) -> str:
+    """What is about to be trained, said before it starts: ``"teacher: training 8 epochs (quick
+    profile, 128 px) into runs/checkpoints/teacher-quick; about 2 minutes"``. The time comes from
+    :func:`epoch_seconds`; without a measurement yet, the epoch log lines give it."""
+    done = 0
+    if (out_dir / "last.pt").exists():
+        try:
+            done = len(load_checkpoint(out_dir / "last.pt")["history"])
+        except CheckpointError:
+            done = 0
+    epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
+    verb = f"resuming at epoch {done + 1} of {config.epochs}" if done else f"training {epochs}"
+    seconds = epoch_seconds(out_dir, config.image_size)
+    left = config.epochs - done
+    when = (
+        f"about {max(1, round(seconds * left / 60))} minutes, as measured by earlier epochs here"
+        if seconds
+        else "each epoch's time is printed as it ends"
+    )
+    return (
+        f"{name}: {verb} ({profile.name} profile, {config.image_size} px) into {out_dir.parent.name}/{out_dir.name}; "
+        f"{when}"
     )
 
 
@@ -297,6 +344,27 @@ def teacher_snapshot(profile: Profile, epoch: int) -> Path:
     return path
 
 
+def _teacher_for(profile: Profile, teacher_epoch: int | None, device, who: str) -> nn.Module:
+    """The frozen teacher a student learns from: the snapshot of ``teacher_epoch``, else the
+    profile's teacher, trained first if it is missing, and said so before it starts."""
+    if teacher_epoch:
+        return load_trained(teacher_snapshot(profile, teacher_epoch), device or "cpu")
+    from .models.pretrained import MissingWeightsError, official_teacher_file
+
+    try:
+        official = official_teacher_file(profile)
+    except MissingWeightsError:
+        official = None  # train_teacher raises the error that says how to fetch it
+    folder = checkpoint_dir("teacher", profile)
+    if official is None and _finished(folder, profile.teacher_epochs) is None:
+        print(
+            f"{who} learns from the {profile.name} teacher, which is not trained yet: training it first "
+            f"(what `kdas train-teacher --profile {profile.name}` does)",
+            flush=True,
+        )
+    return train_teacher(profile, device=device).model
+
+
 def trained_checkpoints(profile: Profile) -> dict[str, Path]:
     """``{label: file}`` of the profile's three networks of the evaluation table (teacher,
     the student trained alone, the KDAS student, seed 0), for those that exist; load each with
@@ -350,11 +418,7 @@ def train_student(
     objective = None
     if ARMS[arm] is not None:
         if teacher is None:
-            teacher = (
-                load_trained(teacher_snapshot(profile, teacher_epoch), device or "cpu")
-                if teacher_epoch
-                else train_teacher(profile, device=device).model
-            )
+            teacher = _teacher_for(profile, teacher_epoch, device, f"the {arm} student")
         objective = DistillationObjective(teacher, KDASLoss(alpha=alpha, tau=tau, **ARMS[arm]))
     fraction = changes.get("label_fraction", 1.0)
     out_dir = student_dir(profile, arm, seed, alpha, tau, teacher_epoch, changes.get("epochs"), fraction)
@@ -424,11 +488,7 @@ def run_ablation(
         raise ValueError(f"unknown arm(s) {unknown}; choose among {list(ARMS)}")
     splits = profile_splits(profile)
     if teacher is None and any(ARMS[arm] is not None for arm in plan):
-        teacher = (
-            load_trained(teacher_snapshot(profile, teacher_epoch), device or "cpu")
-            if teacher_epoch
-            else train_teacher(profile, device=device).model
-        )
+        teacher = _teacher_for(profile, teacher_epoch, device, "the ablation")
     rows = []
     for seed in range(max(plan.values(), default=0)):
         for arm, seeds in plan.items():

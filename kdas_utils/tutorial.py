@@ -15,12 +15,14 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import nbformat
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -89,6 +91,22 @@ def residue(notebook, folders: list[Path] | None = None) -> list[str]:
     return found
 
 
+class LocalKernelManager(AsyncKernelManager):
+    """A kernel manager that talks to its kernel over local sockets (ZeroMQ's IPC transport, files
+    in a temporary folder of its own) instead of TCP ports on localhost: nothing to collide with
+    another kernel's ports, nothing reachable from the network, and so no "Kernel is running over
+    TCP without encryption" warning in the log of every notebook (ipykernel gives it for TCP only)."""
+
+    def __init__(self, **kwargs):
+        self.sockets = tempfile.mkdtemp(prefix="kdas-kernel-")
+        super().__init__(transport="ipc", ip=str(Path(self.sockets) / "kernel"), **kwargs)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            shutil.rmtree(self.sockets, ignore_errors=True)
+
+
 def run_notebooks(notebooks: list[Path], out: Path, timeout: int = 1200) -> dict[str, float]:
     """Execute ``notebooks`` in order into ``out/notebooks/``; return ``{name: seconds}``.
     Stops at the first failure (its partly executed copy is written)."""
@@ -100,7 +118,11 @@ def run_notebooks(notebooks: list[Path], out: Path, timeout: int = 1200) -> dict
         print(f"running {path.name} ...", flush=True)
         notebook = nbformat.read(path, as_version=4)
         client = NotebookClient(
-            notebook, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+            notebook,
+            kernel_name="python3",
+            kernel_manager_class=LocalKernelManager,
+            timeout=timeout,
+            resources={"metadata": {"path": str(path.parent)}},
         )
         start = time.perf_counter()
         try:

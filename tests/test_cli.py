@@ -137,6 +137,75 @@ def test_non_positive_epochs_are_refused_by_the_parser():
         assert result.returncode == 2 and f"argument --label-fraction: {says}" in result.stderr, value
 
 
+# Every option with a valid range, refused by the parser (before any work) in one line with exit status 2.
+OUT_OF_RANGE = [
+    (("distill", "--alpha", "1.5"), "argument --alpha: 1.5 is not in [0, 1]"),
+    (("distill", "--alpha", "-0.1"), "argument --alpha: -0.1 is not in [0, 1]"),
+    (("distill", "--alpha", "nan"), "argument --alpha: nan is not in [0, 1]"),
+    (("distill", "--tau", "0"), "argument --tau: 0 is not positive"),
+    (("distill", "--tau", "warm"), "argument --tau: 'warm' is not a number"),
+    (("distill", "--label-fraction", "0"), "argument --label-fraction: 0 is not in (0, 1]"),
+    (("distill", "--label-fraction", "1.5"), "argument --label-fraction: 1.5 is not in (0, 1]"),
+    (("distill", "--epochs", "0"), "argument --epochs: 0 is not positive"),
+    (("train-teacher", "--epochs", "-3"), "argument --epochs: -3 is not positive"),
+    (("study", "--epochs", "two"), "argument --epochs: 'two' is not a whole number"),
+    (("distill", "--teacher-epoch", "0"), "argument --teacher-epoch: 0 is not positive"),
+    (("distill", "--seed", "-1"), "argument --seed: -1 is negative"),
+    (("export", "--seed", "1.5"), "argument --seed: '1.5' is not a whole number"),
+    (("study", "--seeds", "0"), "argument --seeds: 0 is not positive"),
+    (("export", "--image-size", "100"), "argument --image-size: 100 is not a positive multiple of 32"),
+    (("export", "--image-size", "0"), "argument --image-size: 0 is not a positive multiple of 32"),
+]
+
+
+@pytest.mark.parametrize("args, says", OUT_OF_RANGE, ids=[" ".join(a) for a, _ in OUT_OF_RANGE])
+def test_every_range_is_checked_by_the_parser_before_any_work(user_env, capsys, args, says):
+    command = args[0]
+    with pytest.raises(SystemExit) as stopped:
+        main([args[0], "--profile", "quick", *args[1:]])
+    assert stopped.value.code == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [f"kdas {command}: error: {lines[0].split(': error: ', 1)[1]}"], lines
+    assert says in lines[0] and lines[0].endswith(f"(see kdas {command} --help)")
+    assert not (user_env / "runs").exists()  # nothing was started: no run folder, no teacher
+
+
+def test_each_ranged_option_through_the_real_command(user_env):
+    """One case of each option through the installed ``kdas`` (the processes run side by side)."""
+    cases = {}
+    for args, says in OUT_OF_RANGE:
+        option = args[1]
+        cases.setdefault(option, (args, says))
+    running = [
+        (
+            args,
+            says,
+            subprocess.Popen(
+                [str(KDAS), args[0], "--profile", "quick", *args[1:]],
+                stderr=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for args, says in cases.values()
+    ]
+    for args, says, process in running:
+        out, err = process.communicate(timeout=300)
+        result = subprocess.CompletedProcess(process.args, process.returncode, out, err)
+        one_line_error(result, args[0], says)
+    assert len(running) == 8 and not (user_env / "runs").exists()
+
+
+def test_the_bench_checks_its_repeats():
+    result = subprocess.run(
+        [sys.executable, "-m", "kdas_utils.bench", "--repeats", "0"], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        "python -m kdas_utils.bench: error: argument --repeats: 0 is not positive; give at least 1 "
+        "(see python -m kdas_utils.bench --help)"
+    ]
+
+
 def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):
     """prepare-data, train-teacher, distill, evaluate and export, one epoch each, in the quick profile."""
     monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
@@ -144,9 +213,15 @@ def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(config.PROFILES, "quick", config.PROFILES["quick"].replace(teacher_epochs=1))
     assert main(["prepare-data", "--profile", "quick"]) == 0
     assert "240 training pairs" in capsys.readouterr().out
-    assert main(["train-teacher", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 0
+    # distil first: the missing teacher is announced and trained before the student
     assert main(["distill", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 0
-    assert "student kdas (seed 0): trained" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    announced = out.index("the kdas student learns from the quick teacher, which is not trained yet: training it first")
+    planned = out.index("teacher: training 1 epoch (quick profile, 128 px) into checkpoints/teacher-quick;")
+    assert announced < planned < out.index("student-kdas-s0: training 1 epoch (quick profile, 128 px)")
+    assert "student kdas (seed 0): trained" in out
+    assert main(["train-teacher", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 0
+    assert "teacher: checkpoint ->" in capsys.readouterr().out  # trained by distill above, now loaded
     assert main(["distill", "--profile", "quick", "--arm", "no-kd", "--epochs", "1", "--label-fraction", "0.5"]) == 0
     assert "student-no-kd-l0.5-s0-quick/best.pt" in capsys.readouterr().out  # half the masks: a run of its own
     trained = sorted((tmp_path / "runs" / "checkpoints").iterdir())

@@ -77,3 +77,28 @@ def test_study_figures_draw_the_data_they_are_given():
     ring = [line for line in ax.lines if line.get_markerfacecolor() == "none" and len(line.get_xdata()) == 1]
     assert [(line.get_xdata()[0], line.get_ydata()[0]) for line in ring] == [(0.1, 0.64)]  # the chosen alpha
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.05", "0.1", "0.3"]
+
+
+def test_the_ablation_figure_draws_each_arm_against_the_student_alone():
+    import pandas as pd
+
+    table = pd.DataFrame(
+        {
+            "arm": ["no-kd", "no-kd", "kdas", "kdas", "pixel"],
+            "seed": [0, 1, 0, 1, 0],
+            "validation": [0.60, 0.62, 0.63, 0.63, 0.605],
+            "Kvasir": [0.50, 0.50, 0.52, 0.56, 0.49],
+        }
+    )
+    fig = plots.plot_ablation(table, sets=["validation", "Kvasir"])
+    ax = fig.axes[0]
+    heights = [round(bar.get_height(), 6) for bar in ax.patches]
+    # kdas: 0.63 - 0.61, 0.54 - 0.50; pixel: 0.605 - 0.61, 0.49 - 0.50 (the student alone is the zero line)
+    assert heights == [0.02, 0.04, -0.005, -0.01]
+    spreads = [np.ptp(seg[:, 1]) / 2 for lines in ax.collections for seg in lines.get_segments()]
+    # kdas: max(std 0, std 0.0141) on validation, max(0.0283, 0) on Kvasir; pixel (one seed) against no-kd's
+    assert np.allclose(sorted(spreads), sorted([0.02**0.5 / 10, 0.0008**0.5, 0.02**0.5 / 10, 0.0]), atol=1e-6)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["validation\nalone 0.610", "Kvasir\nalone 0.500"]
+    assert "against the student alone" in ax.get_title()
+    without = plots.plot_ablation(table[table.arm != "no-kd"], sets=["validation"]).axes[0]
+    assert without.get_ylim()[0] > 0.5 and "no student alone" in without.get_title()  # zoomed, said so

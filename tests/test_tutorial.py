@@ -69,3 +69,27 @@ def test_executed_notebook_has_no_warnings_or_progress_bars(executed):
 def test_executed_notebook_shows_no_absolute_path(executed):
     _, _, notebook = executed
     assert [line for line in residue(notebook) if "absolute path" in line] == []
+
+
+def test_the_kernels_talk_over_local_sockets_without_a_warning(capfd):
+    import asyncio
+
+    from kdas_utils.tutorial import LocalKernelManager
+
+    async def run() -> tuple[LocalKernelManager, str]:
+        km = LocalKernelManager(kernel_name="python3")
+        await km.start_kernel()
+        try:
+            client = km.client()
+            client.start_channels()
+            await client.wait_for_ready(timeout=60)
+            reply = await client.execute_interactive("print(6 * 7)", timeout=60, output_hook=lambda msg: None)
+            client.stop_channels()
+        finally:
+            await km.shutdown_kernel(now=False)
+        return km, reply["content"]["status"]
+
+    km, status = asyncio.run(run())
+    assert km.transport == "ipc" and status == "ok"
+    assert not Path(km.sockets).exists()  # its socket folder goes with it
+    assert "without encryption" not in capfd.readouterr().err

@@ -8,6 +8,7 @@ Its rooms follow the steps of the loop:
 ``sampling.py``     :class:`EpochSampler`: the data order, a function of (seed, epoch, sample)
 ``objectives.py``   what is minimised: the student alone or taught by a frozen teacher
 ``checkpoint.py``   atomic save and load, RNG states, the settings check on resume
+``lock.py``         :class:`RunLock`: one process per run folder
 ``trainer.py``      :class:`Trainer`: ``fit``, ``train_step``, ``validate``
 ==================  ==================================================================
 
@@ -47,6 +48,7 @@ from .checkpoint import (
     settings_changed,
 )
 from .config import TrainConfig
+from .lock import RunLock, RunLockedError
 from .objectives import DistillationObjective, SegmentationObjective, clone_output, objective_settings
 from .runtime import Precision, Runtime, choose_precision, init_distributed, select_device
 from .sampling import EpochSampler, SeededItems
@@ -60,6 +62,8 @@ __all__ = [
     "EpochSampler",
     "NonFiniteLossError",
     "Precision",
+    "RunLock",
+    "RunLockedError",
     "Runtime",
     "SeededItems",
     "SegmentationObjective",

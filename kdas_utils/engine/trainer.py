@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import time
@@ -32,6 +33,7 @@ from .checkpoint import (
     settings_changed,
 )
 from .config import TrainConfig
+from .lock import RunLock
 from .objectives import SegmentationObjective, objective_settings
 from .runtime import Runtime
 from .sampling import EpochSampler, SeededItems
@@ -356,7 +358,13 @@ class Trainer:
         """Train to ``config.epochs``; with ``resume`` continue from ``out_dir/last.pt`` if it exists.
 
         ``on_step(trainer, record)`` is called after every step (after any checkpoint of that step).
+        The run folder is held for the whole fit (:class:`~kdas_utils.engine.lock.RunLock`): a second
+        process that trains into it gets :class:`~kdas_utils.engine.lock.RunLockedError`.
         """
+        with RunLock(self.out_dir) if self.is_main else contextlib.nullcontext():
+            return self._fit(resume, on_step)
+
+    def _fit(self, resume: bool, on_step: Callable[[Trainer, dict], None] | None) -> TrainResult:
         if resume and self.last_path.exists():
             self.load_state_dict(load_checkpoint(self.last_path), self.last_path)
             where = f"{self.last_path.parent.name}/{self.last_path.name}"
@@ -433,4 +441,10 @@ class Trainer:
             f"{self.name} epoch {summary['epoch']}/{self.config.epochs}: loss {summary['train_loss']:.4f}, "
             f"val loss {summary['val_loss']:.4f}, val Dice {summary['val_dice']:.4f}"
             f"{' (best so far)' if improved else ''}; {seconds:.1f} s, {summary['images_per_s']:.1f} img/s"
+            f"{self._time_left(seconds)}"
         )
+
+    def _time_left(self, seconds: float) -> str:
+        """``"; about 3 min to go"`` from this epoch's time, or ``""`` after the last epoch."""
+        left = self.config.epochs - self.epoch
+        return f"; about {max(1, round(seconds * left / 60))} min to go" if left > 0 else ""
