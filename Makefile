@@ -16,6 +16,15 @@ ifeq ($(origin KDAS_DATA_ROOT), undefined)
     export KDAS_DATA_ROOT := $(SHARED_DATA)
   endif
 endif
+# Likewise the real frames of two unseen sets (CVC-ColonDB, ETIS), scored beside the data root's
+# test sets by the profiles on the real data (KDAS_TEST_ROOTS; the quick profile uses its own
+# synthetic unseen set).
+SHARED_UNSEEN := $(abspath ../shared/data/unseen256)
+ifeq ($(origin KDAS_TEST_ROOTS), undefined)
+  ifneq ($(wildcard $(SHARED_UNSEEN)/TestDataset),)
+    export KDAS_TEST_ROOTS := $(SHARED_UNSEEN)
+  endif
+endif
 
 .PHONY: tutorial test bench install install-dev browser lint format clean
 
@@ -38,7 +47,7 @@ tutorial: $(VENV)/.installed
 	KDAS_PROFILE=quick $(BIN)/python -m kdas_utils.tutorial --out runs
 
 # KDAS_PROGRESS=0: no progress bars in the notebooks' kernels (kdas_utils.notebook.progress_bars).
-# --durations=15: the slowest tests at the end of the log (make test stays under 20 minutes on 2 cores).
+# --durations=15: the slowest tests at the end of the log (README, "Tests and notebooks", gives the last measured time).
 # README.md runs in a pytest of its own: --markdown-docs also collects every .py file it is given,
 # and tests/ holds scripts that run when imported.
 test: $(VENV)/.installed-dev browser lint

@@ -102,6 +102,34 @@ def _training_arguments(parser):
     )
 
 
+def _test_root_argument(parser):
+    parser.add_argument(
+        "--test-root",
+        action="append",
+        metavar="DIR",
+        help="also score on the test sets under DIR (a PraNet-layout folder or its TestDataset/), e.g. "
+        "unseen hospitals such as CVC-ColonDB and ETIS; repeatable; added to $KDAS_TEST_ROOTS. Sets of "
+        "such a root count as unseen unless named Kvasir or CVC-ClinicDB",
+    )
+
+
+def _use_test_roots(args) -> list[Path] | None:
+    """Check the ``--test-root`` folders now (a one-line error names a bad one), add them to
+    ``$KDAS_TEST_ROOTS`` for this process (which :func:`kdas_utils.training.profile_splits` reads for
+    the profiles on the real data) and return every extra root; ``None`` without ``--test-root``."""
+    import os
+
+    from .config import TEST_ROOTS_VARIABLE, test_roots
+    from .data import find_test_roots
+
+    if not getattr(args, "test_root", None):
+        return None
+    roots = list(dict.fromkeys([*test_roots(), *(Path(r).expanduser().resolve() for r in args.test_root)]))
+    find_test_roots(roots)
+    os.environ[TEST_ROOTS_VARIABLE] = os.pathsep.join(str(r) for r in roots)
+    return roots
+
+
 def _changes(args) -> dict:
     """The TrainConfig fields the training options override."""
     return ({"epochs": args.epochs} if args.epochs else {}) | ({"compile": True} if args.compile else {})
@@ -243,6 +271,7 @@ def _study(args) -> int:
     from . import study
 
     profile = get_profile(args.profile)
+    _use_test_roots(args)
     if args.export_only:
         return _export_study(study, profile, args.export or "results")
     plan = study.StudyPlan(seeds=args.seeds)
@@ -284,11 +313,12 @@ def _export_study(study, profile, target) -> int:
 
 
 def _evaluate(args) -> int:
-    from .evaluate import evaluate_models, write_table
+    from .evaluate import domain_frames, domain_table, evaluate_models, write_table
     from .models import load_network, load_official, load_trained
     from .training import profile_splits, trained_checkpoints
 
     profile = get_profile(args.profile)
+    extra_roots = _use_test_roots(args)  # given: scored whatever the profile's data
     if args.checkpoint or args.weights:
         models = {Path(p).parent.name: load_trained(p) for p in args.checkpoint or []}
         models |= {Path(p).stem: load_official(p) for p in args.weights or []}
@@ -301,16 +331,22 @@ def _evaluate(args) -> int:
                 f"or pass --checkpoint PATH"
             )
     out = Path(args.out) if args.out else runs_dir() / f"evaluation-{profile.name}"
+    splits = profile_splits(profile, extra_roots=extra_roots)
     table, _ = evaluate_models(
         models,
-        profile_splits(profile).test,
+        splits.test,
         profile.image_size,
         args.device,
         save_dir=out / "predictions" if args.save_predictions else None,
     )
+    table.insert(0, "domain", [splits.domains[name] for name in table.index.get_level_values("test set")])
     csv, md = write_table(table, out)
     print(table.round(4).to_string())
-    print(f"written {csv} and {md}")
+    baseline = "student alone" if "student alone" in models else None
+    domains = domain_table(domain_frames(models, splits, profile.image_size, args.device), splits.domains, baseline)
+    dcsv, dmd = write_table(domains, out, "domains")
+    print(domains.round(3).to_string())
+    print(f"written {csv}, {md}, {dcsv} and {dmd} (seen and unseen, 95% bootstrap intervals over frames)")
     return 0
 
 
@@ -466,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="train nothing: copy what is finished to --export's folder (default results)",
     )
+    _test_root_argument(p)
     _training_arguments(p)
     p.set_defaults(run=_study)
 
@@ -473,7 +510,8 @@ def build_parser() -> argparse.ArgumentParser:
         "evaluate",
         help="score models on every test set with the field's metrics",
         description="Evaluate the profile's teacher and students (or the given checkpoints) on every "
-        "test set; write CSV and Markdown tables.",
+        "test set (the data root's and those of --test-root / $KDAS_TEST_ROOTS, each labelled seen or unseen); "
+        "write CSV and Markdown tables, and the seen / unseen means with 95% bootstrap intervals over frames.",
     )
     _profile_argument(p)
     p.add_argument("--checkpoint", nargs="+", help="engine checkpoints (best.pt) to evaluate instead")
@@ -484,6 +522,7 @@ def build_parser() -> argparse.ArgumentParser:
         "by the released code; B2 or B0 is told from the file)",
     )
     p.add_argument("--save-predictions", action="store_true", help="also save 8-bit PNG predictions")
+    _test_root_argument(p)
     p.add_argument("--out", help="output folder (default: runs/evaluation-<profile>)")
     p.set_defaults(run=_evaluate)
 

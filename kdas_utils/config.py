@@ -14,6 +14,8 @@ variable                meaning                                     default
 ``KDAS_PROFILE``        profile name                                ``colab`` with CUDA + data, else ``quick``
 ``KDAS_HOME``           project folder (holds ``data/``, ``runs/``)  found by walking up from the cwd
 ``KDAS_DATA_ROOT``      real data, PraNet layout                    ``$KDAS_HOME/data/polyp``
+``KDAS_TEST_ROOTS``     further test roots (e.g. unseen hospitals),  none
+                        separated by ``os.pathsep`` (``:``)
 ``KDAS_SYNTH_ROOT``     the synthetic dataset                       ``$KDAS_HOME/data/synthetic``
 ``KDAS_RUNS_DIR``       executed notebooks, figures, checkpoints     ``$KDAS_HOME/runs``
 ``KDAS_WEIGHTS_DIR``    pretrained backbones, official teacher      ``$KDAS_HOME/data/weights``
@@ -223,6 +225,18 @@ def _path_from_env(variable: str, default: Path) -> Path:
 def data_root() -> Path:
     """Where the real datasets live (PraNet layout): ``$KDAS_DATA_ROOT`` or ``data/polyp``."""
     return _path_from_env("KDAS_DATA_ROOT", project_root() / "data" / "polyp")
+
+
+TEST_ROOTS_VARIABLE = "KDAS_TEST_ROOTS"
+
+
+def test_roots() -> list[Path]:
+    """Further test roots to score on, beside the data root's ``TestDataset/``: the folders named in
+    ``$KDAS_TEST_ROOTS``, separated by ``os.pathsep`` (``:`` on Linux and macOS), e.g. a folder of
+    the unseen sets CVC-ColonDB and ETIS. Empty when it is not set. The profiles on the real data
+    score on them (:func:`kdas_utils.training.profile_splits`)."""
+    value = os.environ.get(TEST_ROOTS_VARIABLE, "")
+    return [Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part.strip()]
 
 
 def synthetic_root() -> Path:

@@ -154,15 +154,102 @@ def beside_paper(table, metric: str = "meanDice"):
 # --------------------------------------------------------------------------- scores of training runs
 
 
+def frame_dice(model, pairs: list[Pair], image_size: int, device=None, batch_size: int = 8) -> np.ndarray:
+    """Per frame, in the order of ``pairs``: :func:`~kdas_utils.metrics.dice_at` (Dice at 0.5),
+    predicted at ``image_size`` and compared at each mask's own size."""
+    return np.array(
+        [
+            dice_at(torch.sigmoid(logits.cpu()), torch.from_numpy(read_mask(mask_path)).float()[None, None]).item()
+            for (_, mask_path), logits in zip(pairs, logits_at_mask_size(model, pairs, image_size, device, batch_size))
+        ]
+    )
+
+
 def mean_dice(model, pairs: list[Pair], image_size: int, device=None, batch_size: int = 8) -> float:
-    """Mean over images of :func:`~kdas_utils.metrics.dice_at` (Dice at 0.5), predicted at
-    ``image_size`` and compared at each mask's own size: the score of validation, the ablation
-    and the ``Dice@0.5`` column of :func:`evaluate_models` (the full metrics are in :mod:`kdas_utils.metrics`)."""
-    scores = [
-        dice_at(torch.sigmoid(logits.cpu()), torch.from_numpy(read_mask(mask_path)).float()[None, None]).item()
-        for (_, mask_path), logits in zip(pairs, logits_at_mask_size(model, pairs, image_size, device, batch_size))
-    ]
-    return sum(scores) / len(scores)
+    """Mean over images of :func:`frame_dice`: the score of validation, the ablation and the
+    ``Dice@0.5`` column of :func:`evaluate_models` (the full metrics are in :mod:`kdas_utils.metrics`)."""
+    return float(frame_dice(model, pairs, image_size, device, batch_size).mean())
+
+
+# --------------------------------------------------------------------------- seen and unseen domains
+
+
+def domain_frames(models: dict, splits, image_size: int, device=None) -> dict[str, dict[str, np.ndarray]]:
+    """``{model label: {test set: per-frame Dice at 0.5}}`` on every test set of ``splits`` (a
+    :class:`~kdas_utils.training.Splits`, whose ``domains`` say which sets are seen)."""
+    return {
+        label: {name: frame_dice(model, pairs, image_size, device) for name, pairs in splits.test.items()}
+        for label, model in models.items()
+    }
+
+
+def average_seeds(frames: dict[str, list[dict[str, np.ndarray]]]) -> dict[str, dict[str, np.ndarray]]:
+    """``{arm: [per-seed {set: frames}]}`` -> ``{arm: {set: frames}}``, each frame's Dice averaged over
+    the arm's seeds (the frames are the same for every seed), for :func:`domain_table`."""
+    return {
+        arm: {name: np.mean([seed[name] for seed in seeds], axis=0) for name in seeds[0]}
+        for arm, seeds in frames.items()
+    }
+
+
+def domain_table(
+    frames: dict[str, dict[str, np.ndarray]], domains: dict[str, str], baseline: str | None = None, seed: int = 0
+) -> pandas.DataFrame:
+    """Seen against unseen, with 95% intervals (:mod:`kdas_utils.intervals`, percentile bootstrap over frames).
+
+    One row per model and *scope*: each test set, then ``seen`` and ``unseen`` (the frames of a
+    domain's sets pooled, so each frame weighs the same). Columns ``mean``, ``low``, ``high``,
+    ``frames``, ``domain``; ``drop`` on the ``unseen`` row (seen mean minus unseen mean); with
+    ``baseline`` (e.g. ``"student alone"``), ``gain``, ``gain_low``, ``gain_high``: the mean
+    per-frame difference from the baseline on the same frames, with its paired interval.
+    """
+    import pandas as pd
+
+    from .intervals import mean_interval, paired_difference
+
+    def scopes(per_set):
+        out = {name: (per_set[name], domains.get(name, "seen")) for name in per_set}
+        for which in ("seen", "unseen"):
+            parts = [per_set[name] for name in per_set if domains.get(name, "seen") == which]
+            if parts:
+                out[which] = (np.concatenate(parts), which)
+        return out
+
+    rows = []
+    base = scopes(frames[baseline]) if baseline is not None else {}
+    for label, per_set in frames.items():
+        mine = scopes(per_set)
+        for scope, (values, which) in mine.items():
+            interval = mean_interval(values, seed=seed)
+            row = {"model": label, "scope": scope, "domain": which, "frames": interval.n}
+            row |= {"mean": interval.mean, "low": interval.low, "high": interval.high}
+            if scope == "unseen" and "seen" in mine:
+                row["drop"] = mine["seen"][0].mean() - values.mean()
+            if baseline is not None and label != baseline:
+                gain = paired_difference(values, base[scope][0], seed=seed)
+                row |= {"gain": gain.mean, "gain_low": gain.low, "gain_high": gain.high}
+            rows.append(row)
+    return pd.DataFrame(rows).set_index(["model", "scope"])
+
+
+def paper_style(table: pandas.DataFrame, column: str = "mean") -> pandas.DataFrame:
+    """The paper's layout of a :func:`domain_table`: one row per model, the seen sets, then the
+    unseen ones, then the pooled ``seen``, ``unseen`` and the drop; cells ``mean [low, high]``."""
+    import pandas as pd
+
+    cells = table.apply(lambda r: f"{r['mean']:.3f} [{r['low']:.3f}, {r['high']:.3f}]", axis=1)
+    wide = cells.unstack("scope")
+    sets = [s for s in dict.fromkeys(table.index.get_level_values("scope")) if s not in ("seen", "unseen")]
+    kind = table.reset_index().drop_duplicates("scope").set_index("scope")["domain"]
+    order = [s for s in sets if kind[s] == "seen"] + [s for s in sets if kind[s] == "unseen"]
+    order += [s for s in ("seen", "unseen") if s in wide.columns]
+    wide = wide[order]
+    if "drop" in table.columns:
+        wide["drop"] = pd.Series(
+            {m: table.loc[(m, "unseen"), "drop"] for m in wide.index if (m, "unseen") in table.index}
+        ).map(lambda v: f"{v:.3f}")
+    wide.columns = [f"{c} ({kind[c]})" if c in kind.index and c not in ("seen", "unseen") else c for c in wide.columns]
+    return wide.reindex(list(dict.fromkeys(table.index.get_level_values("model"))))
 
 
 def score_run(run, splits, image_size: int, device=None) -> dict:
@@ -237,10 +324,15 @@ __all__ = [
     "KEYS",
     "PAPER_MEAN_DICE",
     "beside_paper",
+    "average_seeds",
+    "domain_frames",
+    "domain_table",
     "evaluate_models",
+    "frame_dice",
     "gap_closed",
     "logits_at_mask_size",
     "mean_dice",
+    "paper_style",
     "predict_maps",
     "score_run",
     "summarize_ablation",

@@ -13,6 +13,7 @@ Scoring lives in :mod:`kdas_utils.evaluate`, figures in :mod:`kdas_utils.plots`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,12 +21,15 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .config import Profile, data_root, runs_dir, synthetic_root
+from .config import Profile, data_root, runs_dir, synthetic_root, test_roots
 from .data import (
     DatasetError,
     PolypDataset,
+    domain,
     eval_transforms,
     find_dataset,
+    find_pairs,
+    find_test_roots,
     make_synthetic,
     train_transforms,
     train_val_split,
@@ -49,13 +53,20 @@ class Splits:
     Attributes:
         root: the PraNet-layout folder they come from.
         train, val: the training pairs and the validation split carved from them.
-        test: ``{test set name: pairs}``; used by evaluation only, never for selection.
+        test: ``{test set name: pairs}``; used by evaluation only, never for selection. The data
+            root's sets first, then those of the further test roots.
+        domains: ``{test set name: "seen" | "unseen"}`` (:func:`kdas_utils.data.domain`).
     """
 
     root: Path
     train: list[Pair]
     val: list[Pair]
     test: dict[str, list[Pair]]
+    domains: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def of_domain(self, which: str) -> list[str]:
+        """The names of the test sets of one domain (``"seen"`` or ``"unseen"``), in order."""
+        return [name for name in self.test if self.domains.get(name, domain(name)) == which]
 
 
 def profile_root(profile: Profile) -> Path:
@@ -72,12 +83,25 @@ def profile_root(profile: Profile) -> Path:
     return root
 
 
-def profile_splits(profile: Profile, val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED) -> Splits:
-    """Find and check the pairs of ``profile`` and carve the validation split."""
+def profile_splits(
+    profile: Profile, val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED, extra_roots=None
+) -> Splits:
+    """Find and check the pairs of ``profile`` and carve the validation split.
+
+    ``extra_roots``: further test roots (:func:`kdas_utils.data.find_test_roots`), whose sets are
+    scored beside the data root's; ``None`` takes ``$KDAS_TEST_ROOTS``
+    (:func:`kdas_utils.config.test_roots`) for the profiles on the real data and none for the
+    synthetic ``quick`` profile, whose own ``Synthetic-Shift`` set is its unseen domain."""
     root = profile_root(profile)
     found = find_dataset(root)
     train, val = train_val_split(found["train"], val_fraction, seed)
-    return Splits(root=root, train=train, val=val, test=found["test"])
+    if extra_roots is None:
+        extra_roots = test_roots() if profile.data == "real" else []
+    own = {name: root / "TestDataset" / name for name in found["test"]}
+    extra = find_test_roots(extra_roots, taken=own)
+    test = found["test"] | {name: find_pairs(folder) for name, folder in extra.items()}
+    domains = {name: domain(name, extra_root=name in extra) for name in test}
+    return Splits(root=root, train=train, val=val, test=test, domains=domains)
 
 
 def profile_datasets(profile: Profile, augment: bool = True, splits: Splits | None = None, cache: bool = True):

@@ -66,3 +66,19 @@ def write_pair(split: Path, stem: str, size=(32, 24), image_suffix=".jpg", mask_
     Image.fromarray(image).save(image_path)
     Image.fromarray(mask).save(mask_path)
     return image_path, mask_path
+
+
+@pytest.fixture(scope="session")
+def unseen_root(real_root) -> Path:
+    """The real frames of two unseen sets (CVC-ColonDB, ETIS-LaribPolypDB) beside the training data:
+    ``$KDAS_TEST_ROOTS``' first folder if set, else ``../shared/data/unseen256``; like ``real_root``,
+    missing fails under CI and skips elsewhere."""
+    from kdas_utils.config import test_roots
+
+    root = (test_roots() or [REPO.parent / "shared" / "data" / "unseen256"])[0]
+    if not (root / "TestDataset").is_dir():
+        message = f"unseen test frames not found at {root}: set KDAS_TEST_ROOTS to a folder holding TestDataset/"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message + " -- CI must run the real-data tests", pytrace=False)
+        pytest.skip(message)
+    return root

@@ -5,7 +5,7 @@ The names most notebooks need are re-exported here::
     from kdas_utils.data import find_pairs, make_synthetic, PolypDataset, train_transforms
 """
 
-from .catalog import PAPER_DATASETS
+from .catalog import DOMAINS, PAPER_DATASETS, SEEN_TEST_SETS, UNSEEN_TEST_SETS, domain
 from .dataset import PolypDataset, train_val_split
 from .download import SOURCES, DownloadError, UnsafeArchiveError, download, download_dataset, extract_archive
 from .gdrive import DRIVE_FILES, DriveDownloadError, fetch_drive_file, mirror_fetch
@@ -16,6 +16,7 @@ from .pairs import (
     find_dataset,
     find_kvasir_seg_pairs,
     find_pairs,
+    find_test_roots,
     find_test_sets,
     read_image,
     read_mask,
@@ -26,6 +27,7 @@ from .synthetic import make_synthetic, render_frame
 from .transforms import denormalize, eval_transforms, train_transforms
 
 __all__ = [
+    "DOMAINS",
     "DRIVE_FILES",
     "PAPER_DATASETS",
     "DatasetError",
@@ -34,9 +36,12 @@ __all__ = [
     "NonBinaryMaskWarning",
     "PartialLabels",
     "PolypDataset",
+    "SEEN_TEST_SETS",
     "SOURCES",
+    "UNSEEN_TEST_SETS",
     "UnsafeArchiveError",
     "denormalize",
+    "domain",
     "download",
     "download_dataset",
     "eval_transforms",
@@ -45,6 +50,7 @@ __all__ = [
     "find_dataset",
     "find_kvasir_seg_pairs",
     "find_pairs",
+    "find_test_roots",
     "find_test_sets",
     "is_labelled",
     "kvasir_seg_to_pranet",

@@ -44,3 +44,24 @@ PAPER_DATASETS = [
 ]
 """One row per dataset: frames in the release, PraNet's train/test split, sizes, origin.
 Training uses Kvasir-SEG + CVC-ClinicDB (1450 frames); the other three are unseen domains."""
+
+# Which test sets come from the training data's sources ("seen") and which from hospitals and
+# cameras the networks never saw ("unseen"): PraNet's five names (the KDAS paper's Table 1) and the
+# synthetic generator's two (``Synthetic-Shift`` is its other colour and texture regime).
+SEEN_TEST_SETS = ("Kvasir", "CVC-ClinicDB", "Synthetic")
+UNSEEN_TEST_SETS = ("CVC-300", "CVC-ColonDB", "ETIS-LaribPolypDB", "Synthetic-Shift")
+DOMAINS = ("seen", "unseen")
+
+
+def domain(name: str, extra_root: bool = False) -> str:
+    """``"seen"`` or ``"unseen"`` for the test set called ``name``.
+
+    The named sets above are labelled by name. Any other set is the series' choice: ``"unseen"``
+    when it comes from a test root beside the training data (``extra_root``: ``KDAS_TEST_ROOTS``,
+    ``--test-root``), ``"seen"`` when it lies in the training root's own ``TestDataset/``, which is
+    taken to hold frames of the training sources."""
+    if name in SEEN_TEST_SETS:
+        return "seen"
+    if name in UNSEEN_TEST_SETS:
+        return "unseen"
+    return "unseen" if extra_root else "seen"

@@ -182,6 +182,39 @@ def find_test_sets(root: str | Path) -> dict[str, Path]:
     return sets
 
 
+def find_test_roots(roots, taken: dict[str, Path] | None = None) -> dict[str, Path]:
+    """``{name: split_dir}`` of the test sets under further test roots, in order. Each root is a
+    PraNet-layout folder (holding ``TestDataset/``) or a ``TestDataset/`` folder itself. ``taken``:
+    the sets found already (the data root's); a name in two places is refused, naming both.
+
+    Raises:
+        DatasetError: a root that does not exist, holds no test set, or repeats a set's name.
+    """
+    sets, taken = {}, dict(taken or {})
+    for root in roots:
+        root = Path(root).expanduser()
+        if not root.is_dir():
+            raise DatasetError(
+                f"{root}: test root not found; give a folder that holds TestDataset/<name>/{{images,masks}} "
+                f"(KDAS_TEST_ROOTS, --test-root)"
+            )
+        parent = root if (root / "TestDataset").is_dir() else None
+        if parent is None:
+            found = {p.name: p for p in sorted(root.iterdir()) if (p / "images").is_dir() or (p / "masks").is_dir()}
+            if not found:
+                raise DatasetError(
+                    f"{root}: not a test root: no TestDataset/ folder and no <name>/images, <name>/masks inside it "
+                    f"(KDAS_TEST_ROOTS, --test-root)"
+                )
+        else:
+            found = find_test_sets(parent)
+        for name, folder in found.items():
+            if name in taken:
+                raise DatasetError(f"test set {name!r} is both in {taken[name]} and in {folder}; name each set once")
+            taken[name] = sets[name] = folder
+    return sets
+
+
 def find_dataset(root: str | Path, verify: bool = True) -> dict:
     """All pairs of a PraNet-layout root: ``{"train": pairs, "test": {name: pairs}}``."""
     root = Path(root).expanduser()

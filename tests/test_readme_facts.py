@@ -1,0 +1,33 @@
+"""Figures the README states that come from a measured record: they are read from it, not retyped."""
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+TIMES = json.loads((REPO / "results" / "tutorial_times.json").read_text())
+
+
+def test_the_notebook_map_gives_the_recorded_times():
+    notebooks = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+    assert sorted(k for k in TIMES if k != "total") == notebooks  # the record covers every notebook
+    for name in notebooks:
+        row = next(line for line in README.splitlines() if f"(notebooks/{name})" in line and line.startswith("|"))
+        stated = int(re.search(r"ready \((\d+) s\)", row).group(1))
+        assert stated == round(TIMES[name]), (name, stated, TIMES[name])
+    total = int(re.search(r"(\d+) s for the seven notebooks", README).group(1))
+    assert total == round(TIMES["total"]) and len(notebooks) == 7
+
+
+def test_the_torch_of_the_committed_outputs_is_the_one_the_readme_names_for_them():
+    cell = next(
+        c
+        for c in nbformat.read(REPO / "notebooks" / "01_data_preparation.ipynb", as_version=4).cells
+        if c.cell_type == "code" and "print_environment()" in c.source
+    )
+    printed = re.search(r"torch\s+(\S+)", "".join(o.get("text", "") for o in cell.outputs)).group(1)
+    tests = README[README.index("### Tests and notebooks") :]
+    assert f"torch {printed}" in tests and f"or {printed}" in README[README.index("## Results") :]
