@@ -157,6 +157,30 @@ def notebooks_quick(out: Path) -> dict:
     return times
 
 
+def profile_step(batch_size: int = 8, image_size: int = 128, steps: int = 3, rows: int = 25) -> str:
+    """``torch.profiler``'s table (operators by self CPU time) of the teacher's training step at the
+    standard profile's batch and size: where a step's time goes. ``python -m kdas_utils.bench
+    --profile-step`` writes it to ``<out>/profile-teacher-step-<date>.txt``."""
+    from torch.profiler import ProfilerActivity, profile
+
+    data = _Synthetic(batch_size, image_size)
+    batch = {"image": data.images, "mask": data.masks, "name": [f"random_{i}" for i in range(batch_size)]}
+    config = TrainConfig(epochs=1, batch_size=batch_size, image_size=image_size, progress=False, drop_path_rate=0.1)
+    with tempfile.TemporaryDirectory() as tmp:
+        torch.manual_seed(0)
+        trainer = Trainer(build_teacher(drop_path_rate=0.1), data, data, config, tmp, device="cpu")
+        for _ in range(2):  # warm-up
+            trainer.train_step(batch)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                trainer.train_step(batch)
+    head = (
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads: the teacher's training step "
+        f"(batch {batch_size}, {image_size} px, stochastic depth 0.1), {steps} steps after 2 of warm-up\n"
+    )
+    return head + prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = OneLineParser(
         prog="python -m kdas_utils.bench",
@@ -174,8 +198,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also time the distillation step with torch.compile (the first setting; minutes to compile)",
     )
+    parser.add_argument(
+        "--profile-step",
+        action="store_true",
+        help="only write torch.profiler's table of the teacher's training step (standard profile's batch and size)",
+    )
     parser.add_argument("--device", default=None)
     args = parser.parse_args(argv)
+    if args.profile_step:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"profile-teacher-step-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.txt"
+        path.write_text(profile_step())
+        print(path.read_text())
+        print(f"written {path}")
+        return 0
     device = select_device(args.device)
     warmup, repeats = (0, 1) if args.tiny else (1, args.repeats)
     settings = [("quick", 8, 128)] if args.tiny or args.quick_only else [("paper", 16, 352), ("quick", 8, 128)]

@@ -32,8 +32,13 @@ VARIANTS = ("paper", "released")
 
 
 def boundary_weights(mask: torch.Tensor) -> torch.Tensor:
-    """``(B, 1, H, W)`` weights ``1 + 5 |avgpool_31(G) - G|`` (zero padding counted, as released)."""
-    return 1 + 5 * torch.abs(F.avg_pool2d(mask, kernel_size=31, stride=1, padding=15) - mask)
+    """``(B, 1, H, W)`` weights ``1 + 5 |avgpool_31(G) - G|`` (zero padding counted, as released).
+
+    The 31 x 31 mean is taken as a 31 x 1 mean of 1 x 31 means: the same average (a box filter is
+    separable, and with zero padding counted both divide by 31 * 31), equal to rounding, in 62
+    additions per pixel instead of 961 (it was 9% of a teacher training step on the CPU)."""
+    rows = F.avg_pool2d(mask, kernel_size=(1, 31), stride=1, padding=(0, 15))
+    return 1 + 5 * torch.abs(F.avg_pool2d(rows, kernel_size=(31, 1), stride=1, padding=(15, 0)) - mask)
 
 
 def structure_loss(logits: torch.Tensor, mask: torch.Tensor, variant: str = "paper") -> torch.Tensor:

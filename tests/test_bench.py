@@ -1,5 +1,7 @@
 import json
 
+import torch
+
 from kdas_utils import bench
 
 
@@ -28,3 +30,11 @@ def _small(name):
     from kdas_utils.config import get_profile
 
     return get_profile(name).replace(synthetic_train=24, synthetic_test=6)
+
+
+def test_the_step_profile_names_the_operators():
+    from kdas_utils.bench import profile_step
+
+    table = profile_step(batch_size=2, image_size=64, steps=1, rows=10)
+    assert table.startswith(f"torch {torch.__version__}") and "batch 2, 64 px" in table
+    assert "Self CPU" in table and "aten::" in table and "avg_pool2d" in table  # the boundary weights' pool

@@ -124,17 +124,19 @@ def test_a_corrupt_mask_is_named_in_one_line(tmp_path, monkeypatch):
     one_line_error(run_kdas("prepare-data", "--profile", "standard"), "prepare-data", mask.name)
 
 
-def test_non_positive_epochs_are_refused_by_the_parser():
+def test_non_positive_epochs_are_refused_by_the_parser(capsys):
     for value in ("0", "-3", "two"):
-        result = run_kdas("distill", "--profile", "quick", "--epochs", value)
-        assert result.returncode == 2 and "argument --epochs:" in result.stderr, value
+        with pytest.raises(SystemExit):
+            main(["distill", "--profile", "quick", "--epochs", value])
+        assert "argument --epochs:" in capsys.readouterr().err, value
     for value, says in (
         ("0", "0 is not in (0, 1]"),
         ("1.5", "1.5 is not in (0, 1]"),
         ("half", "'half' is not a number"),
     ):
-        result = run_kdas("distill", "--profile", "quick", "--label-fraction", value)
-        assert result.returncode == 2 and f"argument --label-fraction: {says}" in result.stderr, value
+        with pytest.raises(SystemExit):
+            main(["distill", "--profile", "quick", "--label-fraction", value])
+        assert f"argument --label-fraction: {says}" in capsys.readouterr().err, value
 
 
 # Every option with a valid range, refused by the parser (before any work) in one line with exit status 2.

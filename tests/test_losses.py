@@ -84,3 +84,11 @@ def test_bad_arguments():
         structure_loss(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 4, 4), "weighted")
     with pytest.raises(ValueError, match=r"logits \(1, 1, 4, 4\) and mask \(1, 1, 8, 8\)"):
         structure_loss(torch.zeros(1, 1, 4, 4), torch.zeros(1, 1, 8, 8))
+
+
+def test_the_separable_boundary_mean_equals_the_31_by_31_pool():
+    import torch.nn.functional as F
+
+    masks = (torch.rand(3, 1, 70, 90, generator=torch.Generator().manual_seed(0)) > 0.6).float()
+    reference = 1 + 5 * torch.abs(F.avg_pool2d(masks, kernel_size=31, stride=1, padding=15) - masks)
+    assert torch.allclose(boundary_weights(masks), reference, atol=1e-6)

@@ -107,7 +107,10 @@ class Trainer:
         self.train_set, self.val_set = train_set, val_set
         self.trainable = self._parameters()  # the model's and the objective's, in the optimiser's order
         self.optimizer = torch.optim.AdamW(
-            self.trainable, lr=config.lr, weight_decay=config.weight_decay, fused=self.device.type == "cuda"
+            self.trainable,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            fused=self.device.type in ("cuda", "cpu"),  # one kernel for all parameters (torch >= 2.4 on the CPU)
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaler)
         self.steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * self.world))
