@@ -13,7 +13,10 @@ Scoring lives in :mod:`kdas_utils.evaluate`, figures in :mod:`kdas_utils.plots`.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -174,7 +177,10 @@ def _train_or_load(
             )
         best = out_dir / "best.pt"
         return Run(load_trained(best, device or "cpu"), "checkpoint", best, saved["history"], saved["steps"])
-    with RunLock(out_dir):  # one process per run folder, taken before any work (kdas_utils.engine.lock)
+    # One process per run folder, taken before any work (kdas_utils.engine.lock); under torchrun only
+    # process 0 writes the folder, so only it holds it.
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    with RunLock(out_dir) if main_process else contextlib.nullcontext():
         print(_plan_line(name, out_dir, profile, config), flush=True)
         train_set, val_set = profile_datasets(profile, augment=augment)
         torch.manual_seed(seed)
@@ -198,13 +204,13 @@ def _train_or_load(
 
 def epoch_seconds(out_dir: Path, image_size: int) -> float | None:
     """The median seconds of one epoch measured by earlier runs of this kind: the run in ``out_dir``
-    itself if it has started, else the other runs of the same role and profile under ``out_dir``'s
-    parent at ``image_size`` (their ``last.pt`` histories). ``None`` if nothing was measured here yet."""
+    itself if it has started, else the runs of the same role, arm and settings with another seed
+    under ``out_dir``'s parent at ``image_size`` (their ``last.pt`` histories). ``None`` if nothing
+    was measured here yet."""
     import statistics
 
-    role = out_dir.name.split("-")[0]  # teacher, student
-    profile = out_dir.name.rsplit("-", 1)[-1]
-    folders = [out_dir] + sorted(out_dir.parent.glob(f"{role}-*-{profile}"))
+    kind = re.sub(r"-s\d+-", "-s*-", out_dir.name)  # the same role, arm and settings, any seed
+    folders = [out_dir] + sorted(out_dir.parent.glob(kind))
     for folder in dict.fromkeys(folders):
         try:
             state = load_checkpoint(folder / "last.pt")
