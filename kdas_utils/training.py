@@ -181,7 +181,7 @@ def _train_or_load(
     # process 0 writes the folder, so only it holds it.
     main_process = int(os.environ.get("RANK", "0")) == 0
     with RunLock(out_dir) if main_process else contextlib.nullcontext():
-        print(_plan_line(name, out_dir, profile, config), flush=True)
+        print(_plan_line(name, out_dir, profile, config, resume=not retrain), flush=True)
         train_set, val_set = profile_datasets(profile, augment=augment)
         torch.manual_seed(seed)
         model = build(drop_path_rate=config.drop_path_rate, pretrained=profile.pretrained)
@@ -202,19 +202,26 @@ def _train_or_load(
     )
 
 
-def epoch_seconds(out_dir: Path, image_size: int) -> float | None:
+def _last_state(folder: Path) -> dict | None:
+    """``folder/last.pt``'s state, or ``None`` if there is none or it cannot be read."""
+    try:
+        return load_checkpoint(folder / "last.pt")
+    except CheckpointError:
+        return None
+
+
+def epoch_seconds(out_dir: Path, image_size: int, own: dict | None = None) -> float | None:
     """The median seconds of one epoch measured by earlier runs of this kind: the run in ``out_dir``
     itself if it has started, else the runs of the same role, arm and settings with another seed
     under ``out_dir``'s parent at ``image_size`` (their ``last.pt`` histories). ``None`` if nothing
-    was measured here yet."""
+    was measured here yet. ``own``: ``out_dir/last.pt``'s state when the caller has read it already."""
     import statistics
 
     kind = re.sub(r"-s\d+-", "-s*-", out_dir.name)  # the same role, arm and settings, any seed
     folders = [out_dir] + sorted(out_dir.parent.glob(kind))
     for folder in dict.fromkeys(folders):
-        try:
-            state = load_checkpoint(folder / "last.pt")
-        except CheckpointError:
+        state = own if folder == out_dir and own is not None else _last_state(folder)
+        if state is None:
             continue
         seconds = [h["seconds"] for h in state["history"] if "seconds" in h]
         if seconds and state["config"].get("image_size") == image_size:
@@ -222,19 +229,16 @@ def epoch_seconds(out_dir: Path, image_size: int) -> float | None:
     return None
 
 
-def _plan_line(name: str, out_dir: Path, profile: Profile, config: TrainConfig) -> str:
+def _plan_line(name: str, out_dir: Path, profile: Profile, config: TrainConfig, resume: bool = True) -> str:
     """What is about to be trained, said before it starts: ``"teacher: training 8 epochs (quick
     profile, 128 px) into runs/checkpoints/teacher-quick; about 2 minutes"``. The time comes from
-    :func:`epoch_seconds`; without a measurement yet, the epoch log lines give it."""
-    done = 0
-    if (out_dir / "last.pt").exists():
-        try:
-            done = len(load_checkpoint(out_dir / "last.pt")["history"])
-        except CheckpointError:
-            done = 0
+    :func:`epoch_seconds`; without a measurement yet, the epoch log lines give it. ``resume=False``
+    (a retrain) starts at epoch 1 whatever ``last.pt`` holds."""
+    state = _last_state(out_dir)
+    done = len(state["history"]) if state is not None and resume else 0
     epochs = f"{config.epochs} epoch{'s' if config.epochs != 1 else ''}"
     verb = f"resuming at epoch {done + 1} of {config.epochs}" if done else f"training {epochs}"
-    seconds = epoch_seconds(out_dir, config.image_size)
+    seconds = epoch_seconds(out_dir, config.image_size, own=state)
     left = config.epochs - done
     when = (
         f"about {max(1, round(seconds * left / 60))} minutes, as measured by earlier epochs here"

@@ -36,3 +36,7 @@ def test_the_plan_line(tmp_path):
     assert line.startswith("teacher: resuming at epoch 3 of 8") and line.endswith(
         "about 2 minutes, as measured by earlier epochs here"
     )
+    retrain = _plan_line("teacher", folder, profile, config, resume=False)
+    assert retrain.startswith("teacher: training 8 epochs") and retrain.endswith(
+        "about 2 minutes, as measured by earlier epochs here"
+    )
