@@ -57,6 +57,14 @@ def unit_interval(text: str) -> float:
     return value
 
 
+def threshold(text: str) -> float:
+    """An argparse type: a number strictly between 0 and 1 (a probability threshold)."""
+    value = _number(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{value:g} is not strictly between 0 and 1; give e.g. 0.5")
+    return value
+
+
 def positive_float(text: str) -> float:
     """An argparse type: a number above 0 (a temperature)."""
     value = _number(text)

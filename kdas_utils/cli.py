@@ -12,6 +12,7 @@
     kdas study         --profile standard --export results   # when does distillation help? (notebook 07)
     kdas evaluate      --profile standard         # teacher, student alone, KDAS student -> runs/evaluation-<profile>/
     kdas export        --profile standard --out kdas_student.onnx
+    kdas predict       my_frames/ colonoscopy.mp4 --out predictions   # masks, overlays, a CSV per frame
 
 Every run is resumable: interrupt it and type the same command again.
 
@@ -33,33 +34,17 @@ from .arguments import (
     non_negative_int,
     positive_float,
     positive_int,
+    threshold,
     unit_interval,
 )
 from .config import PROFILE_NAMES, get_profile, runs_dir
-
-
-class UsageError(Exception):
-    """Something the user asked for that cannot be done; the message says what to do instead."""
+from .errors import USER_ERRORS, UsageError
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions that a user's input causes: reported in one line, not as a traceback."""
-    from .data import DatasetError
-    from .data.download import DownloadError
-    from .engine import CheckpointError, NonFiniteLossError, RunLockedError
-    from .models import WeightLoadError
-
-    return (
-        UsageError,
-        DatasetError,
-        DownloadError,
-        CheckpointError,
-        NonFiniteLossError,
-        RunLockedError,
-        WeightLoadError,
-        FileNotFoundError,
-        ValueError,
-    )
+    """The exceptions that a user's input causes: reported in one line, not as a traceback
+    (:data:`kdas_utils.errors.USER_ERRORS`)."""
+    return USER_ERRORS
 
 
 def parse_plan(text: str) -> dict[str, int]:
@@ -192,12 +177,12 @@ def _prepare_weights(args) -> int:
 
 def _train_teacher(args) -> int:
     from .evaluate import teacher_summary
-    from .training import checkpoint_dir, train_teacher
+    from .training import checkpoint_dir, profile_splits, train_teacher
 
     profile = get_profile(args.profile)
     changes = _changes(args)
     run = train_teacher(profile, retrain=args.retrain, weights=args.weights, device=args.device, **changes)
-    summary = teacher_summary(profile, run, args.device)
+    summary = teacher_summary(profile, run, profile_splits(profile), args.device)
     if run.source != "weights":
         (checkpoint_dir("teacher", profile) / "summary.json").write_text(json.dumps(summary, indent=2))
     print(json.dumps(summary, indent=2))
@@ -273,10 +258,11 @@ def _study(args) -> int:
     profile = get_profile(args.profile)
     _use_test_roots(args)
     if args.export_only:
+        _unseen(study, profile, None, study.StudyPlan(seeds=args.seeds), args.device, asked=False)
         return _export_study(study, profile, args.export or "results")
     plan = study.StudyPlan(seeds=args.seeds)
     changes = _changes(args)
-    steps = args.step or ["alpha", "seeds", "teacher-strength", "labeller", "patient"]
+    steps = args.step or ["alpha", "seeds", "teacher-strength", "labeller", "patient", "unseen"]
     sweep = study.alpha_sweep(profile, plan, args.device, **changes)
     chosen = study.choose_alpha(sweep)
     print(f"alpha chosen on the validation split: {chosen}")
@@ -292,10 +278,29 @@ def _study(args) -> int:
     if "patient" in steps:
         scores = study.patient(profile, best, chosen[best], plan, args.device, **changes)
         print(scores[["arm", "epochs", "best_epoch", "validation"]].round(4).to_string(index=False))
+    if "unseen" in steps:
+        _unseen(study, profile, chosen, plan, args.device, asked="unseen" in (args.step or []))
     if args.export:
         return _export_study(study, profile, args.export)  # with the teacher's curve
     study.teacher_curve(profile)
     return 0
+
+
+def _unseen(study, profile, chosen, plan, device, asked: bool) -> None:
+    """The final comparison on the seen and unseen test sets (trains nothing). Without an unseen set
+    or a finished run it is an error when asked for (``--step unseen``), else a note."""
+    try:
+        table, arms = study.unseen(profile, chosen, plan, device)
+    except ValueError as error:
+        if asked:
+            raise
+        print(f"unseen step left out: {error}")
+        return
+    columns = ["arm", "seed", *[c for c in table.columns if c not in ("arm", "seed", "alpha", "label_fraction")]]
+    print(table[columns].round(3).to_string(index=False))
+    wanted = ["model", "scope", "mean", "low", "high", "drop", "gain", "gain_low", "gain_high"]
+    shown = arms[arms.scope.isin(["seen", "unseen"])][[c for c in wanted if c in arms.columns]]
+    print(shown.round(3).to_string(index=False))
 
 
 def _export_study(study, profile, target) -> int:
@@ -370,6 +375,69 @@ def _export(args) -> int:
         f"output probability (B, 1, {args.image_size}, {args.image_size}))"
     )
     return 0
+
+
+def _predict(args) -> int:
+    from .predict import Predictor, predict_inputs
+
+    profile = get_profile(args.profile)
+    predictor = Predictor(
+        args.weights,
+        onnx=args.onnx,
+        profile=profile,
+        size=args.size,
+        threshold=args.threshold,
+        tta=args.tta,
+        device=args.device,
+    )
+    out = Path(args.out) if args.out else runs_dir() / "predictions"
+    print(f"predicting with {predictor.source} at {predictor.size} px" + (" with flip TTA" if args.tta else ""))
+    report = predict_inputs(predictor, args.inputs, out, batch_size=args.batch_size, overwrite=args.overwrite)
+    print(
+        f"{report.frames} frames in {report.seconds:.1f} s: {report.frames_per_second:.1f} frames/s "
+        f"({report.network_seconds:.1f} s in the network); masks, overlays and {report.csv.name} in {out}"
+    )
+    for video in report.videos:
+        print(f"overlay video: {video}")
+    if report.skipped:
+        print(f"{len(report.skipped)} file(s) skipped (listed above and in {report.csv})", file=sys.stderr)
+        return 2
+    return 0
+
+
+def add_predict(sub) -> None:
+    """The ``predict`` subcommand's parser (beside its handler, :func:`_predict`)."""
+    p = sub.add_parser(
+        "predict",
+        help="run a trained student on your own frames, folders and videos",
+        description="Predict polyp masks on image files (JPEG, PNG, TIFF, BMP), folders of them (recursive, "
+        "sorted) and videos (MP4, AVI, MOV, MKV; decoded with PyAV). Writes per frame the binary mask (PNG, "
+        "the frame's size) and an overlay, an overlay video per video, and predictions.csv (one row per frame: "
+        "polyp found, area fraction, max probability, bounding box). Exits 2 if any file was skipped.",
+        epilog="Example: kdas predict frames/ clip.mp4 --weights runs/checkpoints/student-kdas-s0-standard/best.pt "
+        "--out predictions",
+    )
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders of them, video files")
+    p.add_argument(
+        "--weights",
+        help="an engine checkpoint (best.pt) or a Polyp-PVT-format file (default: the profile's trained "
+        "KDAS student, seed 0)",
+    )
+    p.add_argument("--onnx", metavar="FILE", help="run this ONNX student (kdas export) with onnxruntime instead")
+    p.add_argument("--out", help="output folder (default: runs/predictions)")
+    p.add_argument(
+        "--threshold", type=threshold, default=0.5, help="probability at or above which a pixel is polyp (default 0.5)"
+    )
+    p.add_argument(
+        "--size",
+        type=image_size,
+        help="the network's input size, a multiple of 32 (default: the checkpoint's training size, else 352)",
+    )
+    p.add_argument("--batch-size", type=positive_int, default=8, help="frames per forward pass (default 8)")
+    p.add_argument("--tta", action="store_true", help="average with the horizontally flipped frame's prediction")
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
+    _profile_argument(p)
+    p.set_defaults(run=_predict)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -489,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--step",
         action="append",
-        choices=("alpha", "seeds", "teacher-strength", "labeller", "patient"),
+        choices=("alpha", "seeds", "teacher-strength", "labeller", "patient", "unseen"),
         help="run only these steps (repeatable; alpha always runs, it is what the others use)",
     )
     p.add_argument(
@@ -539,6 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=image_size, default=352, help="input size S, a multiple of 32 (default 352)")
     p.add_argument("--out", default="kdas_student.onnx", help="output file (default: kdas_student.onnx)")
     p.set_defaults(run=_export)
+
+    add_predict(sub)
     return parser
 
 

@@ -30,7 +30,8 @@ import shutil
 from pathlib import Path
 
 from .config import WEIGHTS_VARIABLE, data_root, download_root, runs_dir, weights_dir
-from .notebook import in_colab
+from .errors import USER_ERRORS
+from .runtime import in_colab
 
 DRIVE_MOUNT = Path("/content/drive")  # where Colab mounts Drive; the learner's files are under MyDrive/
 DRIVE_FOLDER = "kdas-notebooks"
@@ -118,7 +119,6 @@ def offer(force: bool = False, fetch=None, **prepare):
     import ipywidgets as widgets
     from IPython.display import display
 
-    from .cli import user_errors
     from .data import DRIVE_FILES
 
     status = _status()
@@ -145,7 +145,7 @@ def offer(force: bool = False, fetch=None, **prepare):
             with log:
                 try:
                     run()
-                except user_errors() as error:
+                except USER_ERRORS as error:
                     buttons[key].disabled = False
                     print(f"error: {' '.join(str(error).split())}")
                     return

@@ -25,7 +25,7 @@ from .data import PolypDataset, eval_transforms, read_mask
 from .data.pairs import Pair
 from .engine import select_device
 from .metrics import KEYS, dice_at, image_scores, normalize_map, summarize
-from .notebook import progress_bars
+from .runtime import progress_bars
 
 if TYPE_CHECKING:
     import pandas
@@ -261,12 +261,9 @@ def score_run(run, splits, image_size: int, device=None) -> dict:
     return row | {"train_seconds": round(sum(h["seconds"] for h in run.history), 1)}
 
 
-def teacher_summary(profile, run, device=None) -> dict:
+def teacher_summary(profile, run, splits, device=None) -> dict:
     """What ``kdas train-teacher`` prints and saves: the run's epochs and mean Dice at 0.5 on
-    the validation split and every test set."""
-    from .training import profile_splits
-
-    splits = profile_splits(profile)
+    the validation split and every test set of ``splits`` (:func:`kdas_utils.training.profile_splits`)."""
     return {
         "profile": profile.name,
         "image_size": profile.image_size,

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 
-class Predictor(nn.Module):
+class ProbabilityModel(nn.Module):
     """A Polyp-PVT network with a plain tensor output: ``(B, 1, H, W)`` probabilities."""
 
     def __init__(self, model: nn.Module):
@@ -45,7 +45,7 @@ def export_onnx(model: nn.Module, path: str | Path, image_size: int = 352, max_b
         raise ValueError(f"image_size={image_size}: must be a multiple of 32, e.g. 352")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    predictor = Predictor(model.cpu().eval()).eval()
+    predictor = ProbabilityModel(model.cpu().eval()).eval()
     example = torch.zeros(2, 3, image_size, image_size)
     batch = torch.export.Dim("batch", min=1, max=max_batch)
     partial = path.with_name(path.name + ".part")

@@ -3,24 +3,14 @@ whether to draw progress bars (not in notebooks executed headless)."""
 
 from __future__ import annotations
 
-import os
 import platform
-import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .config import runs_dir
-
-# ``make tutorial`` and ``make test`` set it to 0 for the notebooks they execute: a tqdm bar saved in
-# a notebook's outputs is only its first frame ("0%|          | 0/8"), residue rather than information.
-PROGRESS_VARIABLE = "KDAS_PROGRESS"
+from .runtime import PROGRESS_VARIABLE, in_colab, progress_bars  # noqa: F401 (part of this module's API)
 
 REPORTED_PACKAGES = ("torch", "torchvision", "timm", "albumentations", "numpy", "matplotlib", "ipywidgets")
-
-
-def in_colab() -> bool:
-    """True inside Google Colab."""
-    return "google.colab" in sys.modules
 
 
 def environment_report() -> dict[str, str]:
@@ -48,12 +38,6 @@ def print_environment() -> None:
     width = max(map(len, report))
     for key, value in report.items():
         print(f"{key:<{width}}  {value}")
-
-
-def progress_bars() -> bool:
-    """Whether to draw tqdm progress bars: yes, unless ``$KDAS_PROGRESS`` is ``0`` (or ``false``,
-    ``no``, ``off``), which ``make tutorial`` and ``make test`` set for the notebooks they execute."""
-    return os.environ.get(PROGRESS_VARIABLE, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def save_figure(fig, name: str, folder: str | Path | None = None, dpi: int = 110) -> Path:

@@ -304,7 +304,7 @@ def _attention_colour_bar(fig, axes) -> None:
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
-    from .widgets import MAP_SCALE
+    from .distill.maps import MAP_SCALE
 
     bar = fig.colorbar(ScalarMappable(Normalize(0, MAP_SCALE), "jet"), ax=axes, fraction=0.02, pad=0.01)
     bar.set_label("x the frame's mean (stages) / x uniform (heads)", fontsize=8)
@@ -679,5 +679,21 @@ def plot_domain_drop(table, models: list[str] | None = None):
     ax.set(ylabel="mean Dice at 0.5", title="from seen to unseen domains (95% bootstrap intervals)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def show_prediction(frame: np.ndarray, probability: np.ndarray, mask: np.ndarray, title: str = "", size: float = 2.6):
+    """One frame's prediction in four panels: the ``(H, W, 3) uint8`` frame, the ``(H, W)``
+    probability map in [0, 1], the binary mask and the overlay (:func:`overlay`)."""
+    fig, axes = plt.subplots(1, 4, figsize=(4 * size, size * frame.shape[0] / frame.shape[1] + 0.4))
+    panels = [("frame", frame, {}), ("probability", probability, {"cmap": "magma", "vmin": 0, "vmax": 1})]
+    panels += [("mask", mask, {"cmap": "gray", "vmin": 0, "vmax": 1}), ("overlay", overlay(frame, mask), {})]
+    for ax, (name, image, style) in zip(axes, panels):
+        ax.imshow(image, **style)
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig

@@ -186,6 +186,132 @@ def labeller(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPl
     return table
 
 
+UNSEEN_TABLES = ("unseen", "unseen-arms")
+
+
+def final_runs(profile: Profile, chosen: dict[str, float], plan: StudyPlan = StudyPlan()) -> list[dict]:
+    """The finished runs of the final comparison, as ``{arm, alpha, label_fraction, seed, path}``:
+    the student alone and each arm at its ``chosen`` alpha (``plan.seeds`` seeds), the labeller
+    step's two arms at ``plan.label_fraction`` (``plan.labeller_seeds``), and the teacher (seed 0).
+    Nothing is trained; a run that has not finished all its epochs is left out."""
+    from .training import _finished, checkpoint_dir, student_dir
+
+    wanted = [("no-kd", float("nan"), 1.0, plan.seeds)]
+    wanted += [(arm, alpha, 1.0, plan.seeds) for arm, alpha in chosen.items()]
+    wanted += [("no-kd", float("nan"), plan.label_fraction, plan.labeller_seeds)]
+    wanted += [(arm, alpha, plan.label_fraction, plan.labeller_seeds) for arm, alpha in chosen.items()]
+    runs = []
+    teacher = checkpoint_dir("teacher", profile)
+    if _finished(teacher, profile.teacher_epochs) is not None:
+        runs.append({"arm": "teacher", "alpha": float("nan"), "label_fraction": 1.0, "seed": 0})
+        runs[-1]["path"] = teacher / "best.pt"
+    for arm, alpha, fraction, seeds in wanted:
+        for seed in range(seeds):
+            settings = {"label_fraction": fraction} | ({} if arm == "no-kd" else {"alpha": alpha})
+            folder = student_dir(profile, arm, seed, **settings)
+            if _finished(folder, profile.epochs) is not None:
+                runs.append({"arm": arm, "alpha": alpha, "label_fraction": fraction, "seed": seed})
+                runs[-1]["path"] = folder / "best.pt"
+    return runs
+
+
+def unseen(profile: Profile, chosen: dict[str, float] | None = None, plan: StudyPlan = StudyPlan(), device=None):
+    """The final comparison on every test set, seen and unseen (issue: does distillation help on
+    polyps from hospitals the networks never saw?). Scores the finished runs of :func:`final_runs`
+    (nothing is trained) on the test sets of the data root and of ``$KDAS_TEST_ROOTS``, per frame
+    (Dice at 0.5, :func:`~kdas_utils.evaluate.frame_dice`), and writes two tables under
+    ``study-<profile>/``:
+
+    - ``unseen.csv``: one row per run (``arm``, ``alpha``, ``label_fraction``, ``seed``), the mean
+      Dice of each test set (one column per set, e.g. ``CVC-ColonDB``), ``seen`` and ``unseen`` (the
+      frames of a domain pooled) and ``drop`` (seen minus unseen);
+    - ``unseen-arms.csv``: per arm, each frame's Dice averaged over the arm's seeds, then
+      :func:`~kdas_utils.evaluate.domain_table` (95% percentile-bootstrap intervals over frames) with
+      ``gain`` = the arm minus the student alone *of the same label fraction* on the same frames
+      (paired interval).
+
+    ``chosen`` (``{arm: alpha}``, see :func:`choose_alpha`) defaults to the choice recorded in
+    ``study-<profile>/alpha.csv``, else in the project's ``results/``. Returns both tables.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from .evaluate import average_seeds, domain_table, frame_dice
+    from .models import load_network
+    from .training import profile_splits
+
+    if chosen is None:
+        chosen = recorded_choice(profile)
+    splits = profile_splits(profile)
+    if "unseen" not in splits.domains.values():
+        raise ValueError(
+            f"the {profile.name} profile's test sets {list(splits.test)} hold no unseen set: name a root of "
+            f"unseen sets with $KDAS_TEST_ROOTS or --test-root (e.g. ../shared/data/unseen256)"
+        )
+    runs = final_runs(profile, chosen, plan)
+    if not runs:
+        raise ValueError(f"no finished run of the {profile.name} profile's final comparison under {runs_dir()}")
+    rows, frames, fractions = [], {}, {}
+    for run in runs:
+        model = load_network(run.pop("path"))
+        per_set = {name: frame_dice(model, pairs, profile.image_size, device) for name, pairs in splits.test.items()}
+        pooled = {
+            which: np.concatenate([v for name, v in per_set.items() if splits.domains[name] == which])
+            for which in ("seen", "unseen")
+        }
+        rows.append(
+            run
+            | {name: float(v.mean()) for name, v in per_set.items()}
+            | {which: float(v.mean()) for which, v in pooled.items()}
+            | {"drop": float(pooled["seen"].mean() - pooled["unseen"].mean())}
+        )
+        frames.setdefault(_run_label(run), []).append(per_set)
+        fractions[_run_label(run)] = run["label_fraction"]
+    table = pd.DataFrame(rows)
+    arms = []
+    for fraction in dict.fromkeys(table.label_fraction):
+        group = {label: seeds for label, seeds in frames.items() if fractions[label] == fraction}
+        averaged = average_seeds(group)
+        alone = _run_label({"arm": "no-kd", "alpha": float("nan"), "label_fraction": fraction})
+        domains = domain_table(averaged, splits.domains, baseline=alone if alone in averaged else None)
+        domains = domains.reset_index()
+        domains["seeds"] = domains.model.map({label: len(s) for label, s in group.items()})
+        arms.append(domains.assign(label_fraction=fraction))
+    arms = pd.concat(arms, ignore_index=True)
+    _write(table, profile, "unseen")
+    _write(arms, profile, "unseen-arms")
+    return table, arms
+
+
+def recorded_choice(profile: Profile) -> dict[str, float]:
+    """The alphas chosen by the study's alpha step (:func:`choose_alpha` of ``alpha.csv``), read from
+    ``study-<profile>/`` under the runs folder, else from the project's ``results/``; ``{}`` if neither
+    holds one."""
+    import pandas as pd
+
+    from .config import project_root
+
+    for root in (study_dir(profile).parent, project_root() / "results"):
+        path = root / f"study-{profile.name}" / "alpha.csv"
+        if path.exists():
+            return choose_alpha(pd.read_csv(path))
+    return {}
+
+
+def _run_label(run: dict) -> str:
+    """``"student alone"``, ``"teacher"``, ``"kdas (alpha 0.05)"``, with ``", 25% of masks"`` for a
+    label fraction below 1: the model names of ``unseen-arms.csv``."""
+    import math
+
+    if run["arm"] == "teacher":
+        label = "teacher"
+    elif run["arm"] == "no-kd":
+        label = "student alone"
+    else:
+        label = f"{run['arm']} (alpha {run['alpha']:g})" if not math.isnan(run["alpha"]) else run["arm"]
+    return label if run["label_fraction"] >= 1 else f"{label}, {run['label_fraction']:.0%} of masks"
+
+
 def patient_curves(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPlan()):
     """The validation curves of the patient runs as far as they have trained (nothing is trained
     here): ``no-kd`` and ``arm`` at ``plan.patient_factor`` times the profile's epochs, seed 0,
@@ -419,8 +545,8 @@ def curves(tables: dict) -> dict:
 
 def draw(tables: dict, profile_name: str) -> dict:
     """The study's figures from the tables of :func:`load_results` that exist, ``{name: Figure}``:
-    ``curves`` (:func:`curves`), ``alpha`` and ``teacher-strength`` (with the student alone as a
-    dashed line)."""
+    ``curves`` (:func:`curves`), ``alpha``, ``teacher-strength`` (with the student alone as a
+    dashed line) and ``unseen`` (seen to unseen, :func:`unseen`'s runs with every mask)."""
     from . import plots
 
     drawn = {}
@@ -430,6 +556,10 @@ def draw(tables: dict, profile_name: str) -> dict:
         )
     if "alpha" in tables:
         drawn["alpha"] = plots.plot_alpha_sweep(tables["alpha"])
+    if "unseen-arms" in tables:
+        arms = tables["unseen-arms"]
+        full = arms[arms.label_fraction == 1].set_index(["model", "scope"])
+        drawn["unseen"] = plots.plot_domain_drop(full)
     if "teacher-strength" in tables:
         strength = tables["teacher-strength"]
         alone = (strength.validation - strength.gain).mean()  # gain is measured against the student alone

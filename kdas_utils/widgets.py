@@ -8,14 +8,17 @@ picture is an ``ipywidgets.Image`` holding PNG bytes, so it works in JupyterLab,
 
 from __future__ import annotations
 
+import io
+
 import cv2
 import matplotlib
 import numpy as np
 import torch
 
-from .distill.maps import LAYERS, layer_map
-
-MAP_SCALE = 4.0  # every map is relative (1 = the frame's mean, or uniform): shown on [0, MAP_SCALE]
+from .distill.maps import LAYERS, MAP_SCALE, layer_map
+from .errors import USER_ERRORS
+from .plots import show_prediction
+from .predict import Predictor, as_rgb
 
 
 def render_overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5, cmap: str = "jet") -> np.ndarray:
@@ -129,3 +132,121 @@ def explorer_app(profile=None, n_frames: int = 4, device=None):
     models = {label: load_network(path, device) for label, path in found.items()}
     _, samples = figure_samples(profile, n_frames)
     return AttentionExplorer(models, samples).widget()
+
+
+class FrameTryout:
+    """Try the student on your own frame: an upload button (JPEG, PNG, TIFF, BMP) and a path box,
+    and the prediction of a :class:`kdas_utils.predict.Predictor` drawn as frame, probability,
+    mask and overlay (:func:`kdas_utils.plots.show_prediction`), with one line of numbers below.
+
+    ``tryout.show(image)`` draws any frame (a path or an RGB array) without the widget, e.g. in a
+    notebook executed headless."""
+
+    def __init__(self, predictor):
+        self.predictor = predictor
+        self._picture = self._caption = None
+
+    def picture(self, image, name: str = "") -> tuple[bytes, str]:
+        """``(PNG bytes of the four panels, the summary line)`` of one frame."""
+        import matplotlib.pyplot as plt
+
+        frame = as_rgb(image)
+        result = self.predictor.predict(frame)
+        line = (
+            f"{name or 'frame'} ({frame.shape[1]} x {frame.shape[0]}): "
+            + (f"polyp, {result.area_fraction:.1%} of the frame, box {result.bbox}" if result.found else "no polyp")
+            + f"; max probability {result.max_probability:.3f} at threshold {self.predictor.threshold:g}"
+        )
+        fig = show_prediction(frame, result.probability, result.mask, title=line)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=90, bbox_inches="tight")
+        plt.close(fig)
+        return buffer.getvalue(), line
+
+    def show(self, image, name: str = ""):
+        """Draw one frame's prediction (a figure in a notebook) and return the summary line."""
+        from IPython.display import Image, display
+
+        png, line = self.picture(image, name)
+        display(Image(png))
+        return line
+
+    def widget(self):
+        """FileUpload and a path box over the picture; a bad file gets a line naming it."""
+        import ipywidgets as w
+
+        upload = w.FileUpload(accept=".jpg,.jpeg,.png,.tif,.tiff,.bmp", multiple=False, description="upload a frame")
+        path = w.Text(
+            placeholder="or type the path of a frame and press Enter",
+            continuous_update=False,  # the value changes on Enter (or leaving the box), not on every key
+            layout=w.Layout(width="420px"),
+        )
+        picture = w.Image(format="png", layout=w.Layout(max_width="900px"))
+        caption = w.HTML("<i>upload a frame or give its path</i>")
+
+        def run(image, name):
+            try:
+                picture.value, line = self.picture(image, name)
+                caption.value = f"<b>{line}</b>"
+            except USER_ERRORS as error:  # an unreadable file or path: say so under the picture
+                caption.value = f"<span style='color:#b00'>{name}: {' '.join(str(error).split())}</span>"
+
+        def uploaded(change):
+            files = change["new"]
+            if not files:
+                return
+            item = files[0]
+            run(_decode_upload(item), item["name"])
+
+        def typed(change):
+            if change["new"].strip():
+                run(change["new"].strip(), change["new"].strip())
+
+        upload.observe(uploaded, names="value")
+        path.observe(typed, names="value")
+        self._picture, self._caption = picture, caption
+        return w.VBox([w.HBox([upload, path]), picture, caption])
+
+
+def _decode_upload(item: dict) -> np.ndarray:
+    """An ipywidgets ``FileUpload`` item (``name``, ``content`` bytes) as ``(H, W, 3) uint8`` RGB.
+
+    Raises:
+        ValueError: the bytes are not an image; the message names the file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(bytes(item["content"]))) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(f"{item['name']} cannot be decoded as an image ({error})") from error
+
+
+def tryout_app(profile=None, weights=None, device=None):
+    """The :class:`FrameTryout` widget over ``weights``, else the profile's best trained network for
+    the job: the KDAS student, else the student alone, else the teacher (those whose checkpoints
+    exist, :func:`kdas_utils.training.trained_checkpoints`); part of the Voila app. A caption names it.
+
+    Raises:
+        FileNotFoundError: no checkpoint of the profile yet; the message gives the command.
+    """
+    import ipywidgets as w
+
+    from .config import get_profile, runs_dir
+    from .training import trained_checkpoints
+
+    profile = profile or get_profile()
+    if weights is None:
+        found = trained_checkpoints(profile)
+        label = next((name for name in ("KDAS student", "student alone", "teacher") if name in found), None)
+        if label is None:
+            raise FileNotFoundError(
+                f"no trained network of the {profile.name!r} profile under {runs_dir() / 'checkpoints'}: "
+                f"run `kdas distill --profile {profile.name}` (or notebooks 02 and 05) first"
+            )
+        weights = found[label]
+    else:
+        label = str(weights)
+    tryout = FrameTryout(Predictor(weights, profile=profile, device=device))
+    return w.VBox([w.HTML(f"the network: <b>{label}</b> ({profile.name} profile)"), tryout.widget()])

@@ -222,8 +222,24 @@ def test_explorer_in_jupyterlab(browser, quick_teacher, tmp_path):
     assert before != after, "the attention map did not change when the frame slider moved"
 
 
-def test_explorer_as_voila_app(browser, quick_teacher, tmp_path):
-    """``voila apps/attention_explorer.ipynb``: the app renders the explorer, and it responds."""
+def _upload_a_frame(page, name: str, frame: Path) -> str:
+    """Upload ``frame`` through the app's FileUpload (its hidden ``<input type=file>``) and wait for the
+    prediction's caption; returns it. The page is saved as an artefact."""
+    from playwright.sync_api import expect
+
+    page.locator("input[type=file]").first.set_input_files(str(frame))
+    caption = page.locator(".widget-html", has_text="max probability").first
+    expect(caption).to_be_visible(timeout=120_000)
+    picture = caption.locator("xpath=preceding-sibling::*[contains(@class, 'widget-image')]").first
+    expect(picture).to_be_visible(timeout=30_000)
+    assert picture.bounding_box()["height"] > 100, "the four panels of the prediction were not drawn"
+    page.screenshot(path=_artifacts() / f"{name}-upload.png", full_page=True)
+    return caption.inner_text()
+
+
+def test_explorer_as_voila_app(browser, quick_teacher, real_pair, tmp_path):
+    """``voila apps/attention_explorer.ipynb``: the app renders the explorer, and it responds; a real
+    frame uploaded in the browser comes back with its prediction."""
     port = _free_port()
     command = [
         sys.executable,
@@ -241,4 +257,6 @@ def test_explorer_as_voila_app(browser, quick_teacher, tmp_path):
             page.wait_for_selector(".widget-image", timeout=600_000)
             assert page.locator(".widget-dropdown select").first.input_value() == "teacher"
             before, after = _move_slider_and_compare(page, "voila-app")
+            caption = _upload_a_frame(page, "voila-app", real_pair[0])
     assert before != after, "the Voila app's map did not change when the frame slider moved"
+    assert caption.startswith(f"{real_pair[0].name} (") and "threshold 0.5" in caption, caption

@@ -241,7 +241,7 @@ def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):
 
 
 def test_onnx_student_matches_pytorch_on_a_real_frame(real_pair, tmp_path):
-    from kdas_utils.export import OnnxPredictor, Predictor, export_onnx
+    from kdas_utils.export import OnnxPredictor, ProbabilityModel, export_onnx
 
     torch.manual_seed(0)
     student = build_student().eval()
@@ -250,7 +250,7 @@ def test_onnx_student_matches_pytorch_on_a_real_frame(real_pair, tmp_path):
     batch = torch.cat([image, image.flip(-1), image.flip(-2)])  # a batch of 3: the batch size is dynamic
     onnx_out = OnnxPredictor(path)(batch.numpy())
     with torch.no_grad():
-        torch_out = Predictor(student)(batch).numpy()
+        torch_out = ProbabilityModel(student)(batch).numpy()
     assert onnx_out.shape == (3, 1, 352, 352)
     assert np.abs(onnx_out - torch_out).max() < 1e-4
     with pytest.raises(ValueError, match=r"takes \(B, 3, 352, 352\)"):

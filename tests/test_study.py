@@ -5,7 +5,9 @@ import pytest
 
 from kdas_utils import study
 from kdas_utils.config import get_profile
-from kdas_utils.evaluate import gap_closed
+from kdas_utils.evaluate import gap_closed, mean_dice
+from kdas_utils.models import load_network
+from kdas_utils.training import profile_splits, student_dir
 
 
 @pytest.fixture
@@ -178,8 +180,41 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     labelled = study.labeller(tiny, "pixel", chosen["pixel"], plan, device="cpu", progress=False)
     assert list(labelled.arm) == ["no-kd", "pixel"] and (labelled.label_fraction == 0.25).all()
     assert labelled.alpha.isna().tolist() == [True, False] and labelled.validation.notna().all()
+    # the final comparison on seen and unseen sets (the quick profile's unseen set is Synthetic-Shift)
+    table, arms = study.unseen(tiny, chosen, plan, device="cpu")
+    assert sorted(zip(table.arm, table.label_fraction)) == [
+        ("no-kd", 0.25),
+        ("no-kd", 1.0),
+        ("pixel", 0.25),
+        ("pixel", 1.0),
+        ("teacher", 1.0),
+    ]
+    splits = profile_splits(tiny)
+    assert "unseen" in splits.domains.values() and set(splits.test) <= set(table.columns)
+    alone = table[(table.arm == "no-kd") & (table.label_fraction == 1)].iloc[0]
+    network = load_network(student_dir(tiny, "no-kd", 0) / "best.pt")
+    for name, pairs in splits.test.items():
+        assert alone[name] == pytest.approx(mean_dice(network, pairs, tiny.image_size, "cpu"))
+    assert alone["drop"] == pytest.approx(alone["seen"] - alone["unseen"])
+    by = arms.set_index(["model", "scope"])
+    label = f"pixel (alpha {chosen['pixel']:g})"
+    pixel = table[(table.arm == "pixel") & (table.label_fraction == 1)].iloc[0]
+    assert by.loc[(label, "unseen"), "gain"] == pytest.approx(pixel["unseen"] - alone["unseen"])  # one seed each
+    assert by.loc[(label, "unseen"), "gain_low"] <= by.loc[(label, "unseen"), "gain_high"]
+    quarter = table[table.label_fraction == 0.25].set_index("arm")["unseen"]
+    gain = by.loc[(f"{label}, 25% of masks", "unseen"), "gain"]
+    assert gain == pytest.approx(quarter["pixel"] - quarter["no-kd"])  # against the alone of the same fraction
     written = {p.stem for p in study.study_dir(tiny).glob("*.csv")}
-    assert written == {"alpha", "seeds", "teacher-strength", "patient", "patient-scores", "labeller"}
+    assert written == {
+        "alpha",
+        "seeds",
+        "teacher-strength",
+        "patient",
+        "patient-scores",
+        "labeller",
+        "unseen",
+        "unseen-arms",
+    }
     assert study.teacher_curve(tiny)["epoch"].tolist() == [1, 2]
     # the ablation table of the chosen alpha holds the student alone and the arm, each run once
     from kdas_utils.training import ablation_csv
@@ -191,7 +226,12 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     written = study.export(tiny, results)
     assert (results / "study-quick" / "seeds.csv") in written and all(path.exists() for path in written)
     drawn = {path.name for path in written if path.suffix == ".png"}
-    assert {"curves.png", "alpha.png", "teacher-strength.png"} <= drawn  # the study's figures, with its tables
+    assert {
+        "curves.png",
+        "alpha.png",
+        "teacher-strength.png",
+        "unseen.png",
+    } <= drawn  # the study's figures, with its tables
     loaded = study.load_results("quick", root=results)
     tag = f"ablation-a{chosen['pixel']:g}"  # the file name leaves out the default alpha (0.3); this name does not
     assert {"alpha", "seeds", "teacher-strength", "patient", "patient-scores", "teacher-curve", "labeller", tag} <= set(

@@ -34,10 +34,11 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from ..notebook import progress_bars
+from ..errors import KDASError
+from ..runtime import progress_bars
 
 
-class DownloadError(RuntimeError):
+class DownloadError(KDASError, RuntimeError):
     """A download or a checksum failed; the message says what to do."""
 
 

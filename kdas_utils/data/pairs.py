@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..errors import KDASError
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 IMAGE_DIR_NAMES = ("images", "image")
 MASK_DIR_NAMES = ("masks", "mask")
@@ -37,7 +39,7 @@ MASK_THRESHOLD = 128  # a mask pixel >= 128 (of 255) is polyp
 Pair = tuple[Path, Path]
 
 
-class DatasetError(ValueError):
+class DatasetError(KDASError, ValueError):
     """A dataset folder or file cannot be used; the message names it and says what to do."""
 
 

@@ -19,6 +19,9 @@ import torch.nn.functional as F
 
 from .attention import activation_energy, self_attention_map
 
+# every map is relative (1 = the frame's mean, or uniform): figures and explorers show it on [0, MAP_SCALE]
+MAP_SCALE = 4.0
+
 LAYERS = ("stage1", "stage2", "stage3", "stage4", "P1", "P2")
 
 

@@ -1,21 +1,25 @@
-"""Checkpoints that survive a crash: atomic writes, the RNG states, and the check that a
-checkpoint fits the run that wants to resume it (or to take it as finished)."""
+"""Checkpoints that survive a crash: the RNG states, and the check that a checkpoint fits the run
+that wants to resume it (or to take it as finished). The file itself (atomic write, checked read)
+is :mod:`kdas_utils.checkpoint_file`."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import random
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint_file import (  # noqa: F401 (the file format, re-exported here for the engine's callers)
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
+from ..errors import KDASError
 from .config import TrainConfig
 from .objectives import SegmentationObjective, objective_settings
-
-CHECKPOINT_FORMAT = "kdas-checkpoint/1"
 
 # Settings that must be those of a checkpoint to resume it or to take it as the finished run.
 MUST_MATCH = (
@@ -30,49 +34,8 @@ MUST_MATCH = (
 )
 
 
-class NonFiniteLossError(FloatingPointError):
+class NonFiniteLossError(KDASError, FloatingPointError):
     """Training produced a NaN or infinite loss; the message names the step and the batch."""
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint file cannot be read or does not fit the run."""
-
-
-def save_checkpoint(state: dict, path: str | Path) -> Path:
-    """Write ``state`` with ``torch.save`` atomically: a ``.part`` file, flushed to disk, then
-    renamed over ``path``. An interrupted write leaves the old file untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    try:
-        with open(partial, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """Read a checkpoint written by the engine (``weights_only=True``: no code is unpickled)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint; train first or check the path")
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as error:  # truncated zip, foreign pickle, ...
-        raise CheckpointError(f"{path}: cannot be read as a checkpoint ({error}); delete it and train again") from error
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(
-            f"{path}: not a KDAS engine checkpoint "
-            f"(format {state.get('format') if isinstance(state, dict) else None!r}, "
-            f"expected {CHECKPOINT_FORMAT!r}); official PolypPVT.pth files load with "
-            f"kdas_utils.models.load_polyp_pvt"
-        )
-    return state
 
 
 def rng_state() -> dict:

@@ -23,12 +23,14 @@ import time
 import warnings
 from pathlib import Path
 
+from ..errors import KDASError
+
 LOCK_NAME = "run.lock"
 
 _held: dict[Path, int] = {}  # lock files this process holds -> how many times
 
 
-class RunLockedError(RuntimeError):
+class RunLockedError(KDASError, RuntimeError):
     """Another running process holds the run folder; the message names it."""
 
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ..data.partial import PartialLabels
 from ..losses import is_labelled
 from ..metrics import dice_at
-from ..notebook import progress_bars
+from ..runtime import progress_bars
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,

@@ -5,13 +5,12 @@ out = build_teacher()(x)     # out.p1, out.p2 (B, 1, H, W) logits; out.stages, o
 """
 
 from .blocks import CFM, CIM, GCN, SAM, BasicConv2d, ChannelAttention, SpatialAttention
+from .builders import build_student, build_teacher
 from .polyp_pvt import (
     BACKBONES,
     FEATURES,
     PolypOutput,
     PolypPVT,
-    build_student,
-    build_teacher,
     count_parameters,
     feature_channels,
 )

@@ -171,10 +171,10 @@ def prepare_pvt_v2(backbones: tuple[str, ...] = ("pvt_v2_b2", "pvt_v2_b0"), url:
 def check_official_teacher(path: Path) -> None:
     """Raise :class:`~kdas_utils.models.WeightLoadError` unless ``path`` loads strictly into
     :func:`~kdas_utils.models.build_teacher` (the Polyp-PVT teacher on PVTv2-B2)."""
-    from .polyp_pvt import build_teacher
+    from .polyp_pvt import BACKBONES, PolypPVT
 
     try:
-        load_polyp_pvt(build_teacher(), path)
+        load_polyp_pvt(PolypPVT(BACKBONES["teacher"]), path)
     except (WeightLoadError, FileNotFoundError) as error:
         item = DRIVE_FILES["polyp-pvt"]
         raise WeightLoadError(

@@ -30,6 +30,8 @@ import torch
 from timm.models.pvt_v2 import checkpoint_filter_fn
 from torch import nn
 
+from ..errors import KDASError
+
 # Polyp-PVT module name -> our module name (decoder only).
 POLYP_PVT_DECODER_NAMES = {
     "ca": "cim.ca",
@@ -47,7 +49,7 @@ POLYP_PVT_DECODER_NAMES = {
 IGNORED_RELEASE_KEYS = re.compile(r"^head\.")
 
 
-class WeightLoadError(RuntimeError):
+class WeightLoadError(KDASError, RuntimeError):
     """A weight file does not fit the model; the message lists the keys."""
 
 
@@ -171,19 +173,19 @@ def load_official(path: str | Path) -> nn.Module:
     """A network rebuilt for a Polyp-PVT-format checkpoint: the official ``PolypPVT.pth``
     teacher (PVTv2-B2) or a KDAS student saved the released code's way (PVTv2-B0), told
     apart by the width of ``backbone.patch_embed1``. Returned in ``eval()`` mode."""
-    from .polyp_pvt import build_student, build_teacher
+    from .polyp_pvt import BACKBONES, PolypPVT
 
-    builders = {64: build_teacher, 32: build_student}  # the width of the first patch embedding
+    roles = {64: "teacher", 32: "student"}  # the width of the first patch embedding
     state = _read(path)
     stem = state.get("backbone.patch_embed1.proj.weight")
     width = None if stem is None else stem.shape[0]
-    if width not in builders:
+    if width not in roles:
         raise WeightLoadError(
             f"{path}: not a Polyp-PVT-format checkpoint (backbone.patch_embed1.proj.weight is "
             f"{'missing' if stem is None else f'{width} wide'}; expected 64 for PVTv2-B2 or 32 for "
             f"B0). Engine checkpoints (best.pt) go to --checkpoint instead."
         )
-    model = builders[width]()
+    model = PolypPVT(BACKBONES[roles[width]])
     _load_polyp_pvt_state(model, state, path, strict=True)
     model.weights_source = f"Polyp-PVT-format checkpoint: {path}"
     return model.eval()
@@ -196,7 +198,7 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> nn.Mod
     Raises:
         kdas_utils.engine.CheckpointError: the file is not an engine checkpoint, or records no backbone.
     """
-    from ..engine.checkpoint import CheckpointError, load_checkpoint
+    from ..checkpoint_file import CheckpointError, load_checkpoint
     from .polyp_pvt import PolypPVT
 
     state = load_checkpoint(path)
@@ -215,7 +217,7 @@ def load_network(path: str | Path, device: str | torch.device = "cpu") -> nn.Mod
     """Either kind of network file of the series, told apart by its contents: an engine checkpoint
     (:func:`load_trained`) or a Polyp-PVT-format file such as the official ``PolypPVT.pth``
     (:func:`load_official`). Returned in ``eval()`` mode on ``device``."""
-    from ..engine.checkpoint import CHECKPOINT_FORMAT
+    from ..checkpoint_file import CHECKPOINT_FORMAT
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: tensors stay on disk

@@ -1,0 +1,121 @@
+"""The package's floors: its import graph, read from the source with ``ast`` (imports at module level
+and inside functions alike), has no circle; every error a user can cause shares one base class."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "kdas_utils"
+
+
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """``{module: the package's modules it imports}``. ``from .x import y`` counts ``x``, and
+    ``x.y`` when ``y`` is a module of its own."""
+    files = {module_name(path, package): path for path in package.rglob("*.py")}
+    graph = {}
+    for name, path in files.items():
+        here = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(here[: len(here) - node.level + 1] + ([node.module] if node.module else []))
+                targets |= {base} | {f"{base}.{alias.name}" for alias in node.names}
+        graph[name] = {t for t in targets if t in files and t != name}
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan's algorithm)."""
+    index, low, stack, on_stack, found = {}, {}, [], set(), []
+
+    def visit(node):
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in sorted(graph[node]):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                other = stack.pop()
+                on_stack.discard(other)
+                component.append(other)
+                if other == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_circle_finder_on_a_hand_made_package(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from .sub import b\n")
+    (package / "sub" / "__init__.py").write_text("")
+    (package / "sub" / "b.py").write_text("def f():\n    from ..c import g\n")  # a function-level import counts
+    (package / "c.py").write_text("import pkg.a\n")
+    (package / "d.py").write_text("from . import a\n")  # imports into the circle, is not part of it
+    graph = import_graph(package)
+    assert graph["pkg.a"] == {"pkg.sub", "pkg.sub.b"} and graph["pkg.d"] == {"pkg", "pkg.a"}
+    assert circles(graph) == [["pkg.a", "pkg.c", "pkg.sub.b"]]
+    (package / "c.py").write_text("")
+    assert circles(import_graph(package)) == []
+
+
+def test_the_package_has_no_import_circle():
+    graph = import_graph()
+    assert len(graph) > 40 and "kdas_utils.models.pretrained" in graph["kdas_utils.models.builders"]
+    assert circles(graph) == []
+
+
+def test_the_lowest_floors_look_only_down():
+    graph = import_graph()
+    for low in ("kdas_utils.runtime", "kdas_utils.errors", "kdas_utils.checkpoint_file"):
+        assert graph[low] <= {"kdas_utils.errors"}, (low, graph[low])
+    for module in ("kdas_utils.data.download", "kdas_utils.engine.trainer", "kdas_utils.evaluate"):
+        assert "kdas_utils.notebook" not in graph[module], module
+    assert "kdas_utils.cli" not in graph["kdas_utils.colab"]
+    assert not any(name.startswith("kdas_utils.engine") for name in graph["kdas_utils.models.weights"])
+
+
+@pytest.mark.parametrize(
+    "where, name",
+    [
+        ("kdas_utils.engine", "RunLockedError"),
+        ("kdas_utils.engine", "NonFiniteLossError"),
+        ("kdas_utils.engine", "CheckpointError"),
+        ("kdas_utils.models", "WeightLoadError"),
+        ("kdas_utils.data.pairs", "DatasetError"),
+        ("kdas_utils.data.download", "DownloadError"),
+        ("kdas_utils.predict", "PredictInputError"),
+        ("kdas_utils.errors", "UsageError"),
+    ],
+)
+def test_every_user_facing_error_is_a_kdas_error(where, name):
+    import importlib
+
+    from kdas_utils.errors import USER_ERRORS, KDASError
+
+    error = getattr(importlib.import_module(where), name)
+    assert issubclass(error, KDASError) and issubclass(error, USER_ERRORS)
