@@ -12,7 +12,10 @@ Measures on the current device, with warm-up passes and the median of repeated r
    ratio, and peak memory (RSS on CPU, allocated memory on GPU);
 3. data loading: images/s of one loading process, cold (decoding files) and warm (from the
    frame cache), against the images/s the training step consumes;
-4. with ``--notebooks``: the wall time of each notebook in the quick profile, and of the series.
+4. ``kdas predict`` on a video: frames per second end to end (decode, predict, write masks,
+   overlays and the overlay video) and in the network alone, with PyTorch and with ONNX Runtime,
+   at batch 1 and 8, at 352 px (a seeded student: the speed does not depend on the weights);
+5. with ``--notebooks``: the wall time of each notebook in the quick profile, and of the series.
 
 Prints a table and writes ``<out>/<device>-<date>.json`` with, at the top level, ``device``,
 ``torch``, ``distill_step_ratio_to_bound``, ``student_teacher_latency_ratio`` and
@@ -119,6 +122,66 @@ def inference(device, image_size: int = 352, throughput_batch: int = 16, warmup:
     return out
 
 
+def predict_video(image_size: int = 352, frames: int = 48, batches: tuple[int, ...] = (1, 8)) -> dict:
+    """Frames per second of :func:`kdas_utils.predict.predict_inputs` on an MP4 it writes first, with
+    PyTorch and with the ONNX export on onnxruntime, at each batch size. The video's frames are real
+    test frames (``$KDAS_DATA_ROOT``'s Kvasir set, resized to ``image_size``) where they exist, else
+    random noise; the report says which."""
+    import av
+    import numpy as np
+    from PIL import Image
+
+    from .config import data_root
+    from .engine import CHECKPOINT_FORMAT, save_checkpoint
+    from .engine.checkpoint import architecture
+    from .export import export_onnx
+    from .predict import Predictor, predict_inputs
+
+    folder = data_root() / "TestDataset" / "Kvasir" / "images"
+    files = sorted(folder.glob("*.jpg"))[:frames] if folder.is_dir() else []
+    if files:
+        images = [np.asarray(Image.open(f).convert("RGB").resize((image_size, image_size))) for f in files]
+        source = f"{len(images)} real Kvasir test frames"
+    else:
+        rng = np.random.default_rng(0)
+        images = [rng.integers(0, 256, (image_size, image_size, 3), np.uint8) for _ in range(frames)]
+        source = f"{frames} random frames"
+    torch.manual_seed(0)
+    student = build_student().eval()
+    out = {"image_size": image_size, "frames": len(images), "video": source}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        video = tmp / "clip.mp4"
+        with av.open(str(video), "w") as container:
+            stream = container.add_stream("libx264", rate=25)
+            stream.width, stream.height, stream.pix_fmt = image_size, image_size, "yuv420p"
+            for rgb in images:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+            container.mux(stream.encode())
+        weights = save_checkpoint(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "model": student.state_dict(),
+                "arch": architecture(student),
+                "config": {"image_size": image_size},
+            },
+            tmp / "best.pt",
+        )
+        onnx = export_onnx(student, tmp / "student.onnx", image_size=image_size)
+        runs = {"torch": Predictor(weights, device="cpu"), "onnxruntime": Predictor(onnx=onnx)}
+        for backend, predictor in runs.items():
+            predict_inputs(predictor, [video], tmp / "warm-up", batch_size=1, overwrite=True, progress=False, log=None)
+            for batch in batches:
+                report = predict_inputs(
+                    predictor, [video], tmp / f"{backend}-{batch}", batch_size=batch, progress=False, log=None
+                )
+                out[f"{backend}_bs{batch}"] = {
+                    "frames_per_s": report.frames_per_second,
+                    "network_frames_per_s": report.frames / report.network_seconds,
+                }
+    return out
+
+
 def data_loading(profile_name: str, batches: int = 20) -> dict:
     """Images/s that one data-loading process delivers for a profile's training set (decode,
     resize, augment, normalise), on the first pass (cold: files decoded) and the second (warm:
@@ -204,12 +267,22 @@ def main(argv: list[str] | None = None) -> int:
         help="only write torch.profiler's table of the teacher's training step (standard profile's batch and size)",
     )
     parser.add_argument("--device", default=None)
+    parser.add_argument("--predict-only", action="store_true", help="only time kdas predict on a video (CPU)")
     args = parser.parse_args(argv)
     if args.profile_step:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / f"profile-teacher-step-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.txt"
         path.write_text(profile_step())
         print(path.read_text())
+        print(f"written {path}")
+        return 0
+    if args.predict_only:
+        args.out.mkdir(parents=True, exist_ok=True)
+        report = {"device": _cpu_name(), "torch": torch.__version__, "date": _now().isoformat(timespec="seconds")}
+        report["predict_video"] = predict_video(64 if args.tiny else 352, 4 if args.tiny else 48)
+        path = args.out / f"predict-cpu-{_now():%Y%m%d-%H%M%S}.json"
+        path.write_text(json.dumps(report, indent=2))
+        print("\n".join(_predict_lines(report["predict_video"])))
         print(f"written {path}")
         return 0
     device = select_device(args.device)
@@ -248,6 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     print("inference ...", flush=True)
     report["inference"] = inference(device, 64 if args.tiny else 352, 2 if args.tiny else 16, warmup, repeats)
     report["student_teacher_latency_ratio"] = report["inference"]["student_teacher_latency_ratio"]
+    print("kdas predict on a video ...", flush=True)
+    report["predict_video"] = predict_video(64 if args.tiny else 352, 4 if args.tiny else 48)
     print("data loading ...", flush=True)
     report["data_loading"] = data_loading("quick", batches=2 if args.tiny else 20)
     report["notebooks_quick_seconds"] = notebooks_quick(args.out) if args.notebooks else None
@@ -259,6 +334,27 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(report))
     print(f"written {path}")
     return 0
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _cpu_name() -> str:
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def _predict_lines(p: dict) -> list[str]:
+    """The Markdown rows of :func:`predict_video`'s measurement."""
+    lines = []
+    for key, value in p.items():
+        if isinstance(value, dict):
+            backend, batch = key.rsplit("_bs", 1)
+            lines.append(
+                f"| kdas predict on a video ({p['video']}, {p['image_size']} px), {backend}, batch {batch} (CPU) | "
+                f"{value['frames_per_s']:.1f} frames/s end to end, {value['network_frames_per_s']:.1f} in the network |"
+            )
+    return lines
 
 
 def summary(report: dict) -> str:
@@ -298,6 +394,8 @@ def summary(report: dict) -> str:
             f"| distillation step, {c['setting']}: eager / torch.compile | {c['eager_s']:.3f} s / "
             f"{c['compiled_s']:.3f} s ({c['speedup']:.2f}x) |"
         )
+    if report.get("predict_video"):
+        lines += _predict_lines(report["predict_video"])
     if report.get("series_quick_seconds") is not None:
         lines.append(f"| notebook series, quick profile | {report['series_quick_seconds']:.0f} s |")
     return "\n".join(lines)

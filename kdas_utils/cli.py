@@ -263,6 +263,9 @@ def _study(args) -> int:
     plan = study.StudyPlan(seeds=args.seeds)
     changes = _changes(args)
     steps = args.step or ["alpha", "seeds", "teacher-strength", "labeller", "patient", "unseen"]
+    if set(steps) == {"unseen"}:  # scores finished runs at the alphas recorded by the alpha step; trains nothing
+        _unseen(study, profile, None, plan, args.device, asked=True)
+        return _export_study(study, profile, args.export) if args.export else 0
     sweep = study.alpha_sweep(profile, plan, args.device, **changes)
     chosen = study.choose_alpha(sweep)
     print(f"alpha chosen on the validation split: {chosen}")
@@ -558,7 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--step",
         action="append",
         choices=("alpha", "seeds", "teacher-strength", "labeller", "patient", "unseen"),
-        help="run only these steps (repeatable; alpha always runs, it is what the others use)",
+        help="run only these steps (repeatable; alpha always runs, it is what the others use, except for "
+        "unseen alone, which scores the finished runs at the alphas the alpha step recorded and trains nothing)",
     )
     p.add_argument(
         "--export",

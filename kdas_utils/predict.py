@@ -518,10 +518,11 @@ def predict_inputs(
     - ``predictions.csv``: one row per frame (input, file, frame index, size, polyp found, area
       fraction, max probability, bounding box, mask file), and one per skipped file with its error.
 
-    A file that cannot be decoded is skipped, named through ``log`` and counted in the report; the
+    A file that cannot be decoded is skipped, named through ``log`` (``None``: silent) and counted in the report; the
     others are processed. Inputs are checked before any work (:func:`collect_inputs`,
     :func:`check_out`), so a missing input or an existing output stops the run with nothing written.
     """
+    log = log or (lambda message: None)
     out = Path(out)
     found = collect_inputs(inputs)
     check_out(out, found.sources, overwrite)

@@ -558,8 +558,10 @@ def draw(tables: dict, profile_name: str) -> dict:
         drawn["alpha"] = plots.plot_alpha_sweep(tables["alpha"])
     if "unseen-arms" in tables:
         arms = tables["unseen-arms"]
-        full = arms[arms.label_fraction == 1].set_index(["model", "scope"])
-        drawn["unseen"] = plots.plot_domain_drop(full)
+        full = arms[arms.label_fraction == 1]
+        seeds = full.groupby("model", sort=False)["seeds"].first()
+        named = {m: f"{m} ({n} seed{'s' if n > 1 else ''})" if m != "teacher" else m for m, n in seeds.items()}
+        drawn["unseen"] = plots.plot_domain_drop(full.assign(model=full.model.map(named)).set_index(["model", "scope"]))
     if "teacher-strength" in tables:
         strength = tables["teacher-strength"]
         alone = (strength.validation - strength.gain).mean()  # gain is measured against the student alone

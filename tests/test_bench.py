@@ -17,8 +17,14 @@ def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_s
         "distill_step_ratio_to_bound",
         "student_teacher_latency_ratio",
         "series_quick_seconds",
+        "predict_video",
     ):
         assert key in report
+    video = report["predict_video"]
+    assert video["frames"] == 4 and all(
+        video[f"{b}_bs{n}"]["frames_per_s"] > 0 for b in ("torch", "onnxruntime") for n in (1, 8)
+    )
+    assert "| kdas predict on a video" in bench.summary(report)
     assert report["distill_step_ratio_to_bound"] > 0 and report["student_teacher_latency_ratio"] > 0
     assert report["series_quick_seconds"] is None  # notebooks are timed only with --notebooks
     step = report["steps"]["tiny"]
