@@ -2,7 +2,8 @@
 #   make tutorial   run every notebook, headless, quick profile -> runs/
 #   make test       ruff, unit tests, browser tests (Chromium) + every notebook under nbval (--nbval-lax),
 #                   then every Python block of README.md as written (pytest-markdown-docs)
-#   make bench      the benchmark harness (not part of the two commands; see README)
+#   make bench      the benchmark harness (not part of the two commands; see docs/results.md)
+#   make book       the website: docs/ and the notebooks as make tutorial executed them -> runs/book/
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
@@ -26,7 +27,7 @@ ifeq ($(origin KDAS_TEST_ROOTS), undefined)
   endif
 endif
 
-.PHONY: tutorial test bench install install-dev browser lint format clean
+.PHONY: tutorial test bench book install install-dev browser lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,7 +53,7 @@ tutorial: $(VENV)/.installed
 # and tests/ holds scripts that run when imported.
 test: $(VENV)/.installed-dev browser lint
 	KDAS_PROFILE=quick MPLBACKEND=agg KDAS_PROGRESS=0 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 --durations=15
-	MPLBACKEND=agg KDAS_PROGRESS=0 $(BIN)/python -m pytest --markdown-docs README.md
+	MPLBACKEND=agg KDAS_PROGRESS=0 $(BIN)/python -m pytest --markdown-docs README.md docs/*.md
 
 # ruff: the code's format and lint (settings in pyproject.toml); `make format` rewrites the code.
 lint: $(VENV)/.installed-dev
@@ -78,6 +79,10 @@ browser:
 	  fi; }
 
 # Speed and memory on this machine (see kdas_utils/bench.py); writes benchmarks/results/*.json
+# Sphinx with MyST-NB; runs no notebook (it takes runs/notebooks/ where newer, else the committed ones).
+book: $(VENV)/.installed-dev
+	$(BIN)/python -m kdas_utils.book --out runs/book
+
 bench: $(VENV)/.installed
 	$(BIN)/python -m kdas_utils.bench --notebooks
 

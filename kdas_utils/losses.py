@@ -1,10 +1,10 @@
 """The structure loss of PraNet / Polyp-PVT / KDAS, and deep supervision on P1 and P2.
 
-For logits ``P`` and a mask ``G`` (both ``(B, 1, H, W)``), with the boundary weight map
+For logits ``P`` and a mask ``G`` (both ``(B, 1, H, W)``), with the boundary weight map::
 
     w = 1 + 5 |avgpool_31(G) - G|          (large near polyp edges, 1 far from them)
 
-the loss of one image is
+the loss of one image is::
 
     L_st = wBCE + wIoU
     wBCE = sum(w * BCE(P, G)) / sum(w)

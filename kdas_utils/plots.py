@@ -697,3 +697,14 @@ def show_prediction(frame: np.ndarray, probability: np.ndarray, mask: np.ndarray
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def show_overlays(images: list[np.ndarray], titles: list[str], size: float = 2.6):
+    """A row of ``(H, W, 3) uint8`` overlays (e.g. those ``kdas predict`` writes), one title each."""
+    fig, axes = plt.subplots(1, len(images), figsize=(len(images) * size, size + 0.3), squeeze=False)
+    for ax, image, title in zip(axes[0], images, titles):
+        ax.imshow(image)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

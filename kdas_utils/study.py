@@ -446,6 +446,43 @@ def answer(results: dict, column: str = "validation") -> list[str]:
     return lines or ["No comparison with the student alone has been measured on these frames yet."]
 
 
+def unseen_answer(results: dict) -> list[str]:
+    """Sentences that state what :func:`unseen`'s ``unseen-arms`` table (in ``results``, from
+    :func:`load_results`) shows: per model, its seen and unseen mean Dice with their 95% intervals and
+    the drop between them; for a distilled arm, its gain over the student alone (of the same label
+    fraction) on the unseen frames, and whether that interval excludes 0. Says so when no distilled
+    arm has been scored there, so the seen-domain answer has nothing to be compared with."""
+    import math
+
+    table = results.get("unseen-arms")
+    if table is None:
+        return ["unseen: not measured yet (kdas study --profile standard --step unseen)."]
+    lines = []
+    rows = table.set_index(["model", "scope"])
+    for model in dict.fromkeys(table.model):
+        seen, unseen = rows.loc[(model, "seen")], rows.loc[(model, "unseen")]
+        seeds = int(unseen.seeds)
+        line = (
+            f"unseen: {model} ({seeds} seed{'s' if seeds > 1 else ''}): seen {seen['mean']:.3f} "
+            f"[{seen.low:.3f}, {seen.high:.3f}], unseen {unseen['mean']:.3f} [{unseen.low:.3f}, {unseen.high:.3f}] "
+            f"({int(unseen.frames)} frames), a drop of {unseen['drop']:.3f}"
+        )
+        gain = unseen.get("gain", float("nan"))
+        if not math.isnan(gain):
+            excludes = unseen.gain_low > 0 or unseen.gain_high < 0
+            line += (
+                f"; on the unseen frames {gain:+.3f} [{unseen.gain_low:+.3f}, {unseen.gain_high:+.3f}] against the "
+                f"student alone, {'an interval that excludes 0' if excludes else 'not told apart from no gain'}"
+            )
+        lines.append(line + ".")
+    if not any(m for m in table.model if m not in ("teacher",) and not m.startswith("student alone")):
+        lines.append(
+            "unseen: no distilled student has been scored on the unseen sets yet, so whether distillation "
+            "helps there is not measured."
+        )
+    return lines
+
+
 def _place(difference: float, spread: float) -> str:
     """Where ``difference`` lies against ``spread``: above, below or within it. A NaN spread (one
     seed on each side) makes no claim."""

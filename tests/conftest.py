@@ -82,3 +82,21 @@ def unseen_root(real_root) -> Path:
             pytest.fail(message + " -- CI must run the real-data tests", pytrace=False)
         pytest.skip(message)
     return root
+
+
+@pytest.fixture(scope="session")
+def tutorial_01(tmp_path_factory):
+    """``(out, times, notebook)``: notebook 01 executed by :func:`kdas_utils.tutorial.run_notebooks`
+    (what ``make tutorial`` calls) into a temporary folder, with ``MPLBACKEND=agg`` as ``make test``
+    sets it; shared by the executor's tests and the book's, so it runs once."""
+    import nbformat
+
+    from kdas_utils.tutorial import run_notebooks
+
+    notebook = REPO / "notebooks" / "01_data_preparation.ipynb"
+    out = tmp_path_factory.mktemp("tutorial")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("KDAS_RUNS_DIR", raising=False)  # figures go under out/, not runs/
+        patch.setenv("MPLBACKEND", "agg")
+        times = run_notebooks([notebook], out)
+    return out, times, nbformat.read(out / "notebooks" / notebook.name, as_version=4)

@@ -9,21 +9,26 @@ under ``$KDAS_RUNS_DIR/artifacts/browser/``.
 
 from __future__ import annotations
 
+import functools
 import os
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urljoin, urlparse
 
 import pytest
 
-from kdas_utils.config import get_profile, runs_dir
+from kdas_utils.book import build
+from kdas_utils.config import REPOSITORY, get_profile, runs_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = [
@@ -260,3 +265,66 @@ def test_explorer_as_voila_app(browser, quick_teacher, real_pair, tmp_path):
             caption = _upload_a_frame(page, "voila-app", real_pair[0])
     assert before != after, "the Voila app's map did not change when the frame slider moved"
     assert caption.startswith(f"{real_pair[0].name} (") and "threshold 0.5" in caption, caption
+
+
+def test_the_book_in_a_browser(browser, tutorial_01, tmp_path):
+    """``make book``'s build, with notebook 01 as ``make tutorial`` executed it (the other lessons as
+    committed), opened page by page in Chromium: no console error from the book's own files, every
+    image loads, every internal link resolves; the executed lesson shows its figures; the search finds
+    the Symmetrical Guiding Module."""
+    slug = REPOSITORY.removeprefix("https://github.com/")
+    executed, _, _ = tutorial_01
+    book = tmp_path / "book"
+    assert build(book, executed=executed / "notebooks").is_file()
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(book)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}/"
+    pages = sorted(p.relative_to(book).as_posix() for p in book.rglob("*.html") if not p.parts[-2].startswith("_"))
+    pages = [p for p in pages if not p.startswith(("_", "genindex", "py-modindex"))]
+    assert {"index.html", "docs/index.html", "docs/results.html", "notebooks/04_sgm_covariance.html"} <= set(pages)
+    try:
+        with _page(browser, "book", 1300, 900) as page:
+            errors = []
+            page.on(
+                "console",
+                lambda m: (
+                    errors.append(f"{m.location.get('url')}: {m.text}")
+                    if m.type == "error" and m.location.get("url", "").startswith(base)
+                    else None
+                ),
+            )
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            for name in pages:
+                page.goto(base + name, wait_until="load")
+                if name == "index.html":  # the site's address forwards to the book's first page
+                    page.wait_for_url(base + "docs/index.html", timeout=30_000)
+                    page.wait_for_load_state("load")
+                broken = page.evaluate(
+                    "Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+                )
+                assert [src for src in broken if src.startswith(base)] == [], name  # not the badges: offline here
+                for href in page.evaluate("Array.from(document.querySelectorAll('a[href]')).map(a => a.href)"):
+                    url = urlparse(urljoin(page.url, href))
+                    if href.startswith(base):
+                        assert (book / url.path.lstrip("/")).exists(), (name, href)
+                if name.startswith("notebooks/"):  # the launch buttons open this lesson
+                    lesson = f"notebooks/{Path(name).stem}.ipynb"
+                    html = page.content()
+                    assert f"colab.research.google.com/github/{slug}/blob/main/{lesson}" in html, name
+                    assert f"mybinder.org/v2/gh/{slug}/main?urlpath=tree/{lesson}" in html, name
+                figures = page.locator("article img, main img").count()
+                if name == "notebooks/01_data_preparation.html":
+                    assert figures >= 3, f"the executed lesson shows {figures} figures"
+            assert errors == [], errors
+            page.goto(base + "search.html?q=Symmetrical+Guiding+Module")
+            page.wait_for_selector("#search-results li, .search li", timeout=60_000)
+            found = page.locator("#search-results li, .search li").count()
+            page.screenshot(path=_artifacts() / "book-search.png")
+    finally:
+        server.shutdown()
+    assert found >= 1

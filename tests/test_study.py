@@ -240,3 +240,27 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     assert loaded[tag].equals(table)
     assert sum(line.startswith("labeller: pixel (1 seed") for line in study.answer(loaded)) == 1
     assert not any("-l0.25" in path.name for path in written)  # the labeller's runs are not an ablation table
+
+
+def test_the_unseen_answer_reads_the_intervals():
+    assert study.unseen_answer({})[0].startswith("unseen: not measured yet")
+    rows = []
+    for model, seeds, (seen, unseen), gain in (
+        ("student alone", 3, (0.6, 0.3), None),
+        ("kdas (alpha 0.05)", 3, (0.62, 0.36), (0.06, 0.02, 0.10)),
+        ("pixel (alpha 0.3)", 3, (0.61, 0.29), (-0.01, -0.05, 0.03)),
+    ):
+        for scope, mean in (("seen", seen), ("unseen", unseen)):
+            row = {"model": model, "scope": scope, "mean": mean, "low": mean - 0.05, "high": mean + 0.05}
+            row |= {"frames": 39 if scope == "unseen" else 161, "seeds": seeds, "drop": seen - unseen}
+            if gain:
+                row |= dict(zip(("gain", "gain_low", "gain_high"), gain))
+            rows.append(row)
+    lines = study.unseen_answer({"unseen-arms": pd.DataFrame(rows)})
+    assert lines[0] == (
+        "unseen: student alone (3 seeds): seen 0.600 [0.550, 0.650], unseen 0.300 [0.250, 0.350] (39 frames), "
+        "a drop of 0.300."
+    )
+    assert lines[1].endswith("+0.060 [+0.020, +0.100] against the student alone, an interval that excludes 0.")
+    assert lines[2].endswith("-0.010 [-0.050, +0.030] against the student alone, not told apart from no gain.")
+    assert len(lines) == 3  # a distilled arm is there: no line saying none is

@@ -7,22 +7,16 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from kdas_utils.tutorial import KERNEL_ENV, kernel_env, machine_folders, residue, run_notebooks
+from kdas_utils.tutorial import KERNEL_ENV, kernel_env, machine_folders, residue
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "01_data_preparation.ipynb"
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """``(out, times, notebook)``: notebook 01 executed by :func:`run_notebooks` (what ``make
-    tutorial`` calls) into a temporary folder, with ``MPLBACKEND=agg`` here, as ``make test`` sets it."""
-    out = tmp_path_factory.mktemp("tutorial")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("KDAS_RUNS_DIR", raising=False)  # figures go under out/, not runs/
-        patch.setenv("MPLBACKEND", "agg")
-        times = run_notebooks([NOTEBOOK], out)
-    return out, times, nbformat.read(out / "notebooks" / NOTEBOOK.name, as_version=4)
+def executed(tutorial_01):
+    """``(out, times, notebook)``: notebook 01 as ``make tutorial`` executes it (``tests/conftest.py``)."""
+    return tutorial_01
 
 
 def test_kernel_env(tmp_path, monkeypatch):
