@@ -3,6 +3,7 @@
 #   make test       ruff, unit tests, browser tests (Chromium) + every notebook under nbval (--nbval-lax),
 #                   then every Python block of README.md as written (pytest-markdown-docs)
 #   make bench      the benchmark harness (not part of the two commands; see docs/results.md)
+#   make test-fast  ruff and the unit tests not marked slow (no notebooks, no browser): a few minutes
 #   make book       the website: docs/ and the notebooks as make tutorial executed them -> runs/book/
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -27,7 +28,7 @@ ifeq ($(origin KDAS_TEST_ROOTS), undefined)
   endif
 endif
 
-.PHONY: tutorial test bench book install install-dev browser lint format clean
+.PHONY: tutorial test test-fast bench book install install-dev browser lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +55,9 @@ tutorial: $(VENV)/.installed
 test: $(VENV)/.installed-dev browser lint
 	KDAS_PROFILE=quick MPLBACKEND=agg KDAS_PROGRESS=0 $(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env --nbval-cell-timeout=600 --durations=15
 	MPLBACKEND=agg KDAS_PROGRESS=0 $(BIN)/python -m pytest --markdown-docs README.md docs/*.md
+
+test-fast: $(VENV)/.installed-dev lint
+	KDAS_PROFILE=quick MPLBACKEND=agg KDAS_PROGRESS=0 $(BIN)/python -m pytest tests -m "not slow" --durations=10
 
 # ruff: the code's format and lint (settings in pyproject.toml); `make format` rewrites the code.
 lint: $(VENV)/.installed-dev

@@ -30,6 +30,8 @@ import pytest
 from kdas_utils.book import build
 from kdas_utils.config import REPOSITORY, get_profile, runs_dir
 
+pytestmark = pytest.mark.slow  # each test starts a server and a browser
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = [
     "--disable-gpu",

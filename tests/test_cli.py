@@ -56,6 +56,7 @@ def user_env(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_user_errors_end_in_one_line_through_the_real_command(user_env):
     tmp = user_env
     (tmp / "corrupt.pth").write_bytes(b"this is not a weight file")
@@ -172,6 +173,7 @@ def test_every_range_is_checked_by_the_parser_before_any_work(user_env, capsys, 
     assert not (user_env / "runs").exists()  # nothing was started: no run folder, no teacher
 
 
+@pytest.mark.slow
 def test_each_ranged_option_through_the_real_command(user_env):
     """One case of each option through the installed ``kdas`` (the processes run side by side)."""
     cases = {}
@@ -208,6 +210,7 @@ def test_the_bench_checks_its_repeats():
     ]
 
 
+@pytest.mark.slow
 def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):
     """prepare-data, train-teacher, distill, evaluate and export, one epoch each, in the quick profile."""
     monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))

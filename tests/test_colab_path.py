@@ -10,7 +10,7 @@ import types
 
 import pytest
 import torch
-from mirror import Mirror, fake_gdown, polyp_pvt_checkpoint, pranet_archives, release_backbone
+from helpers.mirror import Mirror, fake_gdown, polyp_pvt_checkpoint, pranet_archives, release_backbone
 
 from kdas_utils import colab, config
 from kdas_utils.models import build_student, build_teacher
@@ -53,6 +53,7 @@ def new_session(machine, monkeypatch):
         monkeypatch.delenv(variable, raising=False)
 
 
+@pytest.mark.slow
 def test_colab_session_end_to_end(colab_machine, monkeypatch, capsys):
     machine = colab_machine
     torch.manual_seed(0)

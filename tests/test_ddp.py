@@ -10,7 +10,9 @@ import torch
 
 from kdas_utils.engine import EpochSampler, load_checkpoint
 
-SCRIPT = Path(__file__).with_name("ddp_script.py")
+pytestmark = pytest.mark.slow  # two processes train under torchrun
+
+SCRIPT = Path(__file__).parent / "helpers" / "ddp_script.py"
 
 
 def test_ranks_split_each_global_batch_and_pad_instead_of_dropping():

@@ -6,7 +6,7 @@ import tarfile
 
 import numpy as np
 import pytest
-from mirror import Mirror, png, zip_bytes
+from helpers.mirror import Mirror, png, zip_bytes
 from PIL import Image
 
 from kdas_utils.data import (

@@ -26,7 +26,7 @@ from kdas_utils.engine import (
 )
 from kdas_utils.models import build_student
 
-SCRIPT = Path(__file__).with_name("train_script.py")
+SCRIPT = Path(__file__).parent / "helpers" / "train_script.py"
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +156,7 @@ def _finish(process):
     assert process.returncode == 0, output
 
 
+@pytest.mark.slow
 def test_resume_after_a_real_kill_matches_an_uninterrupted_run(small_synthetic, tmp_path):
     """SIGKILL in the middle of epoch 2 (after step 7 of 10), resume, and compare with a run
     that was never interrupted: same steps, same losses, bit-identical final weights."""

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 import torch
-from mirror import Mirror, fake_gdown, polyp_pvt_checkpoint, pranet_archives, zip_bytes
+from helpers.mirror import Mirror, fake_gdown, polyp_pvt_checkpoint, pranet_archives, zip_bytes
 
 from kdas_utils.data import (
     DRIVE_FILES,

@@ -4,7 +4,7 @@ timm's hub is never reached: where it would be tried, the tests replace it."""
 
 import pytest
 import torch
-from mirror import Mirror, polyp_pvt_checkpoint, release_backbone, saved
+from helpers.mirror import Mirror, polyp_pvt_checkpoint, release_backbone, saved
 from safetensors.torch import save_file
 
 from kdas_utils import training

@@ -156,6 +156,7 @@ def test_seed_spread_lists_arms_with_several_seeds_of_each_comparison_table():
     assert study.seed_spread({"teacher-curve": pd.DataFrame()}).empty
 
 
+@pytest.mark.slow
 def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     plan = study.StudyPlan(
         arms=("pixel",), alphas=(0.1, 0.3), seeds=1, teacher_epochs=(1,), patient_factor=2, labeller_seeds=1

@@ -9,6 +9,8 @@ import pytest
 
 from kdas_utils.tutorial import KERNEL_ENV, kernel_env, machine_folders, residue
 
+pytestmark = pytest.mark.slow  # executes notebook 01
+
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "01_data_preparation.ipynb"
 

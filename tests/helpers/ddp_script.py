@@ -1,7 +1,7 @@
 """Two-process (torchrun, gloo, CPU) or single-process training, driven by tests/test_ddp.py.
 
-    python tests/ddp_script.py DATA OUT BATCH              # one process
-    torchrun --nproc_per_node 2 tests/ddp_script.py DATA OUT BATCH
+    python tests/helpers/ddp_script.py DATA OUT BATCH              # one process
+    torchrun --nproc_per_node 2 tests/helpers/ddp_script.py DATA OUT BATCH
 
 Trains the student for 2 epochs on 16 synthetic frames at 64 px. BatchNorm layers are kept in
 eval mode: on a CPU, torch has no synchronised BatchNorm, so per-process batch statistics would

@@ -1,6 +1,6 @@
 """A small real training run, driven by tests/test_engine.py in a separate process.
 
-    python tests/train_script.py DATA OUT STOP_AT_STEP
+    python tests/helpers/train_script.py DATA OUT STOP_AT_STEP
 
 Trains the student for 2 epochs of 5 steps on 20 synthetic frames (64 px, augmented,
 checkpoint after every step) and saves the final weights to OUT/final.pt. With
