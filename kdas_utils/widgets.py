@@ -181,12 +181,13 @@ class FrameTryout:
             continuous_update=False,  # the value changes on Enter (or leaving the box), not on every key
             layout=w.Layout(width="420px"),
         )
-        picture = w.Image(format="png", layout=w.Layout(max_width="900px"))
+        picture = w.Image(format="png", layout=w.Layout(max_width="900px", display="none"))  # shown once drawn
         caption = w.HTML("<i>upload a frame or give its path</i>")
 
         def run(image, name):
             try:
                 picture.value, line = self.picture(image, name)
+                picture.layout.display = ""
                 caption.value = f"<b>{line}</b>"
             except USER_ERRORS as error:  # an unreadable file or path: say so under the picture
                 caption.value = f"<span style='color:#b00'>{name}: {' '.join(str(error).split())}</span>"

@@ -230,11 +230,13 @@ def test_explorer_in_jupyterlab(browser, quick_teacher, tmp_path):
 
 
 def _upload_a_frame(page, name: str, frame: Path) -> str:
-    """Upload ``frame`` through the app's FileUpload (its hidden ``<input type=file>``) and wait for the
+    """Upload ``frame`` through the app's FileUpload (its button opens the file chooser) and wait for the
     prediction's caption; returns it. The page is saved as an artefact."""
     from playwright.sync_api import expect
 
-    page.locator("input[type=file]").first.set_input_files(str(frame))
+    with page.expect_file_chooser() as chooser:  # ipywidgets keeps its <input type=file> out of the page
+        page.locator(".widget-upload").first.click()
+    chooser.value.set_files(str(frame))
     caption = page.locator(".widget-html", has_text="max probability").first
     expect(caption).to_be_visible(timeout=120_000)
     picture = caption.locator("xpath=preceding-sibling::*[contains(@class, 'widget-image')]").first

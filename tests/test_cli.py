@@ -234,7 +234,9 @@ def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):
     assert sorted((tmp_path / "runs" / "checkpoints").iterdir()) == trained  # --export-only trains nothing
     curve = (tmp_path / "results" / "study-quick" / "teacher-curve.csv").read_text().splitlines()
     assert len(curve) == 2  # a header and the one epoch
-    assert capsys.readouterr().out.endswith(": curves.png, teacher-curve.csv\n")  # the curve's table and figure
+    assert capsys.readouterr().out.endswith(
+        ": curves.png, teacher-curve.csv, unseen-arms.csv, unseen.csv, unseen.png\n"
+    )  # the curve and the unseen step (the quick profile has its Synthetic-Shift set)
     assert main(["evaluate", "--profile", "quick", "--device", "cpu"]) == 0
     table = (tmp_path / "runs" / "evaluation-quick" / "evaluation.md").read_text()
     assert "| teacher | Synthetic |" in table and "| KDAS student | Synthetic-Shift |" in table
