@@ -530,7 +530,8 @@ def predict_inputs(
     report = PredictReport(ignored=found.ignored)
     for path in found.ignored:
         log(f"ignored {path}: not an image or a video file")
-    total = sum(1 if s.kind == "image" else video_info(s.path)[0] for s in found.sources)
+    videos = {s: video_info(s.path) for s in found.sources if s.kind == "video"}  # (frames, rate), read once
+    total = sum(1 if s.kind == "image" else videos[s][0] for s in found.sources)
     progress = progress_bars() if progress is None else progress
     from tqdm.auto import tqdm
 
@@ -562,7 +563,7 @@ def predict_inputs(
                 flush()
             continue
         flush()  # a video's frames go in batches of their own
-        writers[source] = OverlayVideo(out / f"{source.name}_overlay.mp4", video_info(source.path)[1])
+        writers[source] = OverlayVideo(out / f"{source.name}_overlay.mp4", videos[source][1])
         index = -1
         try:
             for index, rgb in enumerate(_video_frames(source.path)):
@@ -576,9 +577,10 @@ def predict_inputs(
                 _skip(report, rows, log, source, f"{source.path}: no decodable frame ({reason})")
             else:
                 _skip(report, rows, log, source, f"{source.path}: decoding stopped after frame {index} ({reason})")
+        else:
+            if index < 0:  # decoded without an error, and without a frame
+                _skip(report, rows, log, source, f"{source.path}: no decodable frame (the video is empty)")
         flush()
-        if index < 0 and not any(r["error"] for r in rows if r["file"] == str(source.path)):
-            _skip(report, rows, log, source, f"{source.path}: no decodable frame (the video is empty)")
         video = writers.pop(source).close()
         if video is not None:
             report.videos.append(video)

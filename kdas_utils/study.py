@@ -265,8 +265,9 @@ def unseen(profile: Profile, chosen: dict[str, float] | None = None, plan: Study
             | {which: float(v.mean()) for which, v in pooled.items()}
             | {"drop": float(pooled["seen"].mean() - pooled["unseen"].mean())}
         )
-        frames.setdefault(_run_label(run), []).append(per_set)
-        fractions[_run_label(run)] = run["label_fraction"]
+        label = _run_label(run)
+        frames.setdefault(label, []).append(per_set)
+        fractions[label] = run["label_fraction"]
     table = pd.DataFrame(rows)
     arms = []
     for fraction in dict.fromkeys(table.label_fraction):
