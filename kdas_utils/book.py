@@ -30,6 +30,7 @@ STAGED = ("docs", "results")
 REDIRECT = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>KDAS notebooks</title>
 <meta http-equiv="refresh" content="0; url=docs/index.html"><link rel="canonical" href="docs/index.html">
+<link rel="icon" href="_static/favicon.svg" type="image/svg+xml">
 </head><body><p><a href="docs/index.html">KDAS notebooks</a></p></body></html>
 """
 

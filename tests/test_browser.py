@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -291,6 +292,9 @@ def test_the_book_in_a_browser(browser, tutorial_01, tmp_path):
     pages = sorted(p.relative_to(book).as_posix() for p in book.rglob("*.html") if not p.parts[-2].startswith("_"))
     pages = [p for p in pages if not p.startswith(("_", "genindex", "py-modindex"))]
     assert {"index.html", "docs/index.html", "docs/results.html", "notebooks/04_sgm_covariance.html"} <= set(pages)
+    for name in pages:  # a page without an icon makes the browser ask for /favicon.ico (a 404)
+        icon = re.search(r'<link rel="icon" href="([^"]+)"', (book / name).read_text())
+        assert icon and (book / name).parent.joinpath(icon[1]).resolve().is_file(), name
     try:
         with _page(browser, "book", 1300, 900) as page:
             errors = []
