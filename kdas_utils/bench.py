@@ -15,11 +15,18 @@ Measures on the current device, with warm-up passes and the median of repeated r
 4. ``kdas predict`` on a video: frames per second end to end (decode, predict, write masks,
    overlays and the overlay video) and in the network alone, with PyTorch and with ONNX Runtime,
    at batch 1 and 8, at 352 px (a seeded student: the speed does not depend on the weights);
-5. with ``--notebooks``: the wall time of each notebook in the quick profile, and of the series.
+5. with ``--notebooks``: the wall time of each notebook in the quick profile, and of the series;
+6. today's path against the new one (:mod:`kdas_utils.speed`): the distillation step of the new
+   code against the bound of the code before the speed-ups (``distill_step_ratio_to_old_bound``),
+   with ``--epoch-times`` one standard-profile epoch of the teacher and of the KDAS student on
+   each path (``epoch_speedup_teacher``, ``epoch_speedup_student``: today's time / the new one),
+   and with ``--results-check`` a 3-epoch KDAS student on each (do the results move?).
 
 Prints a table and writes ``<out>/<device>-<date>.json`` with, at the top level, ``device``,
-``torch``, ``distill_step_ratio_to_bound``, ``student_teacher_latency_ratio`` and
-``series_quick_seconds`` (``null`` unless ``--notebooks``), beside everything else measured.
+``torch``, ``distill_step_ratio_to_bound``, ``distill_step_ratio_to_old_bound``,
+``epoch_speedup_teacher`` and ``epoch_speedup_student`` (``null`` unless ``--epoch-times``),
+``student_teacher_latency_ratio`` and ``series_quick_seconds`` (``null`` unless ``--notebooks``),
+beside everything else measured.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from pathlib import Path
 
 import torch
 
+from . import speed
 from .arguments import OneLineParser, positive_int
 from .config import get_profile, project_root
 from .distill import DistillationObjective, KDASLoss
@@ -207,6 +215,155 @@ def data_loading(profile_name: str, batches: int = 20) -> dict:
     }
 
 
+def int8_check(teacher_path: str | Path, profile="standard", batch_size: int = 8) -> dict:
+    """The int8 teacher (:func:`~kdas_utils.engine.objectives.int8_teacher`) against the fp32 one on
+    the validation split of ``profile``: each one's mean Dice at 0.5, their difference, the relative
+    L2 error of every distillation target (``|int8 - fp32| / |fp32|`` per batch; max and mean) and
+    the seconds of each forward over the split."""
+    from .engine import load_trained
+    from .engine.objectives import int8_teacher
+    from .metrics import dice_at
+    from .training import profile_datasets
+
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    _, val_set = profile_datasets(profile)
+    fp32 = load_trained(teacher_path, "cpu").eval()
+    int8 = int8_teacher(fp32)
+    dice, seconds, errors = {"fp32": [], "int8": []}, {"fp32": 0.0, "int8": 0.0}, {}
+    with torch.inference_mode():
+        for batch in torch.utils.data.DataLoader(val_set, batch_size=batch_size):
+            outs = {}
+            for name, net in (("fp32", fp32), ("int8", int8)):
+                start = time.perf_counter()
+                outs[name] = net(batch["image"])
+                seconds[name] += time.perf_counter() - start
+                dice[name].append(dice_at(torch.sigmoid(outs[name].logits), batch["mask"]))
+            a, b = outs["fp32"], outs["int8"]
+            targets = {n: (getattr(a, n), getattr(b, n)) for n in ("p1", "p2", "cim", "cfm", "sam")}
+            targets |= {f"stage{i + 1}": pair for i, pair in enumerate(zip(a.stages, b.stages))}
+            for n, (x, y) in targets.items():
+                errors.setdefault(n, []).append(((y - x).norm() / x.norm()).item())
+    means = {name: torch.cat(d).mean().item() for name, d in dice.items()}
+    return {
+        "teacher": str(teacher_path),
+        "profile": profile.name,
+        "frames": len(val_set),
+        "val_dice_fp32": means["fp32"],
+        "val_dice_int8": means["int8"],
+        "val_dice_difference": means["int8"] - means["fp32"],
+        "target_relative_error": {n: {"max": max(e), "mean": sum(e) / len(e)} for n, e in errors.items()},
+        "forward_seconds": seconds,
+        "forward_speedup": seconds["fp32"] / seconds["int8"],
+        "threads": torch.get_num_threads(),
+    }
+
+
+def _epoch_trainer(
+    role: str, profile, folder, seed: int = 0, device=None, teacher_int8: bool = False, **changes
+) -> Trainer:
+    """A :class:`Trainer` of one role of ``profile`` on its real frames: the teacher (L_seg) or the
+    KDAS student taught by a teacher of random weights (the time does not depend on them), in int8
+    with ``teacher_int8``."""
+    from .training import ARMS, profile_datasets
+
+    config = TrainConfig.from_profile(profile, seed=seed, progress=False, **changes)
+    train_set, val_set = profile_datasets(profile)
+    torch.manual_seed(seed)
+    if role == "teacher":
+        model, objective = build_teacher(drop_path_rate=config.drop_path_rate), SegmentationObjective()
+    else:
+        teacher = build_teacher(drop_path_rate=config.drop_path_rate)
+        torch.manual_seed(seed)
+        model = build_student(drop_path_rate=config.drop_path_rate)
+        objective = DistillationObjective(teacher, KDASLoss(**ARMS["kdas"]), teacher_int8=teacher_int8)
+    return Trainer(model, train_set, val_set, config, folder, objective=objective, device=device, name=role)
+
+
+def epoch_times(profile="standard", max_steps: int | None = None, device=None, **changes) -> dict:
+    """Wall seconds of one training epoch (steps, validation, checkpoint) of the teacher and of the
+    KDAS student of ``profile`` (a name or a :class:`~kdas_utils.config.Profile`), on today's path
+    (:func:`kdas_utils.speed.baseline`) and on the new one, in the same run:
+    ``{role: {"baseline": {...}, "new": {...}, "speedup": x}}``.
+    ``max_steps`` caps the steps (a shorter estimate; the validation stays whole); ``changes``:
+    further :class:`TrainConfig` fields (the smoke test's small size)."""
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    out = {"profile": profile.name, "max_steps": max_steps}
+    cpu = select_device(device).type == "cpu"
+    for role in ("teacher", "student"):
+        out[role] = {}
+        paths = [("baseline", speed.BASELINE, False), ("new", speed.NEW, False)]
+        paths += [("new_int8_teacher", speed.NEW, True)] if role == "student" and cpu else []
+        for label, path, int8 in paths:
+            print(f"  one {profile.name} {role} epoch, {label} path ...", flush=True)
+            with speed.use(path), tempfile.TemporaryDirectory() as tmp:
+                trainer = _epoch_trainer(
+                    role,
+                    profile,
+                    tmp,
+                    device=device,
+                    teacher_int8=int8,
+                    epochs=1,
+                    max_steps_per_epoch=max_steps,
+                    **changes,
+                )
+                start = time.perf_counter()
+                trainer.fit(resume=False)
+                wall = time.perf_counter() - start
+            epoch = trainer.history[0]
+            out[role][label] = {
+                "epoch_s": wall,
+                "train_s": epoch["seconds"],
+                "steps": trainer.steps_per_epoch,
+                "val_dice": epoch["val_dice"],
+            }
+        out[role]["speedup"] = out[role]["baseline"]["epoch_s"] / out[role]["new"]["epoch_s"]
+        if "new_int8_teacher" in out[role]:
+            out[role]["speedup_int8_teacher"] = (
+                out[role]["baseline"]["epoch_s"] / out[role]["new_int8_teacher"]["epoch_s"]
+            )
+    return out
+
+
+ROUNDING = 1e-4  # a Dice this close to the spread's end counts as inside it (the paths differ by rounding)
+
+
+def results_check(profile="standard", epochs: int = 3, seeds: int = 2, device=None, **changes) -> dict:
+    """Do the results move? The KDAS student of ``profile`` trained ``epochs`` epochs on
+    today's path with seeds ``0 .. seeds-1`` and on the new path with seed 0: the validation Dice of
+    each, and whether the new one lies within today's seed spread (``[min, max]``, to
+    :data:`ROUNDING`) and how far it is
+    from today's same-seed run. The teacher is one of random weights drawn from the seed (the same
+    in both paths' seed-0 runs): the check asks whether the code computes the same, not how good a
+    student gets."""
+    profile = get_profile(profile) if isinstance(profile, str) else profile
+    runs = []
+    for label, path, seed in [("baseline", speed.BASELINE, s) for s in range(seeds)] + [("new", speed.NEW, 0)]:
+        print(f"  {profile.name} KDAS student, {epochs} epochs, {label} path, seed {seed} ...", flush=True)
+        with speed.use(path), tempfile.TemporaryDirectory() as tmp:
+            trainer = _epoch_trainer("student", profile, tmp, seed=seed, device=device, epochs=epochs, **changes)
+            start = time.perf_counter()
+            result = trainer.fit(resume=False)
+        runs.append(
+            {
+                "path": label,
+                "seed": seed,
+                "val_dice": [h["val_dice"] for h in result.history],
+                "best_val_dice": result.best_val_dice,
+                "seconds": time.perf_counter() - start,
+            }
+        )
+    old = [r["best_val_dice"] for r in runs if r["path"] == "baseline"]
+    new = runs[-1]["best_val_dice"]
+    return {
+        "profile": profile.name,
+        "epochs": epochs,
+        "runs": runs,
+        "baseline_spread": [min(old), max(old)],
+        "new_minus_same_seed_baseline": new - old[0],
+        "within_spread": min(old) - ROUNDING <= new <= max(old) + ROUNDING,
+    }
+
+
 def notebooks_quick(out: Path) -> dict:
     """Wall time of every notebook in the quick profile (a fresh runs folder, so all train)."""
     import os
@@ -266,6 +423,26 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="only write torch.profiler's table of the teacher's training step (standard profile's batch and size)",
     )
+    parser.add_argument(
+        "--epoch-times",
+        action="store_true",
+        help="also time one standard-profile epoch of the teacher and of the KDAS student, today's path "
+        "(kdas_utils.speed.baseline) and the new one (real frames; about 20 minutes on 2 cores)",
+    )
+    parser.add_argument("--epoch-steps", type=positive_int, default=None, help="cap the steps of --epoch-times' epochs")
+    parser.add_argument(
+        "--results-check",
+        action="store_true",
+        help="also train the standard KDAS student 3 epochs on today's path (seeds 0, 1) and the new one "
+        "(seed 0) and compare their validation Dice",
+    )
+    parser.add_argument(
+        "--int8-check",
+        type=Path,
+        metavar="TEACHER",
+        default=None,
+        help="only compare the int8 teacher with the fp32 one (this checkpoint) on the standard validation split",
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument("--predict-only", action="store_true", help="only time kdas predict on a video (CPU)")
     args = parser.parse_args(argv)
@@ -274,6 +451,15 @@ def main(argv: list[str] | None = None) -> int:
         path = args.out / f"profile-teacher-step-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.txt"
         path.write_text(profile_step())
         print(path.read_text())
+        print(f"written {path}")
+        return 0
+    if args.int8_check:
+        args.out.mkdir(parents=True, exist_ok=True)
+        report = {"device": _cpu_name(), "torch": torch.__version__, "date": _now().isoformat(timespec="seconds")}
+        report["int8_teacher"] = int8_check(args.int8_check)
+        path = args.out / f"int8-teacher-cpu-{_now():%Y%m%d-%H%M%S}.json"
+        path.write_text(json.dumps(report, indent=2))
+        print(json.dumps(report["int8_teacher"], indent=2))
         print(f"written {path}")
         return 0
     if args.predict_only:
@@ -306,6 +492,26 @@ def main(argv: list[str] | None = None) -> int:
         report["steps"][name] = {"batch": batch, "image_size": size, **step_times(batch, size, device, warmup, repeats)}
     main_setting = settings[0][0]
     report["distill_step_ratio_to_bound"] = report["steps"][main_setting]["ratio_to_bound"]
+    name, batch, size = settings[0]
+    print(f"distillation step, {name}, today's path (kdas_utils.speed.baseline) ...", flush=True)
+    with speed.baseline():
+        report["steps_baseline"] = {
+            name: {"batch": batch, "image_size": size, **step_times(batch, size, device, warmup, repeats)}
+        }
+    report["distill_step_ratio_to_old_bound"] = (
+        report["steps"][name]["distill_step_s"] / report["steps_baseline"][name]["bound_s"]
+    )
+    report["epoch_speedup_teacher"] = report["epoch_speedup_student"] = None
+    small = get_profile("quick").replace(image_size=64, batch_size=2) if args.tiny else "standard"
+    if args.epoch_times:
+        print("epoch times ...", flush=True)
+        report["epochs"] = epoch_times(small, 2 if args.tiny else args.epoch_steps, device)
+        report["epoch_speedup_teacher"] = report["epochs"]["teacher"]["speedup"]
+        report["epoch_speedup_student"] = report["epochs"]["student"]["speedup"]
+    if args.results_check:
+        print("results check ...", flush=True)
+        tiny = {"max_steps_per_epoch": 2} if args.tiny else {}
+        report["results_check"] = results_check(small, 1 if args.tiny else 3, device=device, **tiny)
     if args.compile:
         name, batch, size = settings[0]
         print(f"distillation step, {name}, torch.compile ...", flush=True)
@@ -393,6 +599,31 @@ def summary(report: dict) -> str:
         lines.append(
             f"| distillation step, {c['setting']}: eager / torch.compile | {c['eager_s']:.3f} s / "
             f"{c['compiled_s']:.3f} s ({c['speedup']:.2f}x) |"
+        )
+    for name, s in report.get("steps_baseline", {}).items():
+        lines.append(
+            f"| distillation step, {name}: new / today's bound ({s['teacher_forward_s']:.3f} + "
+            f"{s['student_step_s']:.3f} s) | {report['distill_step_ratio_to_old_bound']:.2f} |"
+        )
+    for role in ("teacher", "student"):
+        e = report.get("epochs", {}).get(role)
+        if e:
+            lines.append(
+                f"| one {report['epochs']['profile']} {role} epoch ({e['new']['steps']} steps + validation): "
+                f"today / new | {e['baseline']['epoch_s']:.0f} s / {e['new']['epoch_s']:.0f} s ({e['speedup']:.2f}x) |"
+            )
+            if "new_int8_teacher" in e:
+                lines.append(
+                    f"| the same, new, int8 teacher (--teacher-int8) | {e['new_int8_teacher']['epoch_s']:.0f} s "
+                    f"({e['speedup_int8_teacher']:.2f}x) |"
+                )
+    if report.get("results_check"):
+        r = report["results_check"]
+        lo, hi = r["baseline_spread"]
+        lines.append(
+            f"| {r['epochs']}-epoch KDAS student, best val Dice: new (seed 0) / today's seeds | "
+            f"{r['runs'][-1]['best_val_dice']:.4f} / [{lo:.4f}, {hi:.4f}] "
+            f"({'within' if r['within_spread'] else 'outside'} the spread) |"
         )
     if report.get("predict_video"):
         lines += _predict_lines(report["predict_video"])

@@ -207,6 +207,8 @@ def _distill(args) -> int:
 
     profile = get_profile(args.profile)
     changes = _changes(args) | ({"label_fraction": args.label_fraction} if args.label_fraction != 1 else {})
+    if args.ablation and args.teacher_int8:
+        raise UsageError("--teacher-int8 trains one run; leave it out of --ablation")
     if args.ablation:
         epochs = changes.get("epochs")
         plan = (
@@ -241,6 +243,7 @@ def _distill(args) -> int:
         alpha=args.alpha,
         tau=args.tau,
         teacher_epoch=args.teacher_epoch,
+        teacher_int8=args.teacher_int8,
         **changes,
     )
     best = max(run.history, key=lambda h: h["val_dice"]) if run.history else {}
@@ -529,6 +532,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         metavar="N",
         help="distil from the teacher's snapshot of epoch N (kept by the profile) instead of its best",
+    )
+    p.add_argument(
+        "--teacher-int8",
+        action="store_true",
+        help="run the frozen teacher's linear layers in int8 (CPU only, faster; its error is measured by "
+        "python -m kdas_utils.bench --int8-check; the run gets its own folder, -int8)",
     )
     p.add_argument(
         "--label-fraction",

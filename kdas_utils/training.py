@@ -318,6 +318,7 @@ def run_tag(
     teacher_epoch: int | None = None,
     epochs: int | None = None,
     label_fraction: float = 1.0,
+    teacher_int8: bool = False,
 ) -> str:
     """What tells a run (and its ablation table) apart from the profile's own: ``""`` for KDAS's
     ``alpha`` and ``tau``, the final teacher, the profile's epochs and every mask; else the pieces
@@ -325,11 +326,13 @@ def run_tag(
     epochs, more than the profile's; fewer epochs are the start of the profile's own run),
     ``"-l0.25"`` (the masks of a quarter of the training frames, see
     :attr:`~kdas_utils.engine.TrainConfig.label_fraction`). The teacher's pieces appear only where
-    a teacher is used (``teacher``)."""
+    a teacher is used (``teacher``); ``"-int8"`` marks a teacher run in int8
+    (:func:`~kdas_utils.engine.objectives.int8_teacher`)."""
     tag = ""
     if teacher:
         tag += (f"-a{alpha:g}" if alpha != ALPHA else "") + (f"-t{tau:g}" if tau != TAU else "")
         tag += f"-te{teacher_epoch}" if teacher_epoch is not None else ""
+        tag += "-int8" if teacher_int8 else ""
     tag += f"-e{epochs}" if epochs is not None and epochs > profile.epochs else ""
     return tag + (f"-l{label_fraction:g}" if label_fraction != 1 else "")
 
@@ -343,11 +346,12 @@ def student_dir(
     teacher_epoch: int | None = None,
     epochs: int | None = None,
     label_fraction: float = 1.0,
+    teacher_int8: bool = False,
 ) -> Path:
     """``runs/checkpoints/student-<arm><tag>-s<seed>-<profile>`` with the :func:`run_tag` of the run,
     e.g. ``student-kdas-s0-standard``, ``student-pixel-a0.1-te3-s0-standard``, ``student-no-kd-e40-s0-standard``,
     ``student-no-kd-l0.25-s1-standard``."""
-    tag = run_tag(profile, ARMS.get(arm) is not None, alpha, tau, teacher_epoch, epochs, label_fraction)
+    tag = run_tag(profile, ARMS.get(arm) is not None, alpha, tau, teacher_epoch, epochs, label_fraction, teacher_int8)
     return checkpoint_dir(f"student-{arm}{tag}-s{seed}", profile)
 
 
@@ -430,6 +434,7 @@ def train_student(
     alpha: float = ALPHA,
     tau: float = TAU,
     teacher_epoch: int | None = None,
+    teacher_int8: bool = False,
     **changes,
 ) -> Run:
     """The KDAS student (PVTv2-B0) for ``profile``, distilled from ``teacher`` with the terms of
@@ -442,6 +447,8 @@ def train_student(
         alpha, tau: the weights of the distillation terms (:data:`~kdas_utils.distill.ALPHA`,
             :data:`~kdas_utils.distill.TAU`); other values train in their own folder (:func:`student_dir`).
         teacher_epoch: distil from the teacher's snapshot of this epoch (:func:`teacher_snapshot`).
+        teacher_int8: run the teacher's forward in int8 on the CPU
+            (:func:`~kdas_utils.engine.objectives.int8_teacher`; its own folder, ``-int8``).
         Others as :func:`train_teacher`; ``epochs=`` other than the profile's also trains in its own folder.
     """
     from .distill import DistillationObjective, KDASLoss
@@ -453,11 +460,12 @@ def train_student(
     if ARMS[arm] is not None:
         if teacher is None:
             teacher = _teacher_for(profile, teacher_epoch, device, f"the {arm} student")
-        objective = DistillationObjective(teacher, KDASLoss(alpha=alpha, tau=tau, **ARMS[arm]))
+        objective = DistillationObjective(teacher, KDASLoss(alpha=alpha, tau=tau, **ARMS[arm]), teacher_int8)
     fraction = changes.get("label_fraction", 1.0)
-    out_dir = student_dir(profile, arm, seed, alpha, tau, teacher_epoch, changes.get("epochs"), fraction)
+    int8 = teacher_int8 and objective is not None
+    out_dir = student_dir(profile, arm, seed, alpha, tau, teacher_epoch, changes.get("epochs"), fraction, int8)
     if not retrain:
-        base = student_dir(profile, arm, seed, alpha, tau, teacher_epoch, label_fraction=fraction)
+        base = student_dir(profile, arm, seed, alpha, tau, teacher_epoch, label_fraction=fraction, teacher_int8=int8)
         _start_from_shorter(out_dir, base, changes)
     return _train_or_load(
         out_dir.name.removesuffix(f"-{profile.name}"),

@@ -8,7 +8,8 @@ from kdas_utils import bench
 def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_synthetic):
     monkeypatch.setenv("KDAS_SYNTH_ROOT", str(small_synthetic))
     monkeypatch.setattr(bench, "get_profile", _small)  # the fixture's 24-frame synthetic set
-    assert bench.main(["--tiny", "--out", str(tmp_path), "--device", "cpu"]) == 0
+    argv = ["--tiny", "--out", str(tmp_path), "--device", "cpu", "--epoch-times", "--results-check"]
+    assert bench.main(argv) == 0
     (path,) = tmp_path.glob("tiny-cpu-*.json")
     report = json.loads(path.read_text())
     for key in (
@@ -18,8 +19,22 @@ def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_s
         "student_teacher_latency_ratio",
         "series_quick_seconds",
         "predict_video",
+        "distill_step_ratio_to_old_bound",
+        "epoch_speedup_teacher",
+        "epoch_speedup_student",
     ):
         assert key in report
+    for role in ("teacher", "student"):  # today's epoch time / the new one, both measured in this run
+        epoch = report["epochs"][role]
+        assert report[f"epoch_speedup_{role}"] == epoch["baseline"]["epoch_s"] / epoch["new"]["epoch_s"] > 0
+        assert epoch["baseline"]["steps"] == epoch["new"]["steps"] == 2
+    old_bound = report["steps_baseline"]["tiny"]["bound_s"]
+    assert report["distill_step_ratio_to_old_bound"] == report["steps"]["tiny"]["distill_step_s"] / old_bound
+    check = report["results_check"]
+    assert [(r["path"], r["seed"]) for r in check["runs"]] == [("baseline", 0), ("baseline", 1), ("new", 0)]
+    lo, hi = check["baseline_spread"]
+    assert check["within_spread"] == (lo <= check["runs"][-1]["best_val_dice"] <= hi)
+    assert "today / new" in bench.summary(report) and "today's seeds" in bench.summary(report)
     video = report["predict_video"]
     assert video["frames"] == 4 and all(
         video[f"{b}_bs{n}"]["frames_per_s"] > 0 for b in ("torch", "onnxruntime") for n in (1, 8)

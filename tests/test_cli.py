@@ -19,14 +19,16 @@ def run_kdas(*args):
     return subprocess.run([str(KDAS), *args], capture_output=True, text=True, timeout=120)
 
 
-def test_help_of_the_command_and_every_subcommand():
+def test_help_of_the_command_and_every_subcommand(capsys):
     assert KDAS.exists(), "the package installs a `kdas` command (pip install -e .)"
-    top = run_kdas("--help")
+    top = run_kdas("--help")  # the installed command once; each subcommand's help in this process
     assert top.returncode == 0 and all(name in top.stdout for name in SUBCOMMANDS)
     for name in SUBCOMMANDS:
-        result = run_kdas(name, "--help")
-        assert result.returncode == 0 and result.stdout.startswith(f"usage: kdas {name}"), name
-        assert "--profile" in result.stdout
+        with pytest.raises(SystemExit) as stopped:
+            main([name, "--help"])
+        out = capsys.readouterr().out
+        assert stopped.value.code == 0 and out.startswith(f"usage: kdas {name}"), name
+        assert "--profile" in out
 
 
 def test_bad_arguments_say_what_to_type():
@@ -290,3 +292,11 @@ def test_evaluate_official_weights(tmp_path, monkeypatch):
     )
     table = (tmp_path / "eval" / "evaluation.md").read_text()
     assert "| kdas_student | Synthetic |" in table and "| kdas_student | Synthetic-Shift |" in table
+
+
+def test_the_int8_teacher_is_for_one_run_not_the_ablation(user_env, capsys):
+    assert main(["distill", "--profile", "quick", "--ablation", "no-kd=1", "--teacher-int8"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "kdas distill: error: --teacher-int8 trains one run; leave it out of --ablation"
+    )
+    assert not (user_env / "runs").exists()

@@ -68,6 +68,27 @@ def clone_output(out: PolypOutput) -> PolypOutput:
     )
 
 
+def int8_teacher(teacher: nn.Module) -> nn.Module:
+    """A copy of ``teacher`` whose ``nn.Linear`` layers (the transformer's attention and MLP
+    matrices, most of a PVTv2 forward on the CPU) compute in int8: PyTorch's dynamic quantisation
+    (weights quantised once per output channel, activations per batch). CPU only.
+
+    What it changes, measured by ``python -m kdas_utils.bench --int8-check`` on the standard
+    profile's teacher (the JSON in ``benchmarks/results/``): the teacher's validation Dice and the
+    relative L2 error of each distillation target (stages, CIM, CFM, SAM, P1, P2).
+
+    torch 2.14 warns that ``torch.ao.quantization`` is deprecated in favour of torchao; the warnings
+    are silenced here, and this function is the one place to switch."""
+    import copy
+    import warnings
+
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
+        return quantize_dynamic(copy.deepcopy(teacher).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
+
+
 class DistillationObjective(nn.Module):
     """The student's objective: a frozen teacher and a distillation loss (:class:`~kdas_utils.distill.KDASLoss`).
 
@@ -84,15 +105,22 @@ class DistillationObjective(nn.Module):
     it minimises here leaves that NaN *value* out (``nan_to_num``); the gradients are those of the
     released code (``tests/test_distill.py`` checks they are equal), and ``parts["at"]`` still
     reports the NaN.
+
+    With ``teacher_int8``, the teacher runs through :func:`int8_teacher` (CPU only; an option of
+    ours, neither the paper's nor the release's), and :meth:`settings` records it.
     """
 
-    def __init__(self, teacher: nn.Module, loss: nn.Module):
+    def __init__(self, teacher: nn.Module, loss: nn.Module, teacher_int8: bool = False):
         super().__init__()
         teacher.eval().requires_grad_(False)
+        if teacher_int8:
+            teacher = int8_teacher(teacher)
         self.__dict__["teacher"] = teacher  # not a sub-module: no parameters, no state_dict entries
-        self.loss = loss
+        self.loss, self.teacher_int8 = loss, teacher_int8
 
     def _apply(self, fn, *args, **kwargs):
+        if self.teacher_int8 and fn(torch.empty(0)).device.type != "cpu":
+            raise ValueError("teacher_int8=True: the int8 teacher runs on the CPU only; train on the CPU or drop it")
         self.teacher._apply(fn, *args, **kwargs)
         return super()._apply(fn, *args, **kwargs)
 
@@ -102,8 +130,14 @@ class DistillationObjective(nn.Module):
         return self
 
     def settings(self) -> dict:
-        """``{"objective": "kdas", **loss.settings()}`` (see :func:`objective_settings`)."""
-        return {"objective": "kdas", **self.loss.settings()}
+        """``{"objective": "kdas", **loss.settings()}``, with ``"teacher": "int8"`` for an int8
+        teacher (see :func:`objective_settings`)."""
+        return {"objective": "kdas", **self.loss.settings(), **({"teacher": "int8"} if self.teacher_int8 else {})}
+
+    def validation_objective(self) -> SegmentationObjective:
+        """What the engine validates with: ``L_seg`` of the student alone (same BCE variant), without
+        the teacher's forward (:mod:`kdas_utils.speed`, ``lean_validation``)."""
+        return SegmentationObjective(getattr(self.loss, "seg_variant", "paper"))
 
     def compile_teacher(self) -> None:
         """Run the teacher's forward through ``torch.compile`` (the engine's ``compile=True``)."""

@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from .. import speed
 from ..data.partial import PartialLabels
 from ..losses import is_labelled
 from ..metrics import dice_at
@@ -110,7 +111,8 @@ class Trainer:
             self.trainable,
             lr=config.lr,
             weight_decay=config.weight_decay,
-            fused=self.device.type in ("cuda", "cpu"),  # one kernel for all parameters (torch >= 2.4 on the CPU)
+            # one kernel for all parameters (torch >= 2.4 on the CPU); kdas_utils.speed.baseline: the loop
+            fused=self.device.type in ("cuda", "cpu") and speed.current().fused_adamw,
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaler)
         self.steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * self.world))
@@ -306,9 +308,14 @@ class Trainer:
 
     @torch.inference_mode()
     def validate(self) -> dict:
-        """The objective's mean loss and the mean Dice at 0.5 (:func:`kdas_utils.metrics.dice_at`)
-        over the validation images, with the network in ``eval()`` mode."""
+        """The mean loss and the mean Dice at 0.5 (:func:`kdas_utils.metrics.dice_at`) over the
+        validation images, with the network in ``eval()`` mode. The loss is the objective's, except
+        that an objective with a ``validation_objective()`` (a distilled student's: ``L_seg`` without
+        the teacher) uses that one, unless :func:`kdas_utils.speed.baseline` is in force."""
         self.model.eval()
+        objective = self.objective
+        if speed.current().lean_validation and hasattr(objective, "validation_objective"):
+            objective = objective.validation_objective()
         loader = DataLoader(
             self.val_set,
             batch_size=self.config.batch_size,
@@ -320,7 +327,7 @@ class Trainer:
         for batch in loader:
             images, masks = self.runtime.to_device(batch)
             with self.runtime.autocast():
-                loss, out, _ = self.objective(self.model, images, masks)
+                loss, out, _ = objective(self.model, images, masks)
             losses.append(loss.item() * len(images))
             dices.append(dice_at(torch.sigmoid(out.logits.float()), masks))
         return {"val_loss": sum(losses) / len(self.val_set), "val_dice": torch.cat(dices).mean().item()}
