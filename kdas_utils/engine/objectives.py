@@ -71,7 +71,7 @@ def clone_output(out: PolypOutput) -> PolypOutput:
 def int8_teacher(teacher: nn.Module) -> nn.Module:
     """A copy of ``teacher`` whose ``nn.Linear`` layers (the transformer's attention and MLP
     matrices, most of a PVTv2 forward on the CPU) compute in int8: PyTorch's dynamic quantisation
-    (weights quantised once per output channel, activations per batch). CPU only.
+    (weights quantised once, per tensor; activations at each call). CPU only.
 
     What it changes, measured by ``python -m kdas_utils.bench --int8-check`` on the standard
     profile's teacher (the JSON in ``benchmarks/results/``): the teacher's validation Dice and the
