@@ -28,6 +28,7 @@ def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_s
         epoch = report["epochs"][role]
         assert report[f"epoch_speedup_{role}"] == epoch["baseline"]["epoch_s"] / epoch["new"]["epoch_s"] > 0
         assert epoch["baseline"]["steps"] == epoch["new"]["steps"] == 2
+    assert report["baseline_switches_off"] == ["separable_boundary", "fused_adamw", "lean_validation"]
     old_bound = report["steps_baseline"]["tiny"]["bound_s"]
     assert report["distill_step_ratio_to_old_bound"] == report["steps"]["tiny"]["distill_step_s"] / old_bound
     check = report["results_check"]
