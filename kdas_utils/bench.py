@@ -195,7 +195,7 @@ def data_loading(profile_name: str, batches: int = 20) -> dict:
     resize, augment, normalise), on the first pass (cold: files decoded) and the second (warm:
     frames from the cache of :class:`~kdas_utils.data.PolypDataset`). A loader with ``w``
     workers delivers about ``w`` times that."""
-    from .training import profile_datasets
+    from .runs import profile_datasets
 
     profile = get_profile(profile_name)
     train_set, _ = profile_datasets(profile, cache=True)
@@ -223,7 +223,7 @@ def int8_check(teacher_path: str | Path, profile="standard", batch_size: int = 8
     from .engine import load_trained
     from .engine.objectives import int8_teacher
     from .metrics import dice_at
-    from .training import profile_datasets
+    from .runs import profile_datasets
 
     profile = get_profile(profile) if isinstance(profile, str) else profile
     _, val_set = profile_datasets(profile)
@@ -261,7 +261,7 @@ def int8_check(teacher_path: str | Path, profile="standard", batch_size: int = 8
 def _warm_datasets(profile) -> tuple:
     """``(train_set, val_set)`` of ``profile`` with every frame decoded into their caches, so that
     no timed epoch pays the decoding (the datasets are shared by every trainer of a measurement)."""
-    from .training import profile_datasets
+    from .runs import profile_datasets
 
     sets = profile_datasets(profile)
     for dataset in sets:
@@ -276,7 +276,7 @@ def _epoch_trainer(
     """A :class:`Trainer` of one role of ``profile`` on ``sets`` (:func:`_warm_datasets`): the teacher
     (L_seg) or the KDAS student taught by a teacher of random weights (the time does not depend on
     them), in int8 with ``teacher_int8``."""
-    from .training import ARMS
+    from .runs import ARMS
 
     config = TrainConfig.from_profile(profile, seed=seed, progress=False, **changes)
     train_set, val_set = sets

@@ -48,8 +48,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 
 def parse_plan(text: str) -> dict[str, int]:
-    """``"no-kd=3,kdas=3"`` -> ``{"no-kd": 3, "kdas": 3}``; arms from :data:`kdas_utils.training.ARMS`."""
-    from .training import ARMS
+    """``"no-kd=3,kdas=3"`` -> ``{"no-kd": 3, "kdas": 3}``; arms from :data:`kdas_utils.runs.ARMS`."""
+    from .runs import ARMS
 
     plan = {}
     for item in filter(None, text.split(",")):
@@ -100,7 +100,7 @@ def _test_root_argument(parser):
 
 def _use_test_roots(args) -> list[Path] | None:
     """Check the ``--test-root`` folders now (a one-line error names a bad one), add them to
-    ``$KDAS_TEST_ROOTS`` for this process (which :func:`kdas_utils.training.profile_splits` reads for
+    ``$KDAS_TEST_ROOTS`` for this process (which :func:`kdas_utils.runs.profile_splits` reads for
     the profiles on the real data) and return every extra root; ``None`` without ``--test-root``."""
     import os
 
@@ -129,7 +129,7 @@ def _fetch(args):
 
 def _prepare_data(args) -> int:
     from .data import find_dataset, prepare_kvasir_seg, prepare_pranet
-    from .training import profile_root
+    from .runs import profile_root
 
     if args.download == "pranet":
         root = prepare_pranet(args.into, fetch=_fetch(args))
@@ -177,7 +177,7 @@ def _prepare_weights(args) -> int:
 
 def _train_teacher(args) -> int:
     from .evaluate import teacher_summary
-    from .training import checkpoint_dir, profile_splits, train_teacher
+    from .runs import checkpoint_dir, profile_splits, train_teacher
 
     profile = get_profile(args.profile)
     changes = _changes(args)
@@ -201,51 +201,43 @@ def _ablation_figure(table, csv: Path) -> Path:
     return save_figure(plot_ablation(table), csv.stem, csv.parent)
 
 
+def _recipe(args):
+    """``(recipe, changes)``: the one :class:`~kdas_utils.runs.StudentRecipe` of ``kdas distill``'s
+    options (``--epochs`` among them) and the other TrainConfig overrides."""
+    from .runs import StudentRecipe
+
+    return StudentRecipe.split(
+        _changes(args),
+        arm=args.arm,
+        alpha=args.alpha,
+        tau=args.tau,
+        teacher_epoch=args.teacher_epoch,
+        label_fraction=args.label_fraction,
+        teacher_int8=args.teacher_int8,
+    )
+
+
 def _distill(args) -> int:
     from .evaluate import summarize_ablation
-    from .training import ablation_csv, finished_plan, run_ablation, train_student
+    from .runs import finished_plan, run_ablation, train_student
 
     profile = get_profile(args.profile)
-    changes = _changes(args) | ({"label_fraction": args.label_fraction} if args.label_fraction != 1 else {})
     if args.ablation and args.teacher_int8:
         raise UsageError("--teacher-int8 trains one run; leave it out of --ablation")
+    recipe, changes = _recipe(args)
     if args.ablation:
-        epochs = changes.get("epochs")
-        plan = (
-            finished_plan(profile, args.alpha, args.tau, args.teacher_epoch, epochs, args.label_fraction)
-            if args.ablation == "finished"
-            else parse_plan(args.ablation)
-        )
+        plan = finished_plan(profile, recipe) if args.ablation == "finished" else parse_plan(args.ablation)
         if not plan:
             raise UsageError(
                 f"no finished student run of the {profile.name!r} profile yet with these settings; "
                 f"give a plan instead, e.g. --ablation no-kd=3,kdas=3,pixel=3"
             )
-        table = run_ablation(
-            profile,
-            plan,
-            device=args.device,
-            alpha=args.alpha,
-            tau=args.tau,
-            teacher_epoch=args.teacher_epoch,
-            **changes,
-        )
+        table = run_ablation(profile, plan, recipe, device=args.device, **changes)
         print(summarize_ablation(table).to_string())
-        csv = ablation_csv(profile, args.alpha, args.tau, args.teacher_epoch, epochs, args.label_fraction)
+        csv = recipe.table(profile)
         print(f"written {csv} and {_ablation_figure(table, csv)}")
         return 0
-    run = train_student(
-        profile,
-        args.arm,
-        seed=args.seed,
-        retrain=args.retrain,
-        device=args.device,
-        alpha=args.alpha,
-        tau=args.tau,
-        teacher_epoch=args.teacher_epoch,
-        teacher_int8=args.teacher_int8,
-        **changes,
-    )
+    run = train_student(profile, recipe, args.seed, retrain=args.retrain, device=args.device, **changes)
     best = max(run.history, key=lambda h: h["val_dice"]) if run.history else {}
     print(
         f"student {args.arm} (seed {args.seed}): {run.source} -> {run.path}; "
@@ -314,7 +306,7 @@ def _export_study(study, profile, target) -> int:
     import matplotlib
 
     matplotlib.use("agg")  # figures are written to files, never shown
-    from .training import checkpoint_dir
+    from .runs import checkpoint_dir
 
     if (checkpoint_dir("teacher", profile) / "last.pt").exists():
         study.teacher_curve(profile)
@@ -326,7 +318,7 @@ def _export_study(study, profile, target) -> int:
 def _evaluate(args) -> int:
     from .evaluate import domain_frames, domain_table, evaluate_models, write_table
     from .models import load_network, load_official, load_trained
-    from .training import profile_splits, trained_checkpoints
+    from .runs import profile_splits, trained_checkpoints
 
     profile = get_profile(args.profile)
     extra_roots = _use_test_roots(args)  # given: scored whatever the profile's data
@@ -364,12 +356,12 @@ def _evaluate(args) -> int:
 def _export(args) -> int:
     from .export import export_onnx
     from .models import load_trained
-    from .training import student_dir
+    from .runs import StudentRecipe
 
     if args.checkpoint:
         checkpoint = Path(args.checkpoint)
     else:
-        checkpoint = student_dir(get_profile(args.profile), args.arm, args.seed) / "best.pt"
+        checkpoint = StudentRecipe(args.arm).folder(get_profile(args.profile), args.seed) / "best.pt"
     if not checkpoint.exists():
         raise UsageError(
             f"{checkpoint} does not exist; train it first "
@@ -448,7 +440,7 @@ def add_predict(sub) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from .distill import ALPHA, TAU
-    from .training import ARMS
+    from .runs import ARMS
 
     parser = OneLineParser(
         prog="kdas",

@@ -234,7 +234,7 @@ def test_roots() -> list[Path]:
     """Further test roots to score on, beside the data root's ``TestDataset/``: the folders named in
     ``$KDAS_TEST_ROOTS``, separated by ``os.pathsep`` (``:`` on Linux and macOS), e.g. a folder of
     the unseen sets CVC-ColonDB and ETIS. Empty when it is not set. The profiles on the real data
-    score on them (:func:`kdas_utils.training.profile_splits`)."""
+    score on them (:func:`kdas_utils.runs.profile_splits`)."""
     value = os.environ.get(TEST_ROOTS_VARIABLE, "")
     return [Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part.strip()]
 

@@ -176,7 +176,7 @@ def mean_dice(model, pairs: list[Pair], image_size: int, device=None, batch_size
 
 def domain_frames(models: dict, splits, image_size: int, device=None) -> dict[str, dict[str, np.ndarray]]:
     """``{model label: {test set: per-frame Dice at 0.5}}`` on every test set of ``splits`` (a
-    :class:`~kdas_utils.training.Splits`, whose ``domains`` say which sets are seen)."""
+    :class:`~kdas_utils.runs.Splits`, whose ``domains`` say which sets are seen)."""
     return {
         label: {name: frame_dice(model, pairs, image_size, device) for name, pairs in splits.test.items()}
         for label, model in models.items()
@@ -263,7 +263,7 @@ def score_run(run, splits, image_size: int, device=None) -> dict:
 
 def teacher_summary(profile, run, splits, device=None) -> dict:
     """What ``kdas train-teacher`` prints and saves: the run's epochs and mean Dice at 0.5 on
-    the validation split and every test set of ``splits`` (:func:`kdas_utils.training.profile_splits`)."""
+    the validation split and every test set of ``splits`` (:func:`kdas_utils.runs.profile_splits`)."""
     return {
         "profile": profile.name,
         "image_size": profile.image_size,

@@ -26,7 +26,7 @@ def figure_samples(profile, n: int = 3, frames: str | None = None) -> tuple[str,
     """
     from .config import data_root
     from .data import DatasetError, PolypDataset, eval_transforms, find_pairs
-    from .training import profile_splits
+    from .runs import profile_splits
 
     frames = frames or profile.data
     if frames not in ("synthetic", "real"):
@@ -365,7 +365,7 @@ def _seeds(n: int) -> str:
 
 def plot_ablation(table, sets: list[str] | None = None):
     """Each arm's mean Dice *minus the student alone's* (``no-kd``), one group of bars per data split,
-    from :func:`kdas_utils.training.run_ablation`: differences of a hundredth stay visible.
+    from :func:`kdas_utils.runs.run_ablation`: differences of a hundredth stay visible.
 
     Bars: the difference of the means. Error bars: the seed spread it is read against (the larger of
     the arm's and the student alone's standard deviations over seeds, as

@@ -195,10 +195,10 @@ def default_weights(profile: Profile | None = None) -> Path:
     Raises:
         PredictInputError: it is not trained yet; the message gives the command.
     """
-    from .training import student_dir
+    from .runs import StudentRecipe
 
     profile = profile or get_profile()
-    path = student_dir(profile, "kdas", 0) / "best.pt"
+    path = StudentRecipe("kdas").folder(profile, 0) / "best.pt"
     if not path.exists():
         raise PredictInputError(
             f"no trained KDAS student of the {profile.name} profile at {path}: train it "

@@ -1,7 +1,7 @@
 """When does distillation help? The study behind notebook 07, as resumable runs.
 
 Five questions, each answered on the validation split (never on a test set), each a table that
-:func:`~kdas_utils.training.run_ablation` fills from checkpoints (finished runs are loaded):
+:func:`~kdas_utils.runs.run_ablation` fills from checkpoints (finished runs are loaded):
 
 1. **alpha**: each distillation arm (``kdas``, ``pixel``) at several weights, one seed each;
    the weight with the best validation Dice is *chosen* (:func:`choose_alpha`).
@@ -60,16 +60,24 @@ def study_dir(profile: Profile) -> Path:
     return runs_dir() / f"study-{profile.name}"
 
 
+def _ablation(profile: Profile, plan: dict[str, int], device, changes: dict, teacher=None, csv=None, **fields):
+    """:func:`~kdas_utils.runs.run_ablation` of ``plan`` with the recipe of ``fields`` (e.g.
+    ``alpha=0.1``); ``changes`` are the study's TrainConfig overrides (``kdas study --epochs``
+    among them, which the recipe takes unless ``fields`` sets it)."""
+    from .runs import StudentRecipe, run_ablation
+
+    recipe, rest = StudentRecipe.split(changes, **fields)
+    return run_ablation(profile, plan, recipe, teacher=teacher, device=device, csv=csv, **rest)
+
+
 def alpha_sweep(profile: Profile, plan: StudyPlan = StudyPlan(), device=None, **changes):
     """Seed 0 of every arm of ``plan`` at every alpha: one row per (arm, alpha), scored on the
     validation split and the test sets. Written to ``study-<profile>/alpha.csv``."""
     import pandas as pd
 
-    from .training import run_ablation
-
     tables = []
     for alpha in plan.alphas:
-        table = run_ablation(profile, {arm: 1 for arm in plan.arms}, device=device, alpha=alpha, **changes)
+        table = _ablation(profile, {arm: 1 for arm in plan.arms}, device, changes, alpha=alpha)
         tables.append(table.assign(alpha=alpha))
     table = pd.concat(tables, ignore_index=True)
     _write(table, profile, "alpha")
@@ -86,16 +94,14 @@ def choose_alpha(sweep) -> dict[str, float]:
 def seeds_table(profile: Profile, chosen: dict[str, float], plan: StudyPlan = StudyPlan(), device=None, **changes):
     """``no-kd`` and each arm at its chosen alpha, ``plan.seeds`` seeds each, in one table
     (column ``alpha``: ``NaN`` for ``no-kd``). Written to ``study-<profile>/seeds.csv``; each
-    alpha's ablation table (:func:`~kdas_utils.training.ablation_csv`) holds ``no-kd`` and the arms
+    alpha's ablation table (:meth:`~kdas_utils.runs.StudentRecipe.table`) holds ``no-kd`` and the arms
     chosen at that alpha."""
     import pandas as pd
-
-    from .training import run_ablation
 
     tables = []
     for alpha in dict.fromkeys(chosen.values()):
         plan_here = {"no-kd": plan.seeds} | {arm: plan.seeds for arm, a in chosen.items() if a == alpha}
-        table = run_ablation(profile, plan_here, device=device, alpha=alpha, **changes)
+        table = _ablation(profile, plan_here, device, changes, alpha=alpha)
         tables.append(table.assign(alpha=_alpha_column(table, alpha)))
     table = pd.concat(tables, ignore_index=True).drop_duplicates(["arm", "seed", "alpha"])
     _write(table, profile, "seeds")
@@ -111,10 +117,10 @@ def teacher_strength(profile: Profile, chosen: dict[str, float], plan: StudyPlan
 
     from .evaluate import mean_dice
     from .models import load_trained
-    from .training import checkpoint_dir, profile_splits, run_ablation, teacher_snapshot
+    from .runs import checkpoint_dir, profile_splits, teacher_snapshot
 
     splits = profile_splits(profile)
-    alone = run_ablation(profile, {"no-kd": plan.seeds}, device=device, **changes)["validation"].mean()
+    alone = _ablation(profile, {"no-kd": plan.seeds}, device, changes)["validation"].mean()
     rows = []
     for epoch in (*plan.teacher_epochs, None):
         path = teacher_snapshot(profile, epoch) if epoch else checkpoint_dir("teacher", profile) / "best.pt"
@@ -122,9 +128,7 @@ def teacher_strength(profile: Profile, chosen: dict[str, float], plan: StudyPlan
         teacher_dice = mean_dice(teacher, splits.val, profile.image_size, device)
         for arm, alpha in chosen.items():
             row = (
-                run_ablation(
-                    profile, {arm: 1}, teacher=teacher, device=device, alpha=alpha, teacher_epoch=epoch, **changes
-                )
+                _ablation(profile, {arm: 1}, device, changes, teacher=teacher, alpha=alpha, teacher_epoch=epoch)
                 .iloc[0]
                 .to_dict()
             )
@@ -148,11 +152,9 @@ def patient(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPla
     ``study-<profile>/patient-scores.csv`` (columns ``alpha``, NaN for ``no-kd``, and ``epochs``)
     and both validation curves to ``study-<profile>/patient.csv`` (:func:`patient_curves`).
     Returns the scores."""
-    from .training import run_ablation
-
     epochs = profile.epochs * plan.patient_factor
     csv = study_dir(profile) / "patient-scores.csv"
-    scores = run_ablation(profile, {"no-kd": 1, arm: 1}, device=device, csv=csv, alpha=alpha, epochs=epochs, **changes)
+    scores = _ablation(profile, {"no-kd": 1, arm: 1}, device, changes, csv=csv, alpha=alpha, epochs=epochs)
     scores = scores.assign(alpha=_alpha_column(scores, alpha), epochs=epochs)
     _write(scores, profile, "patient-scores")
     patient_curves(profile, arm, alpha, plan)
@@ -168,18 +170,9 @@ def labeller(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPl
     (columns ``label_fraction`` and ``alpha`` added; ``alpha`` is NaN for ``no-kd``)."""
     import pandas as pd
 
-    from .training import run_ablation
-
     csv = study_dir(profile) / "labeller.csv"
-    run_ablation(
-        profile,
-        {"no-kd": plan.labeller_seeds, arm: plan.labeller_seeds},
-        device=device,
-        csv=csv,
-        alpha=alpha,
-        label_fraction=plan.label_fraction,
-        **changes,
-    )
+    seeds = {"no-kd": plan.labeller_seeds, arm: plan.labeller_seeds}
+    _ablation(profile, seeds, device, changes, csv=csv, alpha=alpha, label_fraction=plan.label_fraction)
     table = pd.read_csv(csv)  # with the rows of earlier calls (other seeds)
     table = table.assign(label_fraction=plan.label_fraction, alpha=_alpha_column(table, alpha))
     _write(table, profile, "labeller")
@@ -194,7 +187,7 @@ def final_runs(profile: Profile, chosen: dict[str, float], plan: StudyPlan = Stu
     the student alone and each arm at its ``chosen`` alpha (``plan.seeds`` seeds), the labeller
     step's two arms at ``plan.label_fraction`` (``plan.labeller_seeds``), and the teacher (seed 0).
     Nothing is trained; a run that has not finished all its epochs is left out."""
-    from .training import _finished, checkpoint_dir, student_dir
+    from .runs import StudentRecipe, _finished, checkpoint_dir
 
     wanted = [("no-kd", float("nan"), 1.0, plan.seeds)]
     wanted += [(arm, alpha, 1.0, plan.seeds) for arm, alpha in chosen.items()]
@@ -207,8 +200,8 @@ def final_runs(profile: Profile, chosen: dict[str, float], plan: StudyPlan = Stu
         runs[-1]["path"] = teacher / "best.pt"
     for arm, alpha, fraction, seeds in wanted:
         for seed in range(seeds):
-            settings = {"label_fraction": fraction} | ({} if arm == "no-kd" else {"alpha": alpha})
-            folder = student_dir(profile, arm, seed, **settings)
+            recipe = StudentRecipe(arm, label_fraction=fraction, **({} if arm == "no-kd" else {"alpha": alpha}))
+            folder = recipe.folder(profile, seed)
             if _finished(folder, profile.epochs) is not None:
                 runs.append({"arm": arm, "alpha": alpha, "label_fraction": fraction, "seed": seed})
                 runs[-1]["path"] = folder / "best.pt"
@@ -238,7 +231,7 @@ def unseen(profile: Profile, chosen: dict[str, float] | None = None, plan: Study
 
     from .evaluate import average_seeds, domain_table, frame_dice
     from .models import load_network
-    from .training import profile_splits
+    from .runs import profile_splits
 
     if chosen is None:
         chosen = recorded_choice(profile)
@@ -320,12 +313,12 @@ def patient_curves(profile: Profile, arm: str, alpha: float, plan: StudyPlan = S
     that has not started is left out."""
     import pandas as pd
 
-    from .training import student_dir
+    from .runs import StudentRecipe
 
     epochs = profile.epochs * plan.patient_factor
     runs = {
-        "no-kd": student_dir(profile, "no-kd", 0, epochs=epochs),
-        _patient_label(arm, alpha): student_dir(profile, arm, 0, alpha=alpha, epochs=epochs),
+        "no-kd": StudentRecipe("no-kd", epochs=epochs).folder(profile, 0),
+        _patient_label(arm, alpha): StudentRecipe(arm, alpha=alpha, epochs=epochs).folder(profile, 0),
     }
     tables = [run_history(folder).assign(run=label) for label, folder in runs.items() if (folder / "last.pt").exists()]
     table = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["epoch", "val_dice", "run"])
@@ -349,7 +342,7 @@ def run_history(folder: Path):
 def teacher_curve(profile: Profile):
     """The teacher run's validation curve (epoch, train loss, validation Dice, seconds) from its
     ``last.pt``; written to ``study-<profile>/teacher-curve.csv``."""
-    from .training import checkpoint_dir
+    from .runs import checkpoint_dir
 
     table = run_history(checkpoint_dir("teacher", profile))[["epoch", "train_loss", "val_loss", "val_dice", "seconds"]]
     _write(table, profile, "teacher-curve")

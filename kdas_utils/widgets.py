@@ -119,7 +119,7 @@ def explorer_app(profile=None, n_frames: int = 4, device=None):
     from .engine import select_device
     from .models import load_network
     from .plots import figure_samples
-    from .training import trained_checkpoints
+    from .runs import trained_checkpoints
 
     profile = profile or get_profile()
     found = trained_checkpoints(profile)
@@ -227,7 +227,7 @@ def _decode_upload(item: dict) -> np.ndarray:
 def tryout_app(profile=None, weights=None, device=None):
     """The :class:`FrameTryout` widget over ``weights``, else the profile's best trained network for
     the job: the KDAS student, else the student alone, else the teacher (those whose checkpoints
-    exist, :func:`kdas_utils.training.trained_checkpoints`); part of the Voila app. A caption names it.
+    exist, :func:`kdas_utils.runs.trained_checkpoints`); part of the Voila app. A caption names it.
 
     Raises:
         FileNotFoundError: no checkpoint of the profile yet; the message gives the command.
@@ -235,7 +235,7 @@ def tryout_app(profile=None, weights=None, device=None):
     import ipywidgets as w
 
     from .config import get_profile, runs_dir
-    from .training import trained_checkpoints
+    from .runs import trained_checkpoints
 
     profile = profile or get_profile()
     if weights is None:

@@ -76,7 +76,7 @@ def browser():
 @pytest.fixture(scope="module")
 def quick_teacher():
     """Both pages show the quick profile's teacher: train it (a minute) if no earlier test did."""
-    from kdas_utils.training import train_teacher
+    from kdas_utils.runs import train_teacher
 
     return train_teacher(get_profile("quick")).path
 

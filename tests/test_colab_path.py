@@ -15,7 +15,7 @@ from helpers.mirror import Mirror, fake_gdown, polyp_pvt_checkpoint, pranet_arch
 from kdas_utils import colab, config
 from kdas_utils.models import build_student, build_teacher
 from kdas_utils.notebook import offer_real_data
-from kdas_utils.training import train_student
+from kdas_utils.runs import train_student
 
 VARIABLES = ("KDAS_DATA_ROOT", "KDAS_RUNS_DIR", "KDAS_WEIGHTS_DIR", "KDAS_DOWNLOAD_ROOT", "KDAS_PROFILE")
 

@@ -193,7 +193,7 @@ def test_kdas_loss_combines_its_terms(nets, batch, at, sgm):
 
 def test_the_default_loss_is_the_kdas_arm_with_the_released_weights():
     from kdas_utils.distill import ALPHA, TAU
-    from kdas_utils.training import ARMS
+    from kdas_utils.runs import ARMS
 
     settings = KDASLoss().settings()
     assert {k: settings[k] for k in ("at", "sgm")} == ARMS["kdas"]
@@ -204,7 +204,7 @@ def test_the_default_loss_is_the_kdas_arm_with_the_released_weights():
 
 def test_pixel_arm_is_pixel_kd_mixed_by_alpha(nets, batch):
     from kdas_utils.distill import pixel_kd
-    from kdas_utils.training import ARMS
+    from kdas_utils.runs import ARMS
 
     student, _ = nets
     x, mask = batch

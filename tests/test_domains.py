@@ -13,7 +13,7 @@ from kdas_utils.config import get_profile
 from kdas_utils.data import DatasetError, domain, find_test_roots, make_synthetic
 from kdas_utils.evaluate import average_seeds, domain_frames, domain_table, paper_style
 from kdas_utils.models import build_student
-from kdas_utils.training import profile_splits
+from kdas_utils.runs import profile_splits
 
 KDAS = Path(sys.executable).with_name("kdas")
 

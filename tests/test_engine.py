@@ -388,7 +388,7 @@ def test_the_engine_is_a_package_of_rooms():
 
     assert Path(package.__file__).name == "__init__.py"
     rooms = {p.stem for p in Path(package.__file__).parent.glob("*.py")} - {"__init__"}
-    assert rooms == {"config", "runtime", "sampling", "objectives", "checkpoint", "lock", "trainer"}
+    assert rooms == {"train_config", "runtime", "sampling", "objectives", "checkpoint", "lock", "trainer"}
     from kdas_utils.engine import TrainConfig as C
     from kdas_utils.engine import Trainer as T
 

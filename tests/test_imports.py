@@ -99,6 +99,19 @@ def test_the_lowest_floors_look_only_down():
     assert not any(name.startswith("kdas_utils.engine") for name in graph["kdas_utils.models.weights"])
 
 
+def test_the_former_names_are_kept_for_callers_only():
+    """``kdas_utils.training`` (now ``runs``) still imports for notebooks and scripts written against
+    it, but no module of the package goes through it."""
+    import kdas_utils.runs as runs
+    import kdas_utils.training as training
+
+    graph = import_graph()
+    assert graph["kdas_utils.training"] == {"kdas_utils.runs"}
+    assert [name for name, targets in graph.items() if "kdas_utils.training" in targets] == []
+    assert training.ARMS is runs.ARMS and training.train_student is runs.train_student
+    assert training.StudentRecipe is runs.StudentRecipe and training.profile_splits is runs.profile_splits
+
+
 @pytest.mark.parametrize(
     "where, name",
     [

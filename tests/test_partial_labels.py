@@ -165,22 +165,21 @@ def test_checkpoints_older_than_the_label_fraction_count_as_every_mask(sets, tmp
 
 def test_partly_labelled_students_train_apart_and_are_scored(tmp_path, monkeypatch):
     from kdas_utils.config import get_profile
-    from kdas_utils.training import ablation_csv, finished_plan, run_ablation, student_dir
+    from kdas_utils.runs import StudentRecipe, finished_plan, run_ablation
 
     monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.setenv("KDAS_SYNTH_ROOT", str(tmp_path / "synthetic"))
     profile = get_profile("quick").replace(
         image_size=64, epochs=1, max_steps_per_epoch=1, synthetic_train=16, synthetic_test=4
     )
-    assert student_dir(profile, "no-kd", 1, label_fraction=0.25).name == "student-no-kd-l0.25-s1-quick"
-    assert student_dir(profile, "pixel", 0, alpha=0.1, label_fraction=0.5).name == "student-pixel-a0.1-l0.5-s0-quick"
-    assert ablation_csv(profile, alpha=0.1, label_fraction=0.25).name == "ablation-quick-a0.1-l0.25.csv"
-    table = run_ablation(
-        profile, {"no-kd": 1, "pixel": 1}, teacher=build_teacher(), alpha=0.1, label_fraction=0.25, progress=False
-    )
+    quarter = StudentRecipe("pixel", alpha=0.1, label_fraction=0.25)
+    assert quarter.but(arm="no-kd").folder(profile, 1).name == "student-no-kd-l0.25-s1-quick"
+    assert quarter.but(label_fraction=0.5).folder(profile, 0).name == "student-pixel-a0.1-l0.5-s0-quick"
+    assert quarter.table(profile).name == "ablation-quick-a0.1-l0.25.csv"
+    table = run_ablation(profile, {"no-kd": 1, "pixel": 1}, quarter, teacher=build_teacher(), progress=False)
     assert list(table.arm) == ["no-kd", "pixel"] and table.validation.notna().all()
-    assert finished_plan(profile, alpha=0.1, label_fraction=0.25) == {"no-kd": 1, "pixel": 1}
-    assert finished_plan(profile, alpha=0.1) == {}  # every mask: nothing trained yet
-    saved = load_checkpoint(student_dir(profile, "pixel", 0, alpha=0.1, label_fraction=0.25) / "last.pt")
-    alone = load_checkpoint(student_dir(profile, "no-kd", 0, label_fraction=0.25) / "last.pt")
+    assert finished_plan(profile, quarter) == {"no-kd": 1, "pixel": 1}
+    assert finished_plan(profile, quarter.but(label_fraction=1.0)) == {}  # every mask: nothing trained yet
+    saved = load_checkpoint(quarter.folder(profile, 0) / "last.pt")
+    alone = load_checkpoint(quarter.but(arm="no-kd").folder(profile, 0) / "last.pt")
     assert saved["labelled"] == alone["labelled"] and len(saved["labelled"]) == math.ceil(0.25 * 14)

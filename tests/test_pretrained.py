@@ -7,7 +7,7 @@ import torch
 from helpers.mirror import Mirror, polyp_pvt_checkpoint, release_backbone, saved
 from safetensors.torch import save_file
 
-from kdas_utils import training
+from kdas_utils import runs
 from kdas_utils.config import get_profile
 from kdas_utils.models import MissingWeightsError, WeightLoadError, build_student, build_teacher
 from kdas_utils.models import pretrained as pretrained_module
@@ -71,7 +71,7 @@ def test_timm_files_give_exactly_their_tensors(weights):
 
 
 def test_the_profiles_build_path_loads_them(weights, monkeypatch):
-    """training._train_or_load builds with the profile's `pretrained`; its Trainer is replaced here by
+    """runs._train_or_load builds with the profile's `pretrained`; its Trainer is replaced here by
     one that keeps the network it is given."""
     source = random_model(build_student, 4)
     (weights / "pvt_v2_b0.pth").write_bytes(release_backbone(source))
@@ -85,11 +85,11 @@ def test_the_profiles_build_path_loads_them(weights, monkeypatch):
             built["model"] = model
             raise Built
 
-    monkeypatch.setattr(training, "Trainer", Keep)
-    monkeypatch.setattr(training, "profile_datasets", lambda profile, augment=True: (None, None))
+    monkeypatch.setattr(runs, "Trainer", Keep)
+    monkeypatch.setattr(runs, "profile_datasets", lambda profile, augment=True: (None, None))
     for name, pretrained in (("colab", True), ("paper", True), ("standard", False)):
         with pytest.raises(Built):
-            training._train_or_load("student", weights / name, build_student, get_profile(name))
+            runs._train_or_load("student", weights / name, build_student, get_profile(name))
         assert same(built["model"].backbone, source.backbone) is pretrained, name
 
 
@@ -136,12 +136,12 @@ def test_hub_is_skipped_offline(monkeypatch):
 def test_official_teacher_of_each_profile(weights, tmp_path, monkeypatch):
     monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
     with pytest.raises(MissingWeightsError, match=r"'colab' profile distils from the official.*kdas prepare-weights"):
-        training.train_teacher(get_profile("colab"))
+        runs.train_teacher(get_profile("colab"))
     assert pretrained_module.official_teacher_file(get_profile("paper")) is None  # paper trains one instead
     teacher = random_model(build_teacher, 8).eval()
     (weights / "PolypPVT.pth").write_bytes(polyp_pvt_checkpoint(teacher))
     for name in ("colab", "paper"):
-        run = training.train_teacher(get_profile(name))
+        run = runs.train_teacher(get_profile(name))
         assert run.source == "weights" and run.path == weights / "PolypPVT.pth" and same(run.model, teacher)
         assert run.model.weights_source.startswith("official Polyp-PVT checkpoint")
     assert pretrained_module.official_teacher_file(get_profile("standard")) is None
@@ -153,10 +153,10 @@ def test_the_evaluation_table_takes_the_official_teacher(weights, tmp_path, monk
     from kdas_utils.models import load_network
 
     monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
-    assert training.trained_checkpoints(get_profile("colab")) == {}  # nothing prepared, nothing trained
+    assert runs.trained_checkpoints(get_profile("colab")) == {}  # nothing prepared, nothing trained
     teacher = random_model(build_teacher, 8).eval()
     (weights / "PolypPVT.pth").write_bytes(polyp_pvt_checkpoint(teacher))
-    found = training.trained_checkpoints(get_profile("colab"))
+    found = runs.trained_checkpoints(get_profile("colab"))
     assert found == {"teacher": weights / "PolypPVT.pth"}
     assert same(load_network(found["teacher"]), teacher)  # the Polyp-PVT format
     student = random_model(build_student, 9).eval()

@@ -2,7 +2,7 @@
 
 from kdas_utils.config import get_profile
 from kdas_utils.engine import CHECKPOINT_FORMAT, TrainConfig, save_checkpoint
-from kdas_utils.training import _plan_line, epoch_seconds
+from kdas_utils.runs import _plan_line, epoch_seconds
 
 
 def finished(folder, seconds, image_size=128):

@@ -110,11 +110,13 @@ def test_the_int8_teacher_is_recorded_close_to_fp32_and_cpu_only(real_pair):
 
 def test_an_int8_run_has_its_own_folder():
     from kdas_utils.config import get_profile
-    from kdas_utils.training import student_dir
+    from kdas_utils.runs import StudentRecipe, run_ablation
 
     profile = get_profile("standard")
-    assert student_dir(profile, "kdas", 0, teacher_int8=True).name == "student-kdas-int8-s0-standard"
-    assert student_dir(profile, "kdas", 0).name == "student-kdas-s0-standard"
+    assert StudentRecipe("kdas", teacher_int8=True).folder(profile, 0).name == "student-kdas-int8-s0-standard"
+    assert StudentRecipe("kdas").folder(profile, 0).name == "student-kdas-s0-standard"
+    with pytest.raises(ValueError, match="teacher_int8 trains one run"):
+        run_ablation(profile, {"kdas": 1}, StudentRecipe(teacher_int8=True))
 
 
 def test_the_int8_check_compares_both_teachers_on_the_validation_split(tmp_path, monkeypatch, small_synthetic):
@@ -122,7 +124,7 @@ def test_the_int8_check_compares_both_teachers_on_the_validation_split(tmp_path,
     from kdas_utils.config import get_profile
     from kdas_utils.engine import CHECKPOINT_FORMAT, save_checkpoint
     from kdas_utils.engine.checkpoint import architecture
-    from kdas_utils.training import profile_splits
+    from kdas_utils.runs import profile_splits
 
     monkeypatch.setenv("KDAS_SYNTH_ROOT", str(small_synthetic))
     profile = get_profile("quick").replace(synthetic_train=24, synthetic_test=6, image_size=64)

@@ -7,7 +7,7 @@ from kdas_utils import study
 from kdas_utils.config import get_profile
 from kdas_utils.evaluate import gap_closed, mean_dice
 from kdas_utils.models import load_network
-from kdas_utils.training import profile_splits, student_dir
+from kdas_utils.runs import StudentRecipe, profile_splits
 
 
 @pytest.fixture
@@ -193,7 +193,7 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     splits = profile_splits(tiny)
     assert "unseen" in splits.domains.values() and set(splits.test) <= set(table.columns)
     alone = table[(table.arm == "no-kd") & (table.label_fraction == 1)].iloc[0]
-    network = load_network(student_dir(tiny, "no-kd", 0) / "best.pt")
+    network = load_network(StudentRecipe("no-kd").folder(tiny, 0) / "best.pt")
     for name, pairs in splits.test.items():
         assert alone[name] == pytest.approx(mean_dice(network, pairs, tiny.image_size, "cpu"))
     assert alone["drop"] == pytest.approx(alone["seen"] - alone["unseen"])
@@ -218,9 +218,7 @@ def test_the_miniature_study_runs_and_writes_its_tables(tiny):
     }
     assert study.teacher_curve(tiny)["epoch"].tolist() == [1, 2]
     # the ablation table of the chosen alpha holds the student alone and the arm, each run once
-    from kdas_utils.training import ablation_csv
-
-    table = pd.read_csv(ablation_csv(tiny, alpha=chosen["pixel"]))
+    table = pd.read_csv(StudentRecipe(alpha=chosen["pixel"]).table(tiny))
     assert sorted(zip(table.arm, table.seed)) == [("no-kd", 0), ("pixel", 0)]
     # exported where notebook 07 reads it: the study's steps and each ablation table, named by its settings
     results = study.study_dir(tiny).parent.parent / "results"

@@ -9,7 +9,7 @@ from kdas_utils.evaluate import mean_dice
 from kdas_utils.models import build_student, build_teacher, count_parameters, describe
 from kdas_utils.models.polyp_pvt import PolypOutput
 from kdas_utils.models.weights import to_polyp_pvt_keys
-from kdas_utils.training import checkpoint_dir, profile_splits, train_teacher
+from kdas_utils.runs import checkpoint_dir, profile_splits, train_teacher
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_ablation_runs_every_arm_scores_it_and_continues(tiny_profile):
     import pandas as pd
 
     from kdas_utils.evaluate import summarize_ablation
-    from kdas_utils.training import finished_plan, run_ablation, student_dir
+    from kdas_utils.runs import StudentRecipe, finished_plan, run_ablation
 
     teacher = build_teacher()
     plan = {"no-kd": 2, "kdas": 1, "released": 1}
@@ -101,7 +101,7 @@ def test_ablation_runs_every_arm_scores_it_and_continues(tiny_profile):
     assert table[["validation", "Synthetic"]].apply(lambda c: c.between(0, 1)).all().all()
     saved = pd.read_csv(checkpoint_dir("teacher", tiny_profile).parent.parent / "ablation-quick.csv")
     assert len(saved) == 4
-    released = load_checkpoint(student_dir(tiny_profile, "released", 0) / "last.pt")["history"][0]
+    released = load_checkpoint(StudentRecipe("released").folder(tiny_profile, 0) / "last.pt")["history"][0]
     assert "train_at" in released and np.isfinite(released["train_loss"])
     summary = summarize_ablation(table)
     assert summary.loc["no-kd", "seeds"] == 2 and "±" in summary.loc["no-kd", "validation"]
@@ -112,10 +112,12 @@ def test_ablation_runs_every_arm_scores_it_and_continues(tiny_profile):
 
 
 def test_unknown_arm_is_named(tiny_profile):
-    from kdas_utils.training import run_ablation, train_student
+    from kdas_utils.runs import run_ablation, train_student
 
     with pytest.raises(ValueError, match="arm='kd': choose one of"):
         train_student(tiny_profile, "kd")
+    with pytest.raises(TypeError, match=r"train_student: epochs= belong\(s\) to the run's recipe: give StudentRecipe"):
+        train_student(tiny_profile, "no-kd", epochs=3)  # would train a longer run in the profile's folder
     with pytest.raises(ValueError, match=r"unknown arm\(s\) \['kd'\]"):
         run_ablation(tiny_profile, {"kd": 1})
 
@@ -123,21 +125,26 @@ def test_unknown_arm_is_named(tiny_profile):
 def test_other_weights_train_apart_and_a_finished_run_is_never_taken_for_other_settings(tiny_profile):
     from kdas_utils.distill import DistillationObjective, KDASLoss
     from kdas_utils.engine import CheckpointError
-    from kdas_utils.training import _train_or_load, finished_plan, student_dir, train_student
+    from kdas_utils.runs import StudentRecipe, _train_or_load, finished_plan, train_student
 
-    assert student_dir(tiny_profile, "kdas", 0).name == "student-kdas-s0-quick"
-    assert student_dir(tiny_profile, "kdas", 1, alpha=0.1).name == "student-kdas-a0.1-s1-quick"
-    assert student_dir(tiny_profile, "at", 0, alpha=0.1, tau=1).name == "student-at-a0.1-t1-s0-quick"
-    assert student_dir(tiny_profile, "no-kd", 0, alpha=0.1) == student_dir(tiny_profile, "no-kd", 0)  # no teacher
+    # the folder names of the runs made before the recipe existed (the study's checkpoints)
+    assert StudentRecipe("kdas").folder(tiny_profile, 0).name == "student-kdas-s0-quick"
+    assert StudentRecipe("kdas", alpha=0.1).folder(tiny_profile, 1).name == "student-kdas-a0.1-s1-quick"
+    assert StudentRecipe("at", alpha=0.1, tau=1).folder(tiny_profile, 0).name == "student-at-a0.1-t1-s0-quick"
+    no_teacher = StudentRecipe("no-kd", alpha=0.1, teacher_epoch=3, teacher_int8=True)
+    assert no_teacher.folder(tiny_profile, 0) == StudentRecipe("no-kd").folder(tiny_profile, 0)
+    assert StudentRecipe("no-kd", alpha=0.1).table(tiny_profile).name == "ablation-quick-a0.1.csv"
 
     teacher = build_teacher()
     default = train_student(tiny_profile, "kdas", teacher=teacher, progress=False)
-    other = train_student(tiny_profile, "kdas", teacher=teacher, alpha=0.1, progress=False)
-    assert other.source == "trained" and other.path.parent == student_dir(tiny_profile, "kdas", 0, alpha=0.1)
+    other = train_student(tiny_profile, StudentRecipe(alpha=0.1), teacher=teacher, progress=False)
+    assert other.source == "trained" and other.path.parent == StudentRecipe(alpha=0.1).folder(tiny_profile, 0)
     assert load_checkpoint(other.path)["objective_settings"]["alpha"] == 0.1
     assert load_checkpoint(default.path.parent / "last.pt")["objective_settings"]["alpha"] == 0.3
-    assert finished_plan(tiny_profile) == {"kdas": 1} and finished_plan(tiny_profile, alpha=0.1) == {"kdas": 1}
-    assert finished_plan(tiny_profile, alpha=0.2) == {}
+    assert finished_plan(tiny_profile) == {"kdas": 1} and finished_plan(tiny_profile, StudentRecipe(alpha=0.1)) == {
+        "kdas": 1
+    }
+    assert finished_plan(tiny_profile, StudentRecipe(alpha=0.2)) == {}
 
     # The same folder asked for with other terms: refused, with what differs, instead of loaded.
     from kdas_utils.models import build_student
@@ -150,7 +157,7 @@ def test_other_weights_train_apart_and_a_finished_run_is_never_taken_for_other_s
     ):
         _train_or_load(
             "student",
-            student_dir(tiny_profile, "kdas", 0),
+            StudentRecipe("kdas").folder(tiny_profile, 0),
             build_student,
             tiny_profile,
             objective=objective,
@@ -159,28 +166,30 @@ def test_other_weights_train_apart_and_a_finished_run_is_never_taken_for_other_s
 
 
 def test_a_longer_schedule_trains_apart_and_starts_from_the_profiles_run(tiny_profile):
-    from kdas_utils.training import student_dir, train_student
+    from kdas_utils.runs import StudentRecipe, train_student
 
     short = train_student(tiny_profile, "no-kd", progress=False)
-    assert student_dir(tiny_profile, "no-kd", 0, epochs=3).name == "student-no-kd-e3-s0-quick"
-    assert student_dir(tiny_profile, "no-kd", 0, epochs=1) == short.path.parent  # not longer: the same run
-    longer = train_student(tiny_profile, "no-kd", epochs=3, progress=False)
-    assert longer.path.parent == student_dir(tiny_profile, "no-kd", 0, epochs=3)
+    longer_recipe = StudentRecipe("no-kd", epochs=3)
+    assert longer_recipe.folder(tiny_profile, 0).name == "student-no-kd-e3-s0-quick"
+    assert StudentRecipe("no-kd", epochs=1).folder(tiny_profile, 0) == short.path.parent  # not longer: the same run
+    longer = train_student(tiny_profile, longer_recipe, progress=False)
+    assert longer.path.parent == longer_recipe.folder(tiny_profile, 0)
     assert [h["epoch"] for h in longer.history] == [1, 2, 3] and longer.history[0] == short.history[0]
     assert load_checkpoint(short.path.parent / "last.pt")["epoch"] == 1  # the profile's run is left as it was
 
 
 def test_students_distil_from_a_teacher_snapshot(tiny_profile):
     from kdas_utils.engine import CheckpointError
-    from kdas_utils.training import student_dir, teacher_snapshot, train_student
+    from kdas_utils.runs import StudentRecipe, teacher_snapshot, train_student
 
     profile = tiny_profile.replace(teacher_epochs=2, keep_epochs=(1,))
     train_teacher(profile, progress=False)
     assert teacher_snapshot(profile, 1).exists() and load_checkpoint(teacher_snapshot(profile, 1))["epoch"] == 1
     with pytest.raises(CheckpointError, match="no teacher snapshot of epoch 2.*keeps epochs \\[1\\]"):
         teacher_snapshot(profile, 2)
-    run = train_student(profile, "pixel", alpha=0.1, teacher_epoch=1, progress=False)
-    assert run.path.parent == student_dir(profile, "pixel", 0, alpha=0.1, teacher_epoch=1)
+    recipe = StudentRecipe("pixel", alpha=0.1, teacher_epoch=1)
+    run = train_student(profile, recipe, progress=False)
+    assert run.path.parent == recipe.folder(profile, 0)
     assert run.path.parent.name == "student-pixel-a0.1-te1-s0-quick"
     settings = load_checkpoint(run.path)["objective_settings"]
     assert (settings["kd"], settings["alpha"], settings["at"], settings["sgm"]) == ("pixel", 0.1, None, None)

@@ -21,7 +21,7 @@ setting         value                        source
 ==============  ===========================  ==================================================
 
 So ``KDASLoss()`` with no arguments is KDAS as this series teaches it, the ``kdas`` arm of
-:data:`kdas_utils.training.ARMS`.
+:data:`kdas_utils.runs.ARMS`.
 """
 
 from __future__ import annotations

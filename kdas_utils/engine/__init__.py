@@ -47,11 +47,11 @@ from .checkpoint import (
     save_checkpoint,
     settings_changed,
 )
-from .config import TrainConfig
 from .lock import RunLock, RunLockedError
 from .objectives import DistillationObjective, SegmentationObjective, clone_output, objective_settings
 from .runtime import Precision, Runtime, choose_precision, init_distributed, select_device
 from .sampling import EpochSampler, SeededItems
+from .train_config import TrainConfig
 from .trainer import Trainer, TrainResult
 
 __all__ = [

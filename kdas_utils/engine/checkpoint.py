@@ -18,8 +18,8 @@ from ..checkpoint_file import (  # noqa: F401 (the file format, re-exported here
     save_checkpoint,
 )
 from ..errors import KDASError
-from .config import TrainConfig
 from .objectives import SegmentationObjective, objective_settings
+from .train_config import TrainConfig
 
 # Settings that must be those of a checkpoint to resume it or to take it as the finished run.
 MUST_MATCH = (

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .config import TrainConfig
+from .train_config import TrainConfig
 
 
 def select_device(preference: str | torch.device | None = None) -> torch.device:

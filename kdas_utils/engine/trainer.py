@@ -33,11 +33,11 @@ from .checkpoint import (
     set_rng_state,
     settings_changed,
 )
-from .config import TrainConfig
 from .lock import RunLock
 from .objectives import SegmentationObjective, objective_settings
 from .runtime import Runtime
 from .sampling import EpochSampler, SeededItems
+from .train_config import TrainConfig
 
 
 @dataclass

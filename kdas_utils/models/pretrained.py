@@ -23,7 +23,7 @@ in ``model.weights_source`` (a string), which training prints and checkpoints ke
 from the Google Drive folder the Polyp-PVT README links (with ``gdown``, see
 :mod:`kdas_utils.data.gdrive`), checked to load strictly into :func:`build_teacher`, kept as
 ``KDAS_WEIGHTS_DIR/PolypPVT.pth`` with its sha256 beside it. :func:`official_teacher_file` tells a
-profile whether to use it (:func:`kdas_utils.training.train_teacher`).
+profile whether to use it (:func:`kdas_utils.runs.train_teacher`).
 
 The order, the file names accepted and the checks are this series' choices; the files are the
 official releases.
