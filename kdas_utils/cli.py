@@ -176,29 +176,13 @@ def _prepare_weights(args) -> int:
 
 
 def _train_teacher(args) -> int:
-    from .evaluate import teacher_summary
-    from .runs import checkpoint_dir, profile_splits, train_teacher
+    from .runs import summarize_teacher, train_teacher
 
     profile = get_profile(args.profile)
-    changes = _changes(args)
-    run = train_teacher(profile, retrain=args.retrain, weights=args.weights, device=args.device, **changes)
-    summary = teacher_summary(profile, run, profile_splits(profile), args.device)
-    if run.source != "weights":
-        (checkpoint_dir("teacher", profile) / "summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+    run = train_teacher(profile, retrain=args.retrain, weights=args.weights, device=args.device, **_changes(args))
+    print(json.dumps(summarize_teacher(profile, run, args.device), indent=2))
     print(f"teacher: {run.source} -> {run.path}")
     return 0
-
-
-def _ablation_figure(table, csv: Path) -> Path:
-    """Save the ablation's plot beside its CSV, under the same name; return the path."""
-    import matplotlib
-
-    matplotlib.use("agg")
-    from .notebook import save_figure
-    from .plots import plot_ablation
-
-    return save_figure(plot_ablation(table), csv.stem, csv.parent)
 
 
 def _recipe(args):
@@ -235,7 +219,7 @@ def _distill(args) -> int:
         table = run_ablation(profile, plan, recipe, device=args.device, **changes)
         print(summarize_ablation(table).to_string())
         csv = recipe.table(profile)
-        print(f"written {csv} and {_ablation_figure(table, csv)}")
+        print(f"written {csv} and {csv.with_suffix('.png')}")
         return 0
     run = train_student(profile, recipe, args.seed, retrain=args.retrain, device=args.device, **changes)
     best = max(run.history, key=lambda h: h["val_dice"]) if run.history else {}
@@ -247,69 +231,52 @@ def _distill(args) -> int:
 
 
 def _study(args) -> int:
-    """The study of notebook 07, step by step; every step loads what is finished."""
+    """The study of notebook 07 (:func:`kdas_utils.study.run_study`); every step loads what is finished."""
     from . import study
 
     profile = get_profile(args.profile)
     _use_test_roots(args)
-    if args.export_only:
-        _unseen(study, profile, None, study.StudyPlan(seeds=args.seeds), args.device, asked=False)
-        return _export_study(study, profile, args.export or "results")
     plan = study.StudyPlan(seeds=args.seeds)
-    changes = _changes(args)
-    steps = args.step or ["alpha", "seeds", "teacher-strength", "labeller", "patient", "unseen"]
-    if set(steps) == {"unseen"}:  # scores finished runs at the alphas recorded by the alpha step; trains nothing
-        _unseen(study, profile, None, plan, args.device, asked=True)
-        return _export_study(study, profile, args.export) if args.export else 0
-    sweep = study.alpha_sweep(profile, plan, args.device, **changes)
-    chosen = study.choose_alpha(sweep)
-    print(f"alpha chosen on the validation split: {chosen}")
-    if {"seeds", "labeller", "patient"} & set(steps):
-        seeds = study.seeds_table(profile, chosen, plan, args.device, **changes)
-        print(seeds.groupby("arm", sort=False)["validation"].agg(["mean", "std", "count"]).round(4).to_string())
-    if "teacher-strength" in steps:
-        print(study.teacher_strength(profile, chosen, plan, args.device, **changes).round(4).to_string())
-    best = study.best_of(seeds, chosen) if {"labeller", "patient"} & set(steps) else None
-    if "labeller" in steps:
-        table = study.labeller(profile, best, chosen[best], plan, args.device, **changes)
-        print(table.groupby("arm", sort=False)["validation"].agg(["mean", "std", "count"]).round(4).to_string())
-    if "patient" in steps:
-        scores = study.patient(profile, best, chosen[best], plan, args.device, **changes)
-        print(scores[["arm", "epochs", "best_epoch", "validation"]].round(4).to_string(index=False))
-    if "unseen" in steps:
-        _unseen(study, profile, chosen, plan, args.device, asked="unseen" in (args.step or []))
-    if args.export:
-        return _export_study(study, profile, args.export)  # with the teacher's curve
-    study.teacher_curve(profile)
-    return 0
+    if args.export_only:  # the unseen step if it can run, then the export; nothing is trained
+        _print_study(study.run_study(profile, plan, args.device, steps=("unseen",)))
+        return _export_study(study, profile, args.export or "results")
+    steps = args.step or study.STEPS
+    # --step unseen asks for the unseen step: if it cannot run, that is the command's error
+    strict = "unseen" in (args.step or [])
+    _print_study(study.run_study(profile, plan, args.device, steps=steps, strict=strict, **_changes(args)))
+    return _export_study(study, profile, args.export) if args.export else 0
 
 
-def _unseen(study, profile, chosen, plan, device, asked: bool) -> None:
-    """The final comparison on the seen and unseen test sets (trains nothing). Without an unseen set
-    or a finished run it is an error when asked for (``--step unseen``), else a note."""
-    try:
-        table, arms = study.unseen(profile, chosen, plan, device)
-    except ValueError as error:
-        if asked:
-            raise
-        print(f"unseen step left out: {error}")
-        return
-    columns = ["arm", "seed", *[c for c in table.columns if c not in ("arm", "seed", "alpha", "label_fraction")]]
-    print(table[columns].round(3).to_string(index=False))
-    wanted = ["model", "scope", "mean", "low", "high", "drop", "gain", "gain_low", "gain_high"]
-    shown = arms[arms.scope.isin(["seen", "unseen"])][[c for c in wanted if c in arms.columns]]
-    print(shown.round(3).to_string(index=False))
+def _print_study(tables: dict) -> None:
+    """What each step of the study measured, in short tables, and what was left out."""
+    if "chosen" in tables:
+        print(f"alpha chosen on the validation split: {tables['chosen']}")
+    for name in ("seeds", "labeller"):
+        if name in tables:
+            print(
+                tables[name].groupby("arm", sort=False)["validation"].agg(["mean", "std", "count"]).round(4).to_string()
+            )
+    if "teacher-strength" in tables:
+        print(tables["teacher-strength"].round(4).to_string())
+    if "patient" in tables:
+        print(tables["patient"][["arm", "epochs", "best_epoch", "validation"]].round(4).to_string(index=False))
+    if "unseen" in tables:
+        table, arms = tables["unseen"], tables["unseen-arms"]
+        skip = ("arm", "seed", "alpha", "label_fraction")
+        print(table[["arm", "seed", *[c for c in table.columns if c not in skip]]].round(3).to_string(index=False))
+        wanted = ["model", "scope", "mean", "low", "high", "drop", "gain", "gain_low", "gain_high"]
+        shown = arms[arms.scope.isin(["seen", "unseen"])][[c for c in wanted if c in arms.columns]]
+        print(shown.round(3).to_string(index=False))
+    for note in tables["notes"]:
+        print(note)
 
 
 def _export_study(study, profile, target) -> int:
-    """The teacher's curve as it stands, then the measured tables copied to ``target``."""
+    """The measured tables, the teacher's curve and the figures copied to ``target``
+    (:func:`kdas_utils.study.export`)."""
     import matplotlib
 
     matplotlib.use("agg")  # figures are written to files, never shown
-    from .runs import checkpoint_dir
-
-    if (checkpoint_dir("teacher", profile) / "last.pt").exists():
-        study.teacher_curve(profile)
     written = study.export(profile, target)
     print(f"{len(written)} files copied to {target}: " + ", ".join(path.name for path in written))
     return 0
@@ -441,6 +408,7 @@ def add_predict(sub) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from .distill import ALPHA, TAU
     from .runs import ARMS
+    from .study import STEPS
 
     parser = OneLineParser(
         prog="kdas",
@@ -561,7 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--step",
         action="append",
-        choices=("alpha", "seeds", "teacher-strength", "labeller", "patient", "unseen"),
+        choices=STEPS,
         help="run only these steps (repeatable; alpha always runs, it is what the others use, except for "
         "unseen alone, which scores the finished runs at the alphas the alpha step recorded and trains nothing)",
     )

@@ -151,6 +151,30 @@ def beside_paper(table, metric: str = "meanDice"):
     return pd.concat([table[metric].unstack("test set"), pd.DataFrame(PAPER_MEAN_DICE).T])
 
 
+@torch.inference_mode()
+def predict_samples(model, dataset, indices: list[int], device=None) -> list[dict]:
+    """Predictions on some items of an evaluation dataset, for figures: dicts with ``name``,
+    ``image`` ``(H, W, 3) uint8``, ``mask`` ``(H, W)`` {0, 1}, ``probability`` ``(H, W)`` and ``dice``."""
+    from .data import denormalize
+
+    device = select_device(device)
+    model = model.to(device).eval()
+    samples = []
+    for index in indices:
+        item = dataset[index]
+        logits = model(item["image"][None].to(device)).logits.float().cpu()
+        samples.append(
+            {
+                "name": item["name"],
+                "image": denormalize(item["image"]),
+                "mask": item["mask"][0].numpy().astype(np.uint8),
+                "probability": torch.sigmoid(logits)[0, 0].numpy(),
+                "dice": dice_at(torch.sigmoid(logits), item["mask"][None]).item(),
+            }
+        )
+    return samples
+
+
 # --------------------------------------------------------------------------- scores of training runs
 
 

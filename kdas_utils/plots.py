@@ -1,4 +1,7 @@
-"""Figures the notebooks draw. Every function returns a matplotlib ``Figure``."""
+"""Figures the notebooks draw. Every function takes arrays or tables and returns a matplotlib
+``Figure``: nothing here loads data or runs a network (the frames a figure shows come from
+:func:`kdas_utils.runs.figure_samples`, predictions on them from
+:func:`kdas_utils.evaluate.predict_samples`)."""
 
 from __future__ import annotations
 
@@ -10,68 +13,6 @@ import torch
 from .data.pairs import Pair, read_image, read_mask
 
 POLYP_GREEN = (60, 255, 90)
-
-
-# --------------------------------------------------------------------------- what the figures show
-
-
-def figure_samples(profile, n: int = 3, frames: str | None = None) -> tuple[str, list[dict]]:
-    """``(source, items)``: ``n`` evenly spaced evaluation items for figures, at the profile's size.
-
-    Args:
-        frames: ``None`` (default) takes the profile's own data (:attr:`Profile.data`: the synthetic
-            frames of ``quick``, the domain its teacher was trained on), the first of its test sets;
-            ``"synthetic"`` or ``"real"`` asks for one of them by name (``"real"``: the real Kvasir test
-            set under ``KDAS_DATA_ROOT``; a :class:`~kdas_utils.data.DatasetError` says how to get it).
-    """
-    from .config import data_root
-    from .data import DatasetError, PolypDataset, eval_transforms, find_pairs
-    from .runs import profile_splits
-
-    frames = frames or profile.data
-    if frames not in ("synthetic", "real"):
-        raise ValueError(f"frames={frames!r}: choose 'synthetic' or 'real' (or None for the profile's own data)")
-    if frames == profile.data:
-        source, pairs = next(iter(profile_splits(profile).test.items()))
-    elif frames == "real":
-        real = data_root() / "TestDataset" / "Kvasir"
-        if not (real / "images").is_dir():
-            raise DatasetError(
-                f"{real}: no real Kvasir test set; point KDAS_DATA_ROOT at a PraNet-layout folder (notebook 01) "
-                f"or set FRAMES = 'synthetic'"
-            )
-        source, pairs = "Kvasir", find_pairs(real)
-    else:
-        source, pairs = next(iter(profile_splits(profile.replace(data="synthetic")).test.items()))
-    dataset = PolypDataset(pairs, eval_transforms(profile.image_size))
-    picks = [round(i * (len(dataset) - 1) / max(n - 1, 1)) for i in range(n)]
-    return source, [dataset[i] for i in picks]
-
-
-@torch.inference_mode()
-def predict_samples(model, dataset, indices: list[int], device=None) -> list[dict]:
-    """Predictions on some items of an evaluation dataset, for figures: dicts with ``name``,
-    ``image`` ``(H, W, 3) uint8``, ``mask`` ``(H, W)`` {0, 1}, ``probability`` ``(H, W)`` and ``dice``."""
-    from .data import denormalize
-    from .engine import select_device
-    from .metrics import dice_at
-
-    device = select_device(device)
-    model = model.to(device).eval()
-    samples = []
-    for index in indices:
-        item = dataset[index]
-        logits = model(item["image"][None].to(device)).logits.float().cpu()
-        samples.append(
-            {
-                "name": item["name"],
-                "image": denormalize(item["image"]),
-                "mask": item["mask"][0].numpy().astype(np.uint8),
-                "probability": torch.sigmoid(logits)[0, 0].numpy(),
-                "dice": dice_at(torch.sigmoid(logits), item["mask"][None]).item(),
-            }
-        )
-    return samples
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colour=POLYP_GREEN, alpha: float = 0.35) -> np.ndarray:
@@ -244,7 +185,7 @@ def show_predictions(samples: list[dict], size: float = 2.3):
     """One column per sample: the frame with the ground truth outlined, the predicted
     probability map, and the thresholded prediction with true positives green, false
     positives red and missed polyp blue. ``samples`` come from
-    :func:`predict_samples`."""
+    :func:`~kdas_utils.evaluate.predict_samples`."""
     fig, axes = plt.subplots(3, len(samples), figsize=(len(samples) * size, 3 * size), squeeze=False)
     for col, sample in enumerate(samples):
         mask, probability = sample["mask"], sample["probability"]
@@ -708,3 +649,26 @@ def show_overlays(images: list[np.ndarray], titles: list[str], size: float = 2.6
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def study_figures(tables: dict, curves: dict, profile_name: str) -> dict:
+    """The study's figures from its tables that exist (:func:`kdas_utils.study.load_results`),
+    ``{name: Figure}``: ``curves`` (``curves``: ``{label: per-epoch table}``, see
+    :func:`kdas_utils.study.curves`), ``alpha``, ``teacher-strength`` (with the student alone as a
+    dashed line) and ``unseen`` (seen to unseen, the runs with every mask)."""
+    drawn = {}
+    if curves:
+        drawn["curves"] = plot_validation_curves(curves, title=f"{profile_name} profile: validation Dice per epoch")
+    if "alpha" in tables:
+        drawn["alpha"] = plot_alpha_sweep(tables["alpha"])
+    if "unseen-arms" in tables:
+        arms = tables["unseen-arms"]
+        full = arms[arms.label_fraction == 1]
+        seeds = full.groupby("model", sort=False)["seeds"].first()
+        named = {m: f"{m} ({n} seed{'s' if n > 1 else ''})" if m != "teacher" else m for m, n in seeds.items()}
+        drawn["unseen"] = plot_domain_drop(full.assign(model=full.model.map(named)).set_index(["model", "scope"]))
+    if "teacher-strength" in tables:
+        strength = tables["teacher-strength"]
+        alone = (strength.validation - strength.gain).mean()  # gain is measured against the student alone
+        drawn["teacher-strength"] = plot_teacher_strength(strength, baseline=alone)
+    return drawn

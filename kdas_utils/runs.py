@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
@@ -46,6 +47,8 @@ from .data.pairs import Pair
 from .distill import ALPHA, KDAS_TERMS, TAU
 from .engine import CheckpointError, RunLock, TrainConfig, Trainer, load_checkpoint, settings_changed
 from .models import load_trained
+from .notebook import save_figure
+from .plots import plot_ablation
 
 if TYPE_CHECKING:
     import pandas
@@ -121,6 +124,35 @@ def profile_datasets(profile: Profile, augment: bool = True, splits: Splits | No
         PolypDataset(splits.train, train_transforms(profile.image_size, augment=augment), cache_size=size),
         PolypDataset(splits.val, eval_transforms(profile.image_size), cache_size=size),
     )
+
+
+def figure_samples(profile: Profile, n: int = 3, frames: str | None = None) -> tuple[str, list[dict]]:
+    """``(source, items)``: ``n`` evenly spaced evaluation items for figures, at the profile's size.
+
+    Args:
+        frames: ``None`` (default) takes the profile's own data (:attr:`Profile.data`: the synthetic
+            frames of ``quick``, the domain its teacher was trained on), the first of its test sets;
+            ``"synthetic"`` or ``"real"`` asks for one of them by name (``"real"``: the real Kvasir test
+            set under ``KDAS_DATA_ROOT``; a :class:`~kdas_utils.data.DatasetError` says how to get it).
+    """
+    frames = frames or profile.data
+    if frames not in ("synthetic", "real"):
+        raise ValueError(f"frames={frames!r}: choose 'synthetic' or 'real' (or None for the profile's own data)")
+    if frames == profile.data:
+        source, pairs = next(iter(profile_splits(profile).test.items()))
+    elif frames == "real":
+        real = data_root() / "TestDataset" / "Kvasir"
+        if not (real / "images").is_dir():
+            raise DatasetError(
+                f"{real}: no real Kvasir test set; point KDAS_DATA_ROOT at a PraNet-layout folder (notebook 01) "
+                f"or set FRAMES = 'synthetic'"
+            )
+        source, pairs = "Kvasir", find_pairs(real)
+    else:
+        source, pairs = next(iter(profile_splits(profile.replace(data="synthetic")).test.items()))
+    dataset = PolypDataset(pairs, eval_transforms(profile.image_size))
+    picks = [round(i * (len(dataset) - 1) / max(n - 1, 1)) for i in range(n)]
+    return source, [dataset[i] for i in picks]
 
 
 def checkpoint_dir(role: str, profile: Profile) -> Path:
@@ -302,6 +334,24 @@ def train_teacher(
         seed=seed,
         **changes,
     )
+
+
+def summarize_teacher(profile: Profile, run: Run, device=None) -> dict:
+    """The teacher's summary (:func:`~kdas_utils.evaluate.teacher_summary`: its epochs and mean Dice
+    on the validation split and every test set), written to ``summary.json`` in its checkpoint folder
+    when the run was trained here (not for an official ``PolypPVT.pth``); what ``kdas train-teacher``
+    prints. Returns the summary."""
+    import json
+
+    from .evaluate import teacher_summary
+
+    summary = teacher_summary(profile, run, profile_splits(profile), device)
+    if run.source != "weights":
+        path = checkpoint_dir("teacher", profile) / "summary.json"
+        partial = path.with_name(path.name + ".part")
+        partial.write_text(json.dumps(summary, indent=2))
+        partial.replace(path)
+    return summary
 
 
 # The arms of the ablation: KDASLoss settings, or None for the student trained alone (L_seg).
@@ -560,7 +610,8 @@ def run_ablation(
     every arm. Rows are written to ``csv`` (default :meth:`StudentRecipe.table`) as they finish,
     beside the rows of other arms and seeds already there (a row of the same arm and seed is
     replaced); finished runs are loaded, not retrained, so calling it again continues the plan.
-    Returns the rows of this call.
+    The plot of this call's rows (:func:`~kdas_utils.plots.plot_ablation`) is saved beside the CSV
+    under the same name. Returns the rows of this call.
     """
     import pandas as pd
 
@@ -584,7 +635,12 @@ def run_ablation(
             run = train_student(profile, recipe.but(arm=arm), seed, teacher=teacher, device=device, **changes)
             rows.append({"arm": arm, "seed": seed, **score_run(run, splits, profile.image_size, device)})
             _merge_rows(csv, pd.DataFrame(rows))
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if rows:
+        fig = plot_ablation(table)
+        save_figure(fig, csv.stem, csv.parent)
+        plt.close(fig)  # saved; a notebook shows it when it asks for it (plots.plot_ablation)
+    return table
 
 
 def _merge_rows(csv: Path, rows: pandas.DataFrame) -> None:

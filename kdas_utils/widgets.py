@@ -118,8 +118,7 @@ def explorer_app(profile=None, n_frames: int = 4, device=None):
     from .config import get_profile, runs_dir
     from .engine import select_device
     from .models import load_network
-    from .plots import figure_samples
-    from .runs import trained_checkpoints
+    from .runs import figure_samples, trained_checkpoints
 
     profile = profile or get_profile()
     found = trained_checkpoints(profile)

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -229,6 +230,8 @@ def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):
     assert "student kdas (seed 0): trained" in out
     assert main(["train-teacher", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 0
     assert "teacher: checkpoint ->" in capsys.readouterr().out  # trained by distill above, now loaded
+    summary = json.loads((tmp_path / "runs" / "checkpoints" / "teacher-quick" / "summary.json").read_text())
+    assert summary["epochs"] == 1 and 0 <= summary["val_mean_dice"] <= 1  # written by runs.summarize_teacher
     assert main(["distill", "--profile", "quick", "--arm", "no-kd", "--epochs", "1", "--label-fraction", "0.5"]) == 0
     assert "student-no-kd-l0.5-s0-quick/best.pt" in capsys.readouterr().out  # half the masks: a run of its own
     trained = sorted((tmp_path / "runs" / "checkpoints").iterdir())

@@ -101,6 +101,7 @@ def test_ablation_runs_every_arm_scores_it_and_continues(tiny_profile):
     assert table[["validation", "Synthetic"]].apply(lambda c: c.between(0, 1)).all().all()
     saved = pd.read_csv(checkpoint_dir("teacher", tiny_profile).parent.parent / "ablation-quick.csv")
     assert len(saved) == 4
+    assert (checkpoint_dir("teacher", tiny_profile).parent.parent / "ablation-quick.png").stat().st_size > 0
     released = load_checkpoint(StudentRecipe("released").folder(tiny_profile, 0) / "last.pt")["history"][0]
     assert "train_at" in released and np.isfinite(released["train_loss"])
     summary = summarize_ablation(table)
