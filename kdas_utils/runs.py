@@ -561,7 +561,7 @@ def train_student(
             its snapshot of ``recipe.teacher_epoch``). Unused by ``no-kd``.
         changes: other :class:`~kdas_utils.engine.TrainConfig` fields (e.g. ``progress=False``); the
             recipe's fields (``epochs``, ``label_fraction``) are given in the recipe.
-        Others as :func:`train_teacher`.
+        retrain, device, augment: as for :func:`train_teacher`.
     """
     from .distill import DistillationObjective, KDASLoss
     from .models import build_student
