@@ -156,6 +156,29 @@ def _prepare_data(args) -> int:
     return 0
 
 
+def add_prepare_data(sub) -> None:
+    """The ``kdas prepare-data`` parser, beside its handler :func:`_prepare_data`."""
+    p = sub.add_parser(
+        "prepare-data",
+        help="write the synthetic set or check the real data; download Kvasir-SEG",
+        description="Write the quick profile's synthetic data, or check the real data of the standard "
+        "and paper profiles (PraNet layout under $KDAS_DATA_ROOT).",
+    )
+    _profile_argument(p)
+    p.add_argument(
+        "--download",
+        choices=("pranet", "kvasir-seg"),
+        help="download instead, and arrange as <into>/polyp in the PraNet layout: pranet (PraNet's train and "
+        "test archives from Google Drive, with gdown: the split of the paper's numbers) or kvasir-seg (Simula)",
+    )
+    p.add_argument("--into", default="data", help="folder for --download (default: data)")
+    p.add_argument(
+        "--allow-unpinned", action="store_true", help="accept a first download that has no published checksum"
+    )
+    p.add_argument("--mirror", metavar="URL", help="with --download pranet: fetch <URL>/TrainDataset.zip etc. instead")
+    p.set_defaults(run=_prepare_data)
+
+
 def _prepare_weights(args) -> int:
     from .config import WEIGHTS_VARIABLE, weights_dir
     from .data.download import sha256sum
@@ -175,6 +198,23 @@ def _prepare_weights(args) -> int:
     return 0
 
 
+def add_prepare_weights(sub) -> None:
+    """The ``kdas prepare-weights`` parser, beside its handler :func:`_prepare_weights`."""
+    p = sub.add_parser(
+        "prepare-weights",
+        help="fetch the official Polyp-PVT teacher, or the ImageNet PVTv2 backbones",
+        description="Fetch weight files into $KDAS_WEIGHTS_DIR (default data/weights), check that they load "
+        "strictly, and record their sha256. polyp-pvt: the trained Polyp-PVT (PolypPVT.pth, about 100 MB) from "
+        "the Google Drive folder the Polyp-PVT README links, with gdown; the colab and paper profiles then distil "
+        "from it. pvt-v2: the PVTv2 release files pvt_v2_b2.pth and pvt_v2_b0.pth from the authors' GitHub "
+        "release, which build_teacher/build_student(pretrained=True) then load offline.",
+    )
+    p.add_argument("what", choices=("polyp-pvt", "pvt-v2"), help="which weights")
+    p.add_argument("--mirror", metavar="URL", help="fetch <URL>/<file name> from a plain HTTP mirror instead")
+    p.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
+    p.set_defaults(run=_prepare_weights)
+
+
 def _train_teacher(args) -> int:
     from .runs import summarize_teacher, train_teacher
 
@@ -183,6 +223,20 @@ def _train_teacher(args) -> int:
     print(json.dumps(summarize_teacher(profile, run, args.device), indent=2))
     print(f"teacher: {run.source} -> {run.path}")
     return 0
+
+
+def add_train_teacher(sub) -> None:
+    """The ``kdas train-teacher`` parser, beside its handler :func:`_train_teacher`."""
+    p = sub.add_parser(
+        "train-teacher",
+        help="train, resume or load the Polyp-PVT teacher",
+        description="Train the Polyp-PVT teacher of a profile (or resume it, or load a finished run), "
+        "then print its validation and test mean Dice.",
+    )
+    _profile_argument(p)
+    _training_arguments(p)
+    p.add_argument("--weights", help="use an official PolypPVT.pth instead of training")
+    p.set_defaults(run=_train_teacher)
 
 
 def _recipe(args):
@@ -230,6 +284,64 @@ def _distill(args) -> int:
     return 0
 
 
+def add_distill(sub) -> None:
+    """The ``kdas distill`` parser, beside its handler :func:`_distill`."""
+    from .distill import ALPHA, TAU
+    from .runs import ARMS
+
+    p = sub.add_parser(
+        "distill",
+        help="distil a student (one arm and seed, or the whole ablation)",
+        description="Train the KDAS student from the profile's teacher (trained first if missing).",
+    )
+    _profile_argument(p)
+    p.add_argument(
+        "--arm",
+        default="kdas",
+        choices=list(ARMS),
+        help="the distillation terms (default: kdas, as the series implements it: Attention-KD on the "
+        "heads + covariance SGM; pixel: classic pixel-wise KD)",
+    )
+    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights and data order (default 0)")
+    p.add_argument(
+        "--alpha",
+        type=unit_interval,
+        default=ALPHA,
+        help=f"weight of the distillation terms, in [0, 1] (default {ALPHA:g})",
+    )
+    p.add_argument(
+        "--tau", type=positive_float, default=TAU, help=f"distillation temperature, above 0 (default {TAU:g})"
+    )
+    p.add_argument(
+        "--teacher-epoch",
+        type=positive_int,
+        metavar="N",
+        help="distil from the teacher's snapshot of epoch N (kept by the profile) instead of its best",
+    )
+    p.add_argument(
+        "--teacher-int8",
+        action="store_true",
+        help="run the frozen teacher's linear layers in int8 (CPU only, faster; its error is measured by "
+        "python -m kdas_utils.bench --int8-check; the run gets its own folder, -int8)",
+    )
+    p.add_argument(
+        "--label-fraction",
+        type=fraction,
+        default=1.0,
+        metavar="F",
+        help="the student sees the masks of this share of the training frames only (drawn from the seed), "
+        "the teacher's maps on all of them (default 1: every mask)",
+    )
+    p.add_argument(
+        "--ablation",
+        metavar="PLAN",
+        help="run the ablation instead, e.g. no-kd=3,kdas=3,pixel=3; "
+        "'finished' scores the runs already trained and trains nothing",
+    )
+    _training_arguments(p)
+    p.set_defaults(run=_distill)
+
+
 def _study(args) -> int:
     """The study of notebook 07 (:func:`kdas_utils.study.run_study`); every step loads what is finished."""
     from . import study
@@ -245,6 +357,42 @@ def _study(args) -> int:
     strict = "unseen" in (args.step or [])
     _print_study(study.run_study(profile, plan, args.device, steps=steps, strict=strict, **_changes(args)))
     return _export_study(study, profile, args.export) if args.export else 0
+
+
+def add_study(sub) -> None:
+    """The ``kdas study`` parser, beside its handler :func:`_study`."""
+    from .study import STEPS
+
+    p = sub.add_parser(
+        "study",
+        help="when does distillation help? alpha, seeds, teacher strength, labeller, patience (notebook 07)",
+        description="Run the study of notebook 07 for a profile: alpha chosen on the validation split for the "
+        "kdas and pixel arms, seeds of no-kd and each arm at its alpha, distillation from teacher snapshots, "
+        "the teacher as a labeller for students that see a quarter of the masks, and a long schedule. "
+        "Finished runs are loaded; stop and start again at any time.",
+    )
+    _profile_argument(p)
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds of each arm at its alpha (default 3)")
+    p.add_argument(
+        "--step",
+        action="append",
+        choices=STEPS,
+        help="run only these steps (repeatable; alpha always runs, it is what the others use, except for "
+        "unseen alone, which scores the finished runs at the alphas the alpha step recorded and trains nothing)",
+    )
+    p.add_argument(
+        "--export",
+        metavar="DIR",
+        help="copy the measured tables to DIR (e.g. results): DIR/study-<profile>/ and DIR/ablation-<profile>*.csv",
+    )
+    p.add_argument(
+        "--export-only",
+        action="store_true",
+        help="train nothing: copy what is finished to --export's folder (default results)",
+    )
+    _test_root_argument(p)
+    _training_arguments(p)
+    p.set_defaults(run=_study)
 
 
 def _print_study(tables: dict) -> None:
@@ -320,6 +468,29 @@ def _evaluate(args) -> int:
     return 0
 
 
+def add_evaluate(sub) -> None:
+    """The ``kdas evaluate`` parser, beside its handler :func:`_evaluate`."""
+    p = sub.add_parser(
+        "evaluate",
+        help="score models on every test set with the field's metrics",
+        description="Evaluate the profile's teacher and students (or the given checkpoints) on every "
+        "test set (the data root's and those of --test-root / $KDAS_TEST_ROOTS, each labelled seen or unseen); "
+        "write CSV and Markdown tables, and the seen / unseen means with 95% bootstrap intervals over frames.",
+    )
+    _profile_argument(p)
+    p.add_argument("--checkpoint", nargs="+", help="engine checkpoints (best.pt) to evaluate instead")
+    p.add_argument(
+        "--weights",
+        nargs="+",
+        help="official Polyp-PVT-format files to evaluate instead (PolypPVT.pth, or a KDAS student saved "
+        "by the released code; B2 or B0 is told from the file)",
+    )
+    p.add_argument("--save-predictions", action="store_true", help="also save 8-bit PNG predictions")
+    _test_root_argument(p)
+    p.add_argument("--out", help="output folder (default: runs/evaluation-<profile>)")
+    p.set_defaults(run=_evaluate)
+
+
 def _export(args) -> int:
     from .export import export_onnx
     from .models import load_trained
@@ -340,6 +511,25 @@ def _export(args) -> int:
         f"output probability (B, 1, {args.image_size}, {args.image_size}))"
     )
     return 0
+
+
+def add_export(sub) -> None:
+    """The ``kdas export`` parser, beside its handler :func:`_export`."""
+    from .runs import ARMS
+
+    p = sub.add_parser(
+        "export",
+        help="export a student to ONNX (dynamic batch)",
+        description="Export a trained student to ONNX for onnxruntime: input (B, 3, S, S) "
+        "ImageNet-normalised, output (B, 1, S, S) probabilities; S fixed at export.",
+    )
+    _profile_argument(p)
+    p.add_argument("--checkpoint", help="an engine checkpoint (default: the profile's KDAS student)")
+    p.add_argument("--arm", default="kdas", choices=list(ARMS))
+    p.add_argument("--seed", type=non_negative_int, default=0)
+    p.add_argument("--image-size", type=image_size, default=352, help="input size S, a multiple of 32 (default 352)")
+    p.add_argument("--out", default="kdas_student.onnx", help="output file (default: kdas_student.onnx)")
+    p.set_defaults(run=_export)
 
 
 def _predict(args) -> int:
@@ -406,10 +596,8 @@ def add_predict(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .distill import ALPHA, TAU
-    from .runs import ARMS
-    from .study import STEPS
-
+    """The ``kdas`` parser: one subparser per command, each added by the ``add_<command>`` function
+    written beside its handler."""
     parser = OneLineParser(
         prog="kdas",
         description="KDAS: distil Polyp-PVT into a 3.65M-parameter student. The steps of the notebooks, "
@@ -418,169 +606,13 @@ def build_parser() -> argparse.ArgumentParser:
         "&& kdas evaluate --profile quick",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser(
-        "prepare-data",
-        help="write the synthetic set or check the real data; download Kvasir-SEG",
-        description="Write the quick profile's synthetic data, or check the real data of the standard "
-        "and paper profiles (PraNet layout under $KDAS_DATA_ROOT).",
-    )
-    _profile_argument(p)
-    p.add_argument(
-        "--download",
-        choices=("pranet", "kvasir-seg"),
-        help="download instead, and arrange as <into>/polyp in the PraNet layout: pranet (PraNet's train and "
-        "test archives from Google Drive, with gdown: the split of the paper's numbers) or kvasir-seg (Simula)",
-    )
-    p.add_argument("--into", default="data", help="folder for --download (default: data)")
-    p.add_argument(
-        "--allow-unpinned", action="store_true", help="accept a first download that has no published checksum"
-    )
-    p.add_argument("--mirror", metavar="URL", help="with --download pranet: fetch <URL>/TrainDataset.zip etc. instead")
-    p.set_defaults(run=_prepare_data)
-
-    p = sub.add_parser(
-        "prepare-weights",
-        help="fetch the official Polyp-PVT teacher, or the ImageNet PVTv2 backbones",
-        description="Fetch weight files into $KDAS_WEIGHTS_DIR (default data/weights), check that they load "
-        "strictly, and record their sha256. polyp-pvt: the trained Polyp-PVT (PolypPVT.pth, about 100 MB) from "
-        "the Google Drive folder the Polyp-PVT README links, with gdown; the colab and paper profiles then distil "
-        "from it. pvt-v2: the PVTv2 release files pvt_v2_b2.pth and pvt_v2_b0.pth from the authors' GitHub "
-        "release, which build_teacher/build_student(pretrained=True) then load offline.",
-    )
-    p.add_argument("what", choices=("polyp-pvt", "pvt-v2"), help="which weights")
-    p.add_argument("--mirror", metavar="URL", help="fetch <URL>/<file name> from a plain HTTP mirror instead")
-    p.add_argument("--debug", action="store_true", help="on an error, show the Python traceback too")
-    p.set_defaults(run=_prepare_weights)
-
-    p = sub.add_parser(
-        "train-teacher",
-        help="train, resume or load the Polyp-PVT teacher",
-        description="Train the Polyp-PVT teacher of a profile (or resume it, or load a finished run), "
-        "then print its validation and test mean Dice.",
-    )
-    _profile_argument(p)
-    _training_arguments(p)
-    p.add_argument("--weights", help="use an official PolypPVT.pth instead of training")
-    p.set_defaults(run=_train_teacher)
-
-    p = sub.add_parser(
-        "distill",
-        help="distil a student (one arm and seed, or the whole ablation)",
-        description="Train the KDAS student from the profile's teacher (trained first if missing).",
-    )
-    _profile_argument(p)
-    p.add_argument(
-        "--arm",
-        default="kdas",
-        choices=list(ARMS),
-        help="the distillation terms (default: kdas, as the series implements it: Attention-KD on the "
-        "heads + covariance SGM; pixel: classic pixel-wise KD)",
-    )
-    p.add_argument("--seed", type=non_negative_int, default=0, help="seed of the weights and data order (default 0)")
-    p.add_argument(
-        "--alpha",
-        type=unit_interval,
-        default=ALPHA,
-        help=f"weight of the distillation terms, in [0, 1] (default {ALPHA:g})",
-    )
-    p.add_argument(
-        "--tau", type=positive_float, default=TAU, help=f"distillation temperature, above 0 (default {TAU:g})"
-    )
-    p.add_argument(
-        "--teacher-epoch",
-        type=positive_int,
-        metavar="N",
-        help="distil from the teacher's snapshot of epoch N (kept by the profile) instead of its best",
-    )
-    p.add_argument(
-        "--teacher-int8",
-        action="store_true",
-        help="run the frozen teacher's linear layers in int8 (CPU only, faster; its error is measured by "
-        "python -m kdas_utils.bench --int8-check; the run gets its own folder, -int8)",
-    )
-    p.add_argument(
-        "--label-fraction",
-        type=fraction,
-        default=1.0,
-        metavar="F",
-        help="the student sees the masks of this share of the training frames only (drawn from the seed), "
-        "the teacher's maps on all of them (default 1: every mask)",
-    )
-    p.add_argument(
-        "--ablation",
-        metavar="PLAN",
-        help="run the ablation instead, e.g. no-kd=3,kdas=3,pixel=3; "
-        "'finished' scores the runs already trained and trains nothing",
-    )
-    _training_arguments(p)
-    p.set_defaults(run=_distill)
-
-    p = sub.add_parser(
-        "study",
-        help="when does distillation help? alpha, seeds, teacher strength, labeller, patience (notebook 07)",
-        description="Run the study of notebook 07 for a profile: alpha chosen on the validation split for the "
-        "kdas and pixel arms, seeds of no-kd and each arm at its alpha, distillation from teacher snapshots, "
-        "the teacher as a labeller for students that see a quarter of the masks, and a long schedule. "
-        "Finished runs are loaded; stop and start again at any time.",
-    )
-    _profile_argument(p)
-    p.add_argument("--seeds", type=positive_int, default=3, help="seeds of each arm at its alpha (default 3)")
-    p.add_argument(
-        "--step",
-        action="append",
-        choices=STEPS,
-        help="run only these steps (repeatable; alpha always runs, it is what the others use, except for "
-        "unseen alone, which scores the finished runs at the alphas the alpha step recorded and trains nothing)",
-    )
-    p.add_argument(
-        "--export",
-        metavar="DIR",
-        help="copy the measured tables to DIR (e.g. results): DIR/study-<profile>/ and DIR/ablation-<profile>*.csv",
-    )
-    p.add_argument(
-        "--export-only",
-        action="store_true",
-        help="train nothing: copy what is finished to --export's folder (default results)",
-    )
-    _test_root_argument(p)
-    _training_arguments(p)
-    p.set_defaults(run=_study)
-
-    p = sub.add_parser(
-        "evaluate",
-        help="score models on every test set with the field's metrics",
-        description="Evaluate the profile's teacher and students (or the given checkpoints) on every "
-        "test set (the data root's and those of --test-root / $KDAS_TEST_ROOTS, each labelled seen or unseen); "
-        "write CSV and Markdown tables, and the seen / unseen means with 95% bootstrap intervals over frames.",
-    )
-    _profile_argument(p)
-    p.add_argument("--checkpoint", nargs="+", help="engine checkpoints (best.pt) to evaluate instead")
-    p.add_argument(
-        "--weights",
-        nargs="+",
-        help="official Polyp-PVT-format files to evaluate instead (PolypPVT.pth, or a KDAS student saved "
-        "by the released code; B2 or B0 is told from the file)",
-    )
-    p.add_argument("--save-predictions", action="store_true", help="also save 8-bit PNG predictions")
-    _test_root_argument(p)
-    p.add_argument("--out", help="output folder (default: runs/evaluation-<profile>)")
-    p.set_defaults(run=_evaluate)
-
-    p = sub.add_parser(
-        "export",
-        help="export a student to ONNX (dynamic batch)",
-        description="Export a trained student to ONNX for onnxruntime: input (B, 3, S, S) "
-        "ImageNet-normalised, output (B, 1, S, S) probabilities; S fixed at export.",
-    )
-    _profile_argument(p)
-    p.add_argument("--checkpoint", help="an engine checkpoint (default: the profile's KDAS student)")
-    p.add_argument("--arm", default="kdas", choices=list(ARMS))
-    p.add_argument("--seed", type=non_negative_int, default=0)
-    p.add_argument("--image-size", type=image_size, default=352, help="input size S, a multiple of 32 (default 352)")
-    p.add_argument("--out", default="kdas_student.onnx", help="output file (default: kdas_student.onnx)")
-    p.set_defaults(run=_export)
-
+    add_prepare_data(sub)
+    add_prepare_weights(sub)
+    add_train_teacher(sub)
+    add_distill(sub)
+    add_study(sub)
+    add_evaluate(sub)
+    add_export(sub)
     add_predict(sub)
     return parser
 
