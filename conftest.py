@@ -1,5 +1,12 @@
-"""Fixtures for the Python blocks of README.md, which ``make test`` runs as written with
+"""What every pytest run of the project shares: the notebooks as nbval executed them, and the
+fixtures for the Python blocks of README.md, which ``make test`` runs as written with
 pytest-markdown-docs (``pytest --markdown-docs README.md``).
+
+**The notebooks as tested.** ``make test`` runs every lesson under nbval; the hooks below keep what
+each cell printed and drew and write the executed lesson to ``runs/notebooks-tested/`` once all its
+cells have passed (emptied when a run starts, so it holds this run's lessons only). The book's test
+(marked ``after_notebooks``, so it runs last) builds the book from them: every lesson page with its
+figures, without executing the series a second time.
 
 Every block runs in a sandbox (:func:`_readme_sandbox`): what it writes with ``tempfile`` lands
 in pytest's temporary folder (removed by pytest after a few runs), and the environment variables
@@ -14,14 +21,81 @@ import dataclasses
 import functools
 import io
 import os
+import shutil
 import tempfile
 import threading
 import zipfile
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+
+# --------------------------------------------------------------------------- the notebooks as tested
+def tested_notebooks() -> Path:
+    """``runs/notebooks-tested/``: the lessons as this pytest run executed them under nbval."""
+    from kdas_utils.config import runs_dir
+
+    return runs_dir() / "notebooks-tested"
+
+
+_OUTPUTS: dict[str, dict[int, list]] = {}  # notebook node id -> {code cell number: outputs}
+_FAILED: set[str] = set()  # notebooks with a cell that failed: not written
+
+
+def pytest_sessionstart(session):
+    shutil.rmtree(tested_notebooks(), ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``after_notebooks`` run after every other item (the notebooks' cells among them)."""
+    items.sort(key=lambda item: item.get_closest_marker("after_notebooks") is not None)
+
+
+INLINE = "module://matplotlib_inline.backend_inline"  # what make tutorial's kernels draw with
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """An nbval kernel starts (at its notebook's first cell) with matplotlib's inline backend, as
+    ``make tutorial``'s do, so that its figures are outputs; the pytest process keeps its own backend."""
+    if hasattr(item, "test_outputs") and item.parent.kernel is None:
+        os.environ["MPLBACKEND"] = INLINE
+    elif not hasattr(item, "test_outputs") and os.environ.get("MPLBACKEND") == INLINE:
+        os.environ["MPLBACKEND"] = "agg"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if not hasattr(item, "test_outputs") or report.when != "call":
+        return  # not an nbval cell, or not its run
+    if report.failed:
+        _FAILED.add(item.parent.nodeid)
+    elif item.test_outputs is not None:
+        _OUTPUTS.setdefault(item.parent.nodeid, {})[item.cell_num] = item.test_outputs
+
+
+def pytest_runtest_teardown(item, nextitem):
+    """After a notebook's last cell: write it with the outputs of this run (cells that did not run,
+    e.g. skipped, keep their committed outputs)."""
+    if not hasattr(item, "test_outputs") or (nextitem is not None and nextitem.parent is item.parent):
+        return
+    import copy
+
+    import nbformat
+
+    notebook, outputs = item.parent, _OUTPUTS.pop(item.parent.nodeid, {})
+    if notebook.nodeid in _FAILED or not outputs:
+        return
+    executed = copy.deepcopy(notebook.nb)
+    code = [cell for cell in executed.cells if cell.cell_type == "code"]
+    for number, cell_outputs in outputs.items():
+        code[number].outputs = cell_outputs
+    tested_notebooks().mkdir(parents=True, exist_ok=True)
+    nbformat.write(executed, tested_notebooks() / Path(str(notebook.path)).name)
 
 
 def _jpeg(array: np.ndarray) -> bytes:
