@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
+import matplotlib
+
+from . import study
 from .arguments import (
     OneLineParser,
     fraction,
@@ -37,8 +41,29 @@ from .arguments import (
     threshold,
     unit_interval,
 )
-from .config import PROFILE_NAMES, get_profile, runs_dir
+from .config import PROFILE_NAMES, TEST_ROOTS_VARIABLE, WEIGHTS_VARIABLE, get_profile, runs_dir, test_roots, weights_dir
+from .data import find_dataset, find_test_roots, mirror_fetch, prepare_kvasir_seg, prepare_pranet
+from .data.download import sha256sum
+from .distill import ALPHA, TAU
 from .errors import USER_ERRORS, UsageError
+from .evaluate import domain_frames, domain_table, evaluate_models, summarize_ablation, write_table
+from .export import export_onnx
+from .models import load_network, load_official, load_trained
+from .models.pretrained import PVT_V2_RELEASE, prepare_polyp_pvt, prepare_pvt_v2
+from .predict import Predictor, predict_inputs
+from .runs import (
+    ARMS,
+    StudentRecipe,
+    finished_plan,
+    profile_root,
+    profile_splits,
+    run_ablation,
+    summarize_teacher,
+    train_student,
+    train_teacher,
+    trained_checkpoints,
+)
+from .study import STEPS
 
 
 def user_errors() -> tuple[type[BaseException], ...]:
@@ -49,8 +74,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
 def parse_plan(text: str) -> dict[str, int]:
     """``"no-kd=3,kdas=3"`` -> ``{"no-kd": 3, "kdas": 3}``; arms from :data:`kdas_utils.runs.ARMS`."""
-    from .runs import ARMS
-
     plan = {}
     for item in filter(None, text.split(",")):
         arm, _, count = item.partition("=")
@@ -102,10 +125,6 @@ def _use_test_roots(args) -> list[Path] | None:
     """Check the ``--test-root`` folders now (a one-line error names a bad one), add them to
     ``$KDAS_TEST_ROOTS`` for this process (which :func:`kdas_utils.runs.profile_splits` reads for
     the profiles on the real data) and return every extra root; ``None`` without ``--test-root``."""
-    import os
-
-    from .config import TEST_ROOTS_VARIABLE, test_roots
-    from .data import find_test_roots
 
     if not getattr(args, "test_root", None):
         return None
@@ -122,15 +141,10 @@ def _changes(args) -> dict:
 
 def _fetch(args):
     """How Google Drive files arrive: gdown (default), or a plain HTTP mirror given with --mirror."""
-    from .data import mirror_fetch
-
     return mirror_fetch(args.mirror) if args.mirror else None
 
 
 def _prepare_data(args) -> int:
-    from .data import find_dataset, prepare_kvasir_seg, prepare_pranet
-    from .runs import profile_root
-
     if args.download == "pranet":
         root = prepare_pranet(args.into, fetch=_fetch(args))
         found = find_dataset(root, verify=False)
@@ -180,10 +194,6 @@ def add_prepare_data(sub) -> None:
 
 
 def _prepare_weights(args) -> int:
-    from .config import WEIGHTS_VARIABLE, weights_dir
-    from .data.download import sha256sum
-    from .models.pretrained import PVT_V2_RELEASE, prepare_polyp_pvt, prepare_pvt_v2
-
     if args.what == "polyp-pvt":
         path = prepare_polyp_pvt(fetch=_fetch(args))
         print(
@@ -216,8 +226,6 @@ def add_prepare_weights(sub) -> None:
 
 
 def _train_teacher(args) -> int:
-    from .runs import summarize_teacher, train_teacher
-
     profile = get_profile(args.profile)
     run = train_teacher(profile, retrain=args.retrain, weights=args.weights, device=args.device, **_changes(args))
     print(json.dumps(summarize_teacher(profile, run, args.device), indent=2))
@@ -242,8 +250,6 @@ def add_train_teacher(sub) -> None:
 def _recipe(args):
     """``(recipe, changes)``: the one :class:`~kdas_utils.runs.StudentRecipe` of ``kdas distill``'s
     options (``--epochs`` among them) and the other TrainConfig overrides."""
-    from .runs import StudentRecipe
-
     return StudentRecipe.split(
         _changes(args),
         arm=args.arm,
@@ -256,9 +262,6 @@ def _recipe(args):
 
 
 def _distill(args) -> int:
-    from .evaluate import summarize_ablation
-    from .runs import finished_plan, run_ablation, train_student
-
     profile = get_profile(args.profile)
     if args.ablation and args.teacher_int8:
         raise UsageError("--teacher-int8 trains one run; leave it out of --ablation")
@@ -286,9 +289,6 @@ def _distill(args) -> int:
 
 def add_distill(sub) -> None:
     """The ``kdas distill`` parser, beside its handler :func:`_distill`."""
-    from .distill import ALPHA, TAU
-    from .runs import ARMS
-
     p = sub.add_parser(
         "distill",
         help="distil a student (one arm and seed, or the whole ablation)",
@@ -344,8 +344,6 @@ def add_distill(sub) -> None:
 
 def _study(args) -> int:
     """The study of notebook 07 (:func:`kdas_utils.study.run_study`); every step loads what is finished."""
-    from . import study
-
     profile = get_profile(args.profile)
     _use_test_roots(args)
     plan = study.StudyPlan(seeds=args.seeds)
@@ -361,8 +359,6 @@ def _study(args) -> int:
 
 def add_study(sub) -> None:
     """The ``kdas study`` parser, beside its handler :func:`_study`."""
-    from .study import STEPS
-
     p = sub.add_parser(
         "study",
         help="when does distillation help? alpha, seeds, teacher strength, labeller, patience (notebook 07)",
@@ -422,8 +418,6 @@ def _print_study(tables: dict) -> None:
 def _export_study(study, profile, target) -> int:
     """The measured tables, the teacher's curve and the figures copied to ``target``
     (:func:`kdas_utils.study.export`)."""
-    import matplotlib
-
     matplotlib.use("agg")  # figures are written to files, never shown
     written = study.export(profile, target)
     print(f"{len(written)} files copied to {target}: " + ", ".join(path.name for path in written))
@@ -431,10 +425,6 @@ def _export_study(study, profile, target) -> int:
 
 
 def _evaluate(args) -> int:
-    from .evaluate import domain_frames, domain_table, evaluate_models, write_table
-    from .models import load_network, load_official, load_trained
-    from .runs import profile_splits, trained_checkpoints
-
     profile = get_profile(args.profile)
     extra_roots = _use_test_roots(args)  # given: scored whatever the profile's data
     if args.checkpoint or args.weights:
@@ -492,10 +482,6 @@ def add_evaluate(sub) -> None:
 
 
 def _export(args) -> int:
-    from .export import export_onnx
-    from .models import load_trained
-    from .runs import StudentRecipe
-
     if args.checkpoint:
         checkpoint = Path(args.checkpoint)
     else:
@@ -515,8 +501,6 @@ def _export(args) -> int:
 
 def add_export(sub) -> None:
     """The ``kdas export`` parser, beside its handler :func:`_export`."""
-    from .runs import ARMS
-
     p = sub.add_parser(
         "export",
         help="export a student to ONNX (dynamic batch)",
@@ -533,8 +517,6 @@ def add_export(sub) -> None:
 
 
 def _predict(args) -> int:
-    from .predict import Predictor, predict_inputs
-
     profile = get_profile(args.profile)
     predictor = Predictor(
         args.weights,

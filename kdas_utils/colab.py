@@ -29,8 +29,14 @@ import os
 import shutil
 from pathlib import Path
 
+import ipywidgets as widgets
+from IPython.display import display
+
 from .config import WEIGHTS_VARIABLE, data_root, download_root, runs_dir, weights_dir
+from .data import DRIVE_FILES, prepare_kvasir_seg, prepare_pranet
+from .data.layout import PRANET_ARCHIVES
 from .errors import USER_ERRORS
+from .models.pretrained import OFFICIAL_TEACHER, prepare_polyp_pvt
 from .runtime import in_colab
 
 DRIVE_MOUNT = Path("/content/drive")  # where Colab mounts Drive; the learner's files are under MyDrive/
@@ -66,10 +72,7 @@ def keep_on_drive(mount_point: str | Path | None = None, folder: str = DRIVE_FOL
 
     It calls ``google.colab.drive.mount``, which asks the learner to allow access the first time.
     """
-    from google.colab import drive
-
-    from .data import DRIVE_FILES, prepare_pranet
-    from .data.layout import PRANET_ARCHIVES
+    from google.colab import drive  # optional: exists on Colab only
 
     mount_point = Path(mount_point or DRIVE_MOUNT)
     drive.mount(str(mount_point))
@@ -96,8 +99,6 @@ def keep_on_drive(mount_point: str | Path | None = None, folder: str = DRIVE_FOL
 
 def _status() -> dict[str, Path | None]:
     """What is already there: the real data root, and the official teacher."""
-    from .models.pretrained import OFFICIAL_TEACHER
-
     root, teacher = data_root(), weights_dir() / OFFICIAL_TEACHER
     return {
         "data": root if (root / "TrainDataset").is_dir() else None,
@@ -116,10 +117,6 @@ def offer(force: bool = False, fetch=None, **prepare):
     """
     if not (force or in_colab()):
         return None
-    import ipywidgets as widgets
-    from IPython.display import display
-
-    from .data import DRIVE_FILES
 
     status = _status()
     colab = in_colab()
@@ -127,7 +124,7 @@ def offer(force: bool = False, fetch=None, **prepare):
         print(f"real data found at {status['data']}; official teacher found at {status['teacher']}")
         return None
     if colab:  # pragma: no cover - Colab only: ipywidgets 8 needs Colab's custom widget manager
-        from google.colab import output
+        from google.colab import output  # optional: exists on Colab only
 
         output.enable_custom_widget_manager()
     log = widgets.Output()
@@ -168,20 +165,14 @@ def offer(force: bool = False, fetch=None, **prepare):
         return widgets.VBox([widgets.HTML(text), button])
 
     def fetch_pranet():
-        from .data import prepare_pranet
-
         root = prepare_pranet(download_root(), data_root(), fetch=fetch)
         print(f"ready: PraNet's data at {root}. {_next_step()}")
 
     def fetch_kvasir():
-        from .data import prepare_kvasir_seg
-
         root = prepare_kvasir_seg(download_root(), data_root(), allow_unpinned=True, **prepare)
         print(f"ready: Kvasir-SEG at {root}. {_next_step()}")
 
     def fetch_teacher():
-        from .models.pretrained import prepare_polyp_pvt
-
         path = prepare_polyp_pvt(fetch=fetch)
         print(f"ready: the official teacher at {path}; the colab and paper profiles distil from it.")
 

@@ -34,6 +34,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 # The series' public home (this series' choice). Badges, the Colab setup cells' ``git clone`` and the
 # Binder links in notebooks/*.ipynb and README.md spell it out; tests/test_repository_address.py keeps
 # them equal to it. A fork changes it here, then in those files (the test names every place that differs).
@@ -171,9 +173,7 @@ PROFILES: dict[str, Profile] = {
 
 
 def cuda_available() -> bool:
-    """True when torch sees a CUDA GPU (imports torch lazily)."""
-    import torch
-
+    """True when torch sees a CUDA GPU."""
     return torch.cuda.is_available()
 
 

@@ -13,6 +13,7 @@ import statistics
 import time
 from contextlib import contextmanager
 
+import pandas as pd
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -84,8 +85,6 @@ def efficiency_table(
 ):
     """One row per model: parameters (M), GFLOPs, latency at batch 1 (ms) and throughput at
     ``throughput_batch`` (images/s), on ``device``."""
-    import pandas as pd
-
     device = select_device(device)
     rows = []
     for label, model in models.items():

@@ -15,15 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .data import PolypDataset, eval_transforms, read_mask
+from .data import PolypDataset, denormalize, eval_transforms, read_mask
 from .data.pairs import Pair
 from .engine import select_device
+from .intervals import mean_interval, paired_difference
 from .metrics import KEYS, dice_at, image_scores, normalize_map, summarize
 from .runtime import progress_bars
 
@@ -103,8 +105,6 @@ def evaluate_models(
         :data:`kdas_utils.metrics.KEYS` plus ``images``; and ``{(model, test set): [scores of
         each image]}`` (with ``name``), for curves and best/worst cases.
     """
-    import pandas as pd
-
     progress = progress_bars() if progress is None else progress
     rows, per_image = [], {}
     for label, model in models.items():
@@ -146,8 +146,6 @@ def write_table(table, out_dir: str | Path, name: str = "evaluation") -> tuple[P
 
 def beside_paper(table, metric: str = "meanDice"):
     """Our ``metric`` per model (rows) and test set (columns), above the published mean Dice."""
-    import pandas as pd
-
     return pd.concat([table[metric].unstack("test set"), pd.DataFrame(PAPER_MEAN_DICE).T])
 
 
@@ -155,8 +153,6 @@ def beside_paper(table, metric: str = "meanDice"):
 def predict_samples(model, dataset, indices: list[int], device=None) -> list[dict]:
     """Predictions on some items of an evaluation dataset, for figures: dicts with ``name``,
     ``image`` ``(H, W, 3) uint8``, ``mask`` ``(H, W)`` {0, 1}, ``probability`` ``(H, W)`` and ``dice``."""
-    from .data import denormalize
-
     device = select_device(device)
     model = model.to(device).eval()
     samples = []
@@ -227,9 +223,6 @@ def domain_table(
     ``baseline`` (e.g. ``"student alone"``), ``gain``, ``gain_low``, ``gain_high``: the mean
     per-frame difference from the baseline on the same frames, with its paired interval.
     """
-    import pandas as pd
-
-    from .intervals import mean_interval, paired_difference
 
     def scopes(per_set):
         out = {name: (per_set[name], domains.get(name, "seen")) for name in per_set}
@@ -259,8 +252,6 @@ def domain_table(
 def paper_style(table: pandas.DataFrame, column: str = "mean") -> pandas.DataFrame:
     """The paper's layout of a :func:`domain_table`: one row per model, the seen sets, then the
     unseen ones, then the pooled ``seen``, ``unseen`` and the drop; cells ``mean [low, high]``."""
-    import pandas as pd
-
     cells = table.apply(lambda r: f"{r['mean']:.3f} [{r['low']:.3f}, {r['high']:.3f}]", axis=1)
     wide = cells.unstack("scope")
     sets = [s for s in dict.fromkeys(table.index.get_level_values("scope")) if s not in ("seen", "unseen")]
@@ -336,8 +327,6 @@ def gap_closed(table, teacher: dict[str, float], baseline: str = "no-kd") -> pan
 
 
 def _series(values: dict, keys: list[str]):
-    import pandas as pd
-
     return pd.Series({k: values[k] for k in keys})
 
 

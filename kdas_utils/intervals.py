@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from inspect import signature
 
 import numpy as np
+from scipy.stats import bootstrap
 
 LEVEL = 0.95
 RESAMPLES = 10_000
@@ -55,8 +56,6 @@ def mean_interval(values, level: float = LEVEL, n_resamples: int = RESAMPLES, se
     """The mean of per-frame ``values`` with its percentile-bootstrap interval over frames.
 
     One frame has no spread: its interval is the value itself."""
-    from scipy.stats import bootstrap
-
     array = _values(values)
     if array.size == 1 or np.ptp(array) == 0:
         return Interval(float(array.mean()), float(array[0]), float(array[0]), array.size, level)

@@ -7,6 +7,9 @@ import platform
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+import torch
+
+from .colab import offer
 from .config import runs_dir
 from .runtime import PROGRESS_VARIABLE, in_colab, progress_bars  # noqa: F401 (part of this module's API)
 
@@ -21,7 +24,6 @@ def environment_report() -> dict[str, str]:
             report[name] = version(name)
         except PackageNotFoundError:
             report[name] = "not installed"
-    import torch
 
     if torch.cuda.is_available():
         report["device"] = f"cuda ({torch.cuda.get_device_name(0)})"
@@ -57,6 +59,4 @@ def offer_real_data(force: bool = False, fetch=None, **prepare):
     Drive files arrive (default ``gdown``); ``prepare`` goes to ``prepare_kvasir_seg`` (``url=`` a mirror,
     ``test_count=``).
     """
-    from .colab import offer
-
     return offer(force=force, fetch=fetch, **prepare)

@@ -5,12 +5,26 @@
 
 from __future__ import annotations
 
+import textwrap
+from pathlib import Path
+
 import cv2
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+import torch.nn.functional as F
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
+from .config import project_root
 from .data.pairs import Pair, read_image, read_mask
+from .data.transforms import denormalize
+from .distill.maps import MAP_SCALE
+from .evaluate import score_columns
+from .losses import boundary_weights
+from .metrics import dice_at
 
 POLYP_GREEN = (60, 255, 90)
 
@@ -65,8 +79,6 @@ def show_layers(layers: dict[str, np.ndarray], mask: np.ndarray, size: float = 2
 def show_augmentations(image: np.ndarray, mask: np.ndarray, transform, n: int = 7, size: float = 2.2):
     """The original frame, then ``n`` draws of ``transform`` (an albumentations pipeline that
     ends with normalisation and ``ToTensorV2``), each with its transformed mask outlined."""
-    from .data.transforms import denormalize
-
     fig, axes = plt.subplots(1, n + 1, figsize=((n + 1) * size, size))
     axes[0].imshow(overlay(image, mask))
     axes[0].set_title("original", fontsize=9)
@@ -109,11 +121,6 @@ def plot_area_histograms(stats, bins: int = 24):
 def show_weight_map(image: np.ndarray, mask: np.ndarray, size: float = 2.8):
     """The structure loss's boundary weights on one frame: frame, mask, ``avgpool_31(G)`` and
     ``w = 1 + 5 |avgpool_31(G) - G|`` (with a colour bar)."""
-    import torch
-    import torch.nn.functional as F
-
-    from .losses import boundary_weights
-
     g = torch.from_numpy(mask.astype(np.float32))[None, None]
     pooled = F.avg_pool2d(g, kernel_size=31, stride=1, padding=15)[0, 0].numpy()
     weights = boundary_weights(g)[0, 0].numpy()
@@ -135,8 +142,6 @@ def show_weight_map(image: np.ndarray, mask: np.ndarray, size: float = 2.8):
 
 def _finish_epoch_axes(fig, axes, title: str = ""):
     """Integer epoch ticks, a light grid and a legend on each axis; the title; a tight layout."""
-    from matplotlib.ticker import MaxNLocator
-
     for ax in axes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
@@ -242,11 +247,6 @@ def show_attention_grid(
 def _attention_colour_bar(fig, axes) -> None:
     """The scale of :class:`~kdas_utils.widgets.AttentionExplorer`'s overlays: 1 is the frame's
     mean energy (stages) or the uniform distribution (heads)."""
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
-
-    from .distill.maps import MAP_SCALE
-
     bar = fig.colorbar(ScalarMappable(Normalize(0, MAP_SCALE), "jet"), ax=axes, fraction=0.02, pad=0.01)
     bar.set_label("x the frame's mean (stages) / x uniform (heads)", fontsize=8)
 
@@ -313,8 +313,6 @@ def plot_ablation(table, sets: list[str] | None = None):
     :func:`kdas_utils.study.against_alone`; none where both have one seed). Dots: each seed of the arm
     minus the student alone's mean. The tick labels give the student alone's own mean. A table
     without ``no-kd`` rows (e.g. an alpha sweep's) is drawn as mean Dice on an axis zoomed to the data."""
-    from .evaluate import score_columns
-
     sets = sets or score_columns(table)
     stats = table.groupby("arm", sort=False)[sets]
     means, stds, counts = stats.mean(), stats.std(), stats.size()
@@ -480,12 +478,6 @@ def show_comparison(frames: list[dict], maps: dict[str, list[np.ndarray]], size:
     """One row per frame (dicts with ``name``, ``image``, ``mask`` at the original size): the
     frame with the mask outlined, then each model's thresholded prediction with hits green,
     false alarms red and misses blue (the legend below), titled with its Dice at 0.5."""
-    import textwrap
-
-    from matplotlib.patches import Patch
-
-    from .metrics import dice_at
-
     fig, axes = plt.subplots(
         len(frames), len(maps) + 1, figsize=((len(maps) + 1) * size, len(frames) * size + 0.4), squeeze=False
     )
@@ -543,10 +535,6 @@ def shown_path(path, root=None) -> str:
     """How a notebook prints ``path``: relative to the project folder (``root``, default
     :func:`kdas_utils.config.project_root`) when it lies inside it, else
     ``<outside the project folder>/<parent>/<name>``, so that outputs never show a machine's folders."""
-    from pathlib import Path
-
-    from .config import project_root
-
     path = Path(path).expanduser().resolve()
     root = Path(root if root is not None else project_root()).expanduser().resolve()
     if path.is_relative_to(root):

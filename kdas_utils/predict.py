@@ -29,17 +29,21 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
 
 from .config import Profile, get_profile
 from .data import eval_transforms
 from .engine import select_device
 from .errors import KDASError
+from .export import OnnxPredictor
 from .models import load_network
 from .plots import overlay
+from .runs import StudentRecipe
 from .runtime import progress_bars
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -170,8 +174,6 @@ class _OnnxNetwork:
     """The same with the exported student on onnxruntime (:class:`kdas_utils.export.OnnxPredictor`)."""
 
     def __init__(self, path: str | Path):
-        from .export import OnnxPredictor  # onnxruntime: the optional ``export`` extra
-
         self.session = OnnxPredictor(path)
         self.image_size = self.session.image_size
 
@@ -195,8 +197,6 @@ def default_weights(profile: Profile | None = None) -> Path:
     Raises:
         PredictInputError: it is not trained yet; the message gives the command.
     """
-    from .runs import StudentRecipe
-
     profile = profile or get_profile()
     path = StudentRecipe("kdas").folder(profile, 0) / "best.pt"
     if not path.exists():
@@ -414,7 +414,6 @@ def check_out(out: Path, sources: list[Source], overwrite: bool) -> None:
 
 
 def _video_frames(path: Path) -> Iterator[np.ndarray]:
-    import av  # PyAV: FFmpeg's decoders from PyPI
 
     with av.open(str(path)) as container:
         if not container.streams.video:
@@ -425,8 +424,6 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
 
 def video_info(path: Path) -> tuple[int, Fraction]:
     """``(frame count or 0 where the container does not say, frame rate)`` of a video file."""
-    import av
-
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
@@ -436,7 +433,6 @@ def video_info(path: Path) -> tuple[int, Fraction]:
 
 
 def _video_errors() -> tuple[type[BaseException], ...]:
-    import av
 
     return (av.FFmpegError, PredictInputError, OSError, ValueError)
 
@@ -453,8 +449,6 @@ class OverlayVideo:
         self.frames = 0
 
     def write(self, rgb: np.ndarray) -> None:
-        import av
-
         pad = ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0))
         rgb = np.pad(rgb, pad, mode="edge")
         if self._container is None:
@@ -533,7 +527,6 @@ def predict_inputs(
     videos = {s: video_info(s.path) for s in found.sources if s.kind == "video"}  # (frames, rate), read once
     total = sum(1 if s.kind == "image" else videos[s][0] for s in found.sources)
     progress = progress_bars() if progress is None else progress
-    from tqdm.auto import tqdm
 
     bar = tqdm(total=total or None, unit="frame", desc="predict", disable=not progress)
     rows: list[dict] = []

@@ -20,13 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import re
+import shutil
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import torch
 from torch import nn
 
@@ -44,9 +48,11 @@ from .data import (
     train_val_split,
 )
 from .data.pairs import Pair
-from .distill import ALPHA, KDAS_TERMS, TAU
+from .distill import ALPHA, KDAS_TERMS, TAU, DistillationObjective, KDASLoss
 from .engine import CheckpointError, RunLock, TrainConfig, Trainer, load_checkpoint, settings_changed
-from .models import load_trained
+from .evaluate import score_run, teacher_summary
+from .models import build_student, build_teacher, load_polyp_pvt, load_trained
+from .models.pretrained import MissingWeightsError, describe_teacher, official_teacher_file
 from .notebook import save_figure
 from .plots import plot_ablation
 
@@ -252,8 +258,6 @@ def epoch_seconds(out_dir: Path, image_size: int, own: dict | None = None) -> fl
     itself if it has started, else the runs of the same role, arm and settings with another seed
     under ``out_dir``'s parent at ``image_size`` (their ``last.pt`` histories). ``None`` if nothing
     was measured here yet. ``own``: ``out_dir/last.pt``'s state when the caller has read it already."""
-    import statistics
-
     kind = re.sub(r"-s\d+-", "-s*-", out_dir.name)  # the same role, arm and settings, any seed
     folders = [out_dir] + sorted(out_dir.parent.glob(kind))
     for folder in dict.fromkeys(folders):
@@ -312,9 +316,6 @@ def train_teacher(
         seed: seeds the initial weights and the data order.
         changes: :class:`~kdas_utils.engine.TrainConfig` fields to override (e.g. ``epochs=3``).
     """
-    from .models import build_teacher, load_polyp_pvt
-    from .models.pretrained import describe_teacher, official_teacher_file
-
     if weights is None and not (retrain and profile.official_teacher == "official if prepared"):
         weights = official_teacher_file(profile)  # the prepared official teacher, or None: train one
     if weights is not None:
@@ -341,10 +342,6 @@ def summarize_teacher(profile: Profile, run: Run, device=None) -> dict:
     on the validation split and every test set), written to ``summary.json`` in its checkpoint folder
     when the run was trained here (not for an official ``PolypPVT.pth``); what ``kdas train-teacher``
     prints. Returns the summary."""
-    import json
-
-    from .evaluate import teacher_summary
-
     summary = teacher_summary(profile, run, profile_splits(profile), device)
     if run.source != "weights":
         path = checkpoint_dir("teacher", profile) / "summary.json"
@@ -461,8 +458,6 @@ def _start_from_shorter(out_dir: Path, base_dir: Path, changes: dict) -> None:
     that exists: the data order is a function of (seed, epoch, sample) and the learning rate is
     constant, so its first epochs are exactly the shorter run's. Nothing is done for a cosine
     schedule, or when the longer run has started already."""
-    import shutil
-
     if out_dir == base_dir or (out_dir / "last.pt").exists() or changes.get("schedule", "constant") != "constant":
         return
     if (base_dir / "last.pt").exists() and (base_dir / "best.pt").exists():
@@ -488,7 +483,6 @@ def _teacher_for(profile: Profile, teacher_epoch: int | None, device, who: str) 
     profile's teacher, trained first if it is missing, and said so before it starts."""
     if teacher_epoch:
         return load_trained(teacher_snapshot(profile, teacher_epoch), device or "cpu")
-    from .models.pretrained import MissingWeightsError, official_teacher_file
 
     try:
         official = official_teacher_file(profile)
@@ -510,8 +504,6 @@ def trained_checkpoints(profile: Profile) -> dict[str, Path]:
     :func:`kdas_utils.models.load_network`. The teacher is the official ``PolypPVT.pth`` where the
     profile distils from it, else its ``best.pt``. A run still training has a ``best.pt``
     already: its best epoch so far."""
-    from .models.pretrained import MissingWeightsError, official_teacher_file
-
     try:
         official = official_teacher_file(profile)
     except MissingWeightsError:  # colab before `kdas prepare-weights polyp-pvt`: no teacher yet
@@ -563,9 +555,6 @@ def train_student(
             recipe's fields (``epochs``, ``label_fraction``) are given in the recipe.
         retrain, device, augment: as for :func:`train_teacher`.
     """
-    from .distill import DistillationObjective, KDASLoss
-    from .models import build_student
-
     recipe = _recipe(recipe)
     _refuse_loose(changes, "train_student")
     objective = None
@@ -613,10 +602,6 @@ def run_ablation(
     The plot of this call's rows (:func:`~kdas_utils.plots.plot_ablation`) is saved beside the CSV
     under the same name. Returns the rows of this call.
     """
-    import pandas as pd
-
-    from .evaluate import score_run
-
     _refuse_loose(changes, "run_ablation")
     if recipe.teacher_int8:
         raise ValueError("teacher_int8 trains one run in its own folder; leave it out of an ablation")
@@ -645,8 +630,6 @@ def run_ablation(
 
 def _merge_rows(csv: Path, rows: pandas.DataFrame) -> None:
     """Write ``rows`` into ``csv``, keeping its rows of other (arm, seed) pairs; atomically."""
-    import pandas as pd
-
     if csv.exists():
         old = pd.read_csv(csv)
         keep = ~old.set_index(["arm", "seed"]).index.isin(rows.set_index(["arm", "seed"]).index)

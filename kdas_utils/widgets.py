@@ -11,14 +11,24 @@ from __future__ import annotations
 import io
 
 import cv2
+import ipywidgets as w
 import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from IPython.display import Image as DisplayImage
+from IPython.display import display
+from PIL import Image, UnidentifiedImageError
 
+from .config import get_profile, runs_dir
+from .data import denormalize
 from .distill.maps import LAYERS, MAP_SCALE, layer_map
+from .engine import select_device
 from .errors import USER_ERRORS
+from .models import load_network
 from .plots import show_prediction
 from .predict import Predictor, as_rgb
+from .runs import figure_samples, trained_checkpoints
 
 
 def render_overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5, cmap: str = "jet") -> np.ndarray:
@@ -44,8 +54,6 @@ class AttentionExplorer:
     """
 
     def __init__(self, models: dict, samples: list[dict]):
-        from .data import denormalize
-
         if not models or not samples:
             raise ValueError("AttentionExplorer needs at least one model and one sample")
         self.models, self.samples = models, samples
@@ -83,8 +91,6 @@ class AttentionExplorer:
 
     def widget(self):
         """The interactive explorer: frame, model, layer, p, tau and opacity controls over the picture."""
-        import ipywidgets as w
-
         frame = w.IntSlider(0, 0, len(self.samples) - 1, description="frame")
         model = w.Dropdown(options=list(self.models), description="model")
         layer = w.Dropdown(options=list(LAYERS), value="stage4", description="map")
@@ -115,11 +121,6 @@ def explorer_app(profile=None, n_frames: int = 4, device=None):
     Raises:
         FileNotFoundError: no checkpoint of the profile yet; the message gives the command.
     """
-    from .config import get_profile, runs_dir
-    from .engine import select_device
-    from .models import load_network
-    from .runs import figure_samples, trained_checkpoints
-
     profile = profile or get_profile()
     found = trained_checkpoints(profile)
     if not found:
@@ -147,8 +148,6 @@ class FrameTryout:
 
     def picture(self, image, name: str = "") -> tuple[bytes, str]:
         """``(PNG bytes of the four panels, the summary line)`` of one frame."""
-        import matplotlib.pyplot as plt
-
         frame = as_rgb(image)
         result = self.predictor.predict(frame)
         line = (
@@ -164,16 +163,12 @@ class FrameTryout:
 
     def show(self, image, name: str = ""):
         """Draw one frame's prediction (a figure in a notebook) and return the summary line."""
-        from IPython.display import Image, display
-
         png, line = self.picture(image, name)
-        display(Image(png))
+        display(DisplayImage(png))
         return line
 
     def widget(self):
         """FileUpload and a path box over the picture; a bad file gets a line naming it."""
-        import ipywidgets as w
-
         upload = w.FileUpload(accept=".jpg,.jpeg,.png,.tif,.tiff,.bmp", multiple=False, description="upload a frame")
         path = w.Text(
             placeholder="or type the path of a frame and press Enter",
@@ -214,8 +209,6 @@ def _decode_upload(item: dict) -> np.ndarray:
     Raises:
         ValueError: the bytes are not an image; the message names the file.
     """
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(io.BytesIO(bytes(item["content"]))) as image:
             return np.asarray(image.convert("RGB"))
@@ -231,11 +224,6 @@ def tryout_app(profile=None, weights=None, device=None):
     Raises:
         FileNotFoundError: no checkpoint of the profile yet; the message gives the command.
     """
-    import ipywidgets as w
-
-    from .config import get_profile, runs_dir
-    from .runs import trained_checkpoints
-
     profile = profile or get_profile()
     if weights is None:
         found = trained_checkpoints(profile)

@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from kdas_utils import bench
+from kdas_utils import bench, engine
 
 
 def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_synthetic):
@@ -28,13 +28,18 @@ def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_s
         epoch = report["epochs"][role]
         assert report[f"epoch_speedup_{role}"] == epoch["baseline"]["epoch_s"] / epoch["new"]["epoch_s"] > 0
         assert epoch["baseline"]["steps"] == epoch["new"]["steps"] == 2
-    assert report["baseline_switches_off"] == ["separable_boundary", "fused_adamw", "lean_validation"]
+    assert report["baseline_switches_off"] == ["separable_boundary", "fused_adamw", "lean_validation", "cpu_bf16"]
+    assert report["cpu_native_bf16"] == engine.cpu_has_native_bf16()
+    assert {report["epochs"][role]["baseline"]["precision"] for role in ("teacher", "student")} == {"fp32"}
     old_bound = report["steps_baseline"]["tiny"]["bound_s"]
     assert report["distill_step_ratio_to_old_bound"] == report["steps"]["tiny"]["distill_step_s"] / old_bound
     check = report["results_check"]
-    assert [(r["path"], r["seed"]) for r in check["runs"]] == [("baseline", 0), ("baseline", 1), ("new", 0)]
+    assert [(r["path"], r["seed"]) for r in check["runs"]] == [("baseline", 0), ("baseline", 1), ("new", 0), ("new", 1)]
     lo, hi = check["baseline_spread"]
-    assert check["within_spread"] == (lo <= check["runs"][-1]["best_val_dice"] <= hi)
+    new = [r["best_val_dice"] for r in check["runs"][2:]]
+    assert check["within_spread"] == (lo - bench.ROUNDING <= new[0] <= hi + bench.ROUNDING)
+    assert check["mean_within_spread"] == (lo - bench.ROUNDING <= sum(new) / 2 <= hi + bench.ROUNDING)
+    assert check["new_spread"] == [min(new), max(new)]
     assert "today / new" in bench.summary(report) and "today's seeds" in bench.summary(report)
     video = report["predict_video"]
     assert video["frames"] == 4 and all(

@@ -246,6 +246,24 @@ def test_finite_under_mixed_precision(nets, batch, at, sgm):
     assert all(torch.isfinite(g).all() for g in grads.values() if g is not None)
 
 
+@pytest.mark.parametrize("teacher_int8", [False, True])
+def test_a_bf16_distillation_step_computes_its_losses_in_fp32(nets, batch, teacher_int8):
+    """Under the CPU's bf16 autocast (kdas_utils.engine.choose_precision) the networks run in bf16, the
+    losses in fp32, and the int8 teacher (whose quantised layers take fp32 only) outside autocast."""
+    student, teacher = nets
+    x, mask = batch
+    objective = DistillationObjective(teacher, KDASLoss(at="paper", sgm="covariance"), teacher_int8=teacher_int8)
+    seen = []
+    hook = objective.teacher.register_forward_hook(lambda module, inputs, output: seen.append(output))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, out, parts = objective(student, x, mask)
+    hook.remove()
+    assert out.p1.dtype == torch.bfloat16 and seen[0].p1.dtype == (torch.float32 if teacher_int8 else torch.bfloat16)
+    assert loss.dtype == torch.float32 and all(v.dtype == torch.float32 for v in parts.values())
+    # the same outputs scored outside autocast: fp32 matrix products in the covariances, equal to rounding
+    assert torch.isfinite(loss) and torch.allclose(parts["sgm"], objective.loss.sgm(out, seen[0]), rtol=1e-6)
+
+
 # ----------------------------------------------------------------- the frozen teacher in training
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from kdas_utils import engine
+from kdas_utils import engine, speed
 from kdas_utils.config import get_profile
 from kdas_utils.data import PolypDataset, eval_transforms, find_pairs, train_transforms
 from kdas_utils.engine import (
@@ -77,7 +77,16 @@ def test_config_from_profile_takes_its_fields_and_overrides():
 
 
 def test_precision_per_device(monkeypatch):
-    assert choose_precision(torch.device("cpu")).name == "fp32"
+    cpu = torch.device("cpu")
+    # a CPU that only emulates bf16 (slower than fp32): fp32 unless bf16 is asked for by name
+    monkeypatch.setattr(engine.runtime, "cpu_has_native_bf16", lambda: False)
+    assert choose_precision(cpu).name == "fp32" and choose_precision(cpu, "bf16").name == "bf16"
+    # AVX512-BF16 or AMX (Zen 4, Sapphire Rapids): bf16 autocast, no scaler; off on today's path
+    monkeypatch.setattr(engine.runtime, "cpu_has_native_bf16", lambda: True)
+    assert (choose_precision(cpu).name, choose_precision(cpu).scaler) == ("bf16", False)
+    assert choose_precision(cpu, "off").name == "fp32" and choose_precision(torch.device("mps")).name == "fp32"
+    with speed.baseline():
+        assert choose_precision(cpu).name == "fp32"
     cuda = torch.device("cuda")
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # Ampere and later
     assert (choose_precision(cuda).name, choose_precision(cuda).scaler) == ("bf16", False)
@@ -85,6 +94,13 @@ def test_precision_per_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
     assert (choose_precision(cuda).name, choose_precision(cuda).scaler) == ("fp16", True)
     assert choose_precision(cuda, "off").name == "fp32"
+
+
+def test_native_bf16_is_read_from_the_cpu_flags():
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").exists() else None
+    if flags is None:
+        pytest.skip("no /proc/cpuinfo to read the CPU's flags from")
+    assert engine.runtime.cpu_has_native_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without CUDA")
@@ -330,8 +346,9 @@ def test_worker_processes_see_the_same_batches(sets, tmp_path):
 def test_compiled_training_matches_eager_and_saves_plain_weights(sets, tmp_path):
     """``compile=True`` trains through torch.compile (slow to compile: one step here) with the
     eager run's losses, and its checkpoint holds the plain network (no ``_orig_mod.`` keys)."""
-    eager = trainer_for(sets, tmp_path / "eager", max_steps_per_epoch=1).fit()
-    compiled_trainer = trainer_for(sets, tmp_path / "compiled", max_steps_per_epoch=1, compile=True)
+    # fp32 (amp="off"): on a CPU with native bf16, bf16's rounding would hide what compile changes
+    eager = trainer_for(sets, tmp_path / "eager", max_steps_per_epoch=1, amp="off").fit()
+    compiled_trainer = trainer_for(sets, tmp_path / "compiled", max_steps_per_epoch=1, compile=True, amp="off")
     assert compiled_trainer.network is not compiled_trainer.model
     compiled = compiled_trainer.fit()
     assert compiled.steps[0]["loss"] == pytest.approx(eager.steps[0]["loss"], rel=1e-4)

@@ -132,3 +132,49 @@ def test_every_user_facing_error_is_a_kdas_error(where, name):
 
     error = getattr(importlib.import_module(where), name)
     assert issubclass(error, KDASError) and issubclass(error, USER_ERRORS)
+
+
+# The only imports allowed inside functions: dependencies a user may not have, each named here.
+OPTIONAL_DEPENDENCIES = {
+    "google.colab": "exists on Colab only",
+    "gdown": "the `colab` extra",
+}
+
+
+def function_level_imports(package: Path = PACKAGE) -> list[tuple[str, int, str, str]]:
+    """``(file, line, imported module, the line's text)`` for every import inside a function."""
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        text = path.read_text()
+        lines = text.splitlines()
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.Import):
+                        modules = [alias.name for alias in inner.names]
+                    elif isinstance(inner, ast.ImportFrom):
+                        modules = ["." * inner.level + (inner.module or "")]
+                    else:
+                        continue
+                    for module in modules:
+                        found.append(
+                            (path.relative_to(package.parent).as_posix(), inner.lineno, module, lines[inner.lineno - 1])
+                        )
+    return sorted(set(found))
+
+
+def test_the_import_finder_sees_imports_inside_functions(tmp_path):
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "a.py").write_text("import os\n\ndef f():\n    import gdown  # optional\n    from .b import c\n")
+    assert [(line, module) for _, line, module, _ in function_level_imports(package)] == [(4, "gdown"), (5, ".b")]
+
+
+def test_imports_inside_functions_are_only_optional_dependencies_with_a_comment():
+    """Every other import stands at the top of its module, where a reader sees a file's floor."""
+    found = function_level_imports()
+    assert found, "the package has optional dependencies (gdown, google.colab): the finder must see them"
+    for file, line, module, text in found:
+        known = next((name for name in OPTIONAL_DEPENDENCIES if module == name or module.startswith(name + ".")), None)
+        assert known, f"{file}:{line}: `{text.strip()}` belongs at the top of the module ({module} is not optional)"
+        assert "# optional" in text, f"{file}:{line}: say which optional dependency this is in a comment"

@@ -76,6 +76,7 @@ def test_switched_off_speed_ups_are_named():
         "separable_boundary",
         "fused_adamw",
         "lean_validation",
+        "cpu_bf16",
     }
 
 

@@ -135,7 +135,7 @@ def gdown_fetch(item: DriveFile, folder: Path, quiet: bool = False) -> Path:
         DriveDownloadError: ``gdown`` is not installed, or Drive did not hand the file over.
     """
     try:
-        import gdown
+        import gdown  # optional: the `colab` extra (Colab has it already)
     except ImportError as error:
         raise GdownMissingError(
             "gdown is not installed; it fetches files from Google Drive (Colab has it): "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import albumentations as A
 import cv2
+import numpy as np
 from albumentations.pytorch import ToTensorV2
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -69,8 +70,6 @@ def eval_transforms(image_size: int, **compose_kwargs) -> A.Compose:
 
 def denormalize(image):
     """Undo :func:`to_model_input` on a ``(3, H, W)`` tensor: ``(H, W, 3) uint8`` for display."""
-    import numpy as np
-
     array = image.detach().cpu().float().numpy().transpose(1, 2, 0)
     array = array * np.array(IMAGENET_STD) + np.array(IMAGENET_MEAN)
     return np.clip(np.round(array * 255), 0, 255).astype(np.uint8)

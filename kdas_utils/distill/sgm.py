@@ -104,7 +104,7 @@ class CovarianceGuidance(nn.Module):
         for name in self.features:
             fs, ft = student_out.feature(name), teacher_out.feature(name)
             if name in self.projections:
-                fs = self.projections[name](fs)
+                fs = self.projections[name](fs.float())  # fp32, as the rest of the loss
             diff = normalized_covariance(fs) - normalized_covariance(ft)
             total = total + diff.pow(2).sum(dim=(1, 2)).mean()
         return total

@@ -49,7 +49,7 @@ from .checkpoint import (
 )
 from .lock import RunLock, RunLockedError
 from .objectives import DistillationObjective, SegmentationObjective, clone_output, objective_settings
-from .runtime import Precision, Runtime, choose_precision, init_distributed, select_device
+from .runtime import Precision, Runtime, choose_precision, cpu_has_native_bf16, init_distributed, select_device
 from .sampling import EpochSampler, SeededItems
 from .train_config import TrainConfig
 from .trainer import Trainer, TrainResult
@@ -71,6 +71,7 @@ __all__ = [
     "TrainResult",
     "Trainer",
     "choose_precision",
+    "cpu_has_native_bf16",
     "clone_output",
     "dice_at",
     "init_distributed",

@@ -15,8 +15,13 @@ for the log. An objective that is an ``nn.Module`` with parameters is trained wi
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import warnings
+
 import torch
 from torch import nn
+from torch.ao.quantization import quantize_dynamic
 
 from ..losses import deep_supervision_loss
 from ..models.polyp_pvt import PolypOutput
@@ -79,11 +84,6 @@ def int8_teacher(teacher: nn.Module) -> nn.Module:
 
     torch 2.14 warns that ``torch.ao.quantization`` is deprecated in favour of torchao; the warnings
     are silenced here, and this function is the one place to switch."""
-    import copy
-    import warnings
-
-    from torch.ao.quantization import quantize_dynamic
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", (DeprecationWarning, UserWarning))
         return quantize_dynamic(copy.deepcopy(teacher).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
@@ -139,16 +139,22 @@ class DistillationObjective(nn.Module):
         the teacher's forward (:mod:`kdas_utils.speed`, ``lean_validation``)."""
         return SegmentationObjective(getattr(self.loss, "seg_variant", "paper"))
 
+    def _teacher_precision(self):
+        """The int8 teacher's quantised layers take fp32 only: it runs outside any autocast (the
+        CPU's bf16, :func:`kdas_utils.engine.choose_precision`); any other teacher runs as the student."""
+        return torch.autocast("cpu", enabled=False) if self.teacher_int8 else contextlib.nullcontext()
+
     def compile_teacher(self) -> None:
         """Run the teacher's forward through ``torch.compile`` (the engine's ``compile=True``)."""
         self.__dict__["teacher"] = torch.compile(self.teacher)
 
     def forward(self, student: nn.Module, images: torch.Tensor, masks: torch.Tensor):
-        with torch.inference_mode():
+        with torch.inference_mode(), self._teacher_precision():
             teacher_out = self.teacher(images)
         teacher_out = clone_output(teacher_out)
         student_out = student(images)
-        parts = self.loss(student_out, teacher_out, masks)
+        with torch.autocast(images.device.type, enabled=False):  # the losses in fp32, also under autocast
+            parts = self.loss(student_out, teacher_out, masks)
         loss = parts["total"]
         if getattr(self.loss, "at_form", None) == "released":
             loss = self.loss.combine(parts["seg"], torch.nan_to_num(parts["at"], nan=0.0), parts["sgm"], parts["kd"])

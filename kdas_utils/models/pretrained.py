@@ -35,12 +35,14 @@ import os
 import socket
 from pathlib import Path
 
+import timm
 import torch
 from torch import nn
 
 from ..config import WEIGHTS_VARIABLE, Profile, weights_dir
 from ..data.download import download, sha256sum
 from ..data.gdrive import DRIVE_FILES, Fetch, _write_record, fetch_drive_file
+from .polyp_pvt import BACKBONES, PolypPVT
 from .weights import (
     MissingWeightsError,
     WeightLoadError,
@@ -92,8 +94,6 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 def hub_backbone_state(backbone: str) -> dict[str, torch.Tensor]:
     """timm's ImageNet weights for ``backbone`` from the Hugging Face Hub, as the state dict of its
     ``features_only`` model (the names of ``PolypPVT.backbone``)."""
-    import timm
-
     return timm.create_model(backbone, pretrained=True, features_only=True).state_dict()
 
 
@@ -149,8 +149,6 @@ def prepare_pvt_v2(backbones: tuple[str, ...] = ("pvt_v2_b2", "pvt_v2_b0"), url:
     ``KDAS_WEIGHTS_DIR`` from the authors' GitHub release (or the mirror ``url``), check that each
     loads strictly into its backbone, and record its sha256 beside it (trusted on the first download,
     verified on later ones). Returns the files."""
-    from .polyp_pvt import PolypPVT
-
     paths = []
     for name in backbones:
         dest = weights_dir() / f"{name}.pth"
@@ -171,8 +169,6 @@ def prepare_pvt_v2(backbones: tuple[str, ...] = ("pvt_v2_b2", "pvt_v2_b0"), url:
 def check_official_teacher(path: Path) -> None:
     """Raise :class:`~kdas_utils.models.WeightLoadError` unless ``path`` loads strictly into
     :func:`~kdas_utils.models.build_teacher` (the Polyp-PVT teacher on PVTv2-B2)."""
-    from .polyp_pvt import BACKBONES, PolypPVT
-
     try:
         load_polyp_pvt(PolypPVT(BACKBONES["teacher"]), path)
     except (WeightLoadError, FileNotFoundError) as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pandas as pd
 import torch
 
 from .polyp_pvt import PolypPVT, count_parameters
@@ -32,8 +33,6 @@ def _shape(t: torch.Tensor) -> str:
 def describe(model: PolypPVT, image_size: int = 352) -> pandas.DataFrame:
     """One row per part of ``model``: its role, output shape ``C x H x W`` and stride for one
     ``image_size`` input, and its parameter count. The rows add up to the model's total."""
-    import pandas as pd
-
     was_training = model.training
     model.eval()
     with torch.no_grad():

@@ -27,10 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from timm.models.pvt_v2 import checkpoint_filter_fn
 from torch import nn
 
+from ..checkpoint_file import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 from ..errors import KDASError
+from .polyp_pvt import BACKBONES, PolypPVT
 
 # Polyp-PVT module name -> our module name (decoder only).
 POLYP_PVT_DECODER_NAMES = {
@@ -86,8 +89,6 @@ def _read(path: str | Path) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"{path}: weight file not found")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(path, device="cpu")
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -173,8 +174,6 @@ def load_official(path: str | Path) -> nn.Module:
     """A network rebuilt for a Polyp-PVT-format checkpoint: the official ``PolypPVT.pth``
     teacher (PVTv2-B2) or a KDAS student saved the released code's way (PVTv2-B0), told
     apart by the width of ``backbone.patch_embed1``. Returned in ``eval()`` mode."""
-    from .polyp_pvt import BACKBONES, PolypPVT
-
     roles = {64: "teacher", 32: "student"}  # the width of the first patch embedding
     state = _read(path)
     stem = state.get("backbone.patch_embed1.proj.weight")
@@ -198,9 +197,6 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> nn.Mod
     Raises:
         kdas_utils.engine.CheckpointError: the file is not an engine checkpoint, or records no backbone.
     """
-    from ..checkpoint_file import CheckpointError, load_checkpoint
-    from .polyp_pvt import PolypPVT
-
     state = load_checkpoint(path)
     arch = state.get("arch") or {}
     if not arch.get("backbone"):
@@ -217,8 +213,6 @@ def load_network(path: str | Path, device: str | torch.device = "cpu") -> nn.Mod
     """Either kind of network file of the series, told apart by its contents: an engine checkpoint
     (:func:`load_trained`) or a Polyp-PVT-format file such as the official ``PolypPVT.pth``
     (:func:`load_official`). Returned in ``eval()`` mode on ``device``."""
-    from ..checkpoint_file import CHECKPOINT_FORMAT
-
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: tensors stay on disk
     except Exception:  # missing, legacy or not a weight file: load_official says which

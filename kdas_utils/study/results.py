@@ -4,12 +4,15 @@ their figures, and read against the student alone."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 from .. import plots
-from ..config import Profile, runs_dir
+from ..config import Profile, project_root, runs_dir
 from ..distill import ALPHA
 from ..notebook import save_figure
 from ..runs import checkpoint_dir
@@ -26,10 +29,6 @@ def load_results(profile_name: str = "standard", root: str | Path | None = None)
     ``ablation<tag>`` (e.g. ``ablation-a0.1-te10``; the default alpha, which file names leave out, is
     put back: ``ablation-standard.csv`` is ``ablation-a0.3``). What notebook 07 shows of the
     measured study."""
-    import pandas as pd
-
-    from ..config import project_root
-
     root = Path(root) if root else project_root() / "results"
     tables = {path.stem: pd.read_csv(path) for path in sorted((root / f"study-{profile_name}").glob("*.csv"))}
     for path in sorted(root.glob(f"ablation-{profile_name}*.csv")):
@@ -46,8 +45,6 @@ def export(profile: Profile, target: str | Path) -> list[Path]:
     stands (:func:`~kdas_utils.study.teacher_curve`, once the teacher has started) and the study's
     figures (:func:`figures`) written first. What ``kdas study --export`` does. Returns the files
     written."""
-    import shutil
-
     target = Path(target)
     if (checkpoint_dir("teacher", profile) / "last.pt").exists():
         teacher_curve(profile)
@@ -92,8 +89,6 @@ def against_alone(table, column: str = "validation"):
     Raises:
         ValueError: the table has no ``no-kd`` rows to compare with.
     """
-    import numpy as np
-
     if not (table.arm == "no-kd").any():
         raise ValueError("the table has no 'no-kd' rows: train the student alone with the same settings first")
     stats = table.groupby("arm", sort=False)[column].agg(["count", "mean", "std"])
@@ -109,8 +104,6 @@ def seed_spread(results: dict, column: str = "validation"):
     :func:`load_results` (``seeds``, ``ablation-*``) and each arm with two seeds or more, the seeds
     and the standard deviation of ``column``. Columns ``table, arm, seeds, std``; empty when no
     arm has several seeds."""
-    import pandas as pd
-
     rows = [
         {"table": name, "arm": arm, "seeds": int(stats["count"]), "std": stats["std"]}
         for name, table in _comparisons(results).items()

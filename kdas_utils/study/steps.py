@@ -3,10 +3,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import Profile, runs_dir
+import numpy as np
+import pandas as pd
+
+from ..config import Profile, project_root, runs_dir
+from ..engine import load_checkpoint
+from ..evaluate import average_seeds, domain_table, frame_dice, mean_dice
+from ..models import load_network, load_trained
+from ..runs import StudentRecipe, _finished, checkpoint_dir, profile_splits, run_ablation, teacher_snapshot
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,6 @@ def _ablation(profile: Profile, plan: dict[str, int], device, changes: dict, tea
     """:func:`~kdas_utils.runs.run_ablation` of ``plan`` with the recipe of ``fields`` (e.g.
     ``alpha=0.1``); ``changes`` are the study's TrainConfig overrides (``kdas study --epochs``
     among them, which the recipe takes unless ``fields`` sets it)."""
-    from ..runs import StudentRecipe, run_ablation
-
     recipe, rest = StudentRecipe.split(changes, **fields)
     return run_ablation(profile, plan, recipe, teacher=teacher, device=device, csv=csv, **rest)
 
@@ -51,8 +57,6 @@ def _ablation(profile: Profile, plan: dict[str, int], device, changes: dict, tea
 def alpha_sweep(profile: Profile, plan: StudyPlan = StudyPlan(), device=None, **changes):
     """Seed 0 of every arm of ``plan`` at every alpha: one row per (arm, alpha), scored on the
     validation split and the test sets. Written to ``study-<profile>/alpha.csv``."""
-    import pandas as pd
-
     tables = []
     for alpha in plan.alphas:
         table = _ablation(profile, {arm: 1 for arm in plan.arms}, device, changes, alpha=alpha)
@@ -74,8 +78,6 @@ def seeds_table(profile: Profile, chosen: dict[str, float], plan: StudyPlan = St
     (column ``alpha``: ``NaN`` for ``no-kd``). Written to ``study-<profile>/seeds.csv``; each
     alpha's ablation table (:meth:`~kdas_utils.runs.StudentRecipe.table`) holds ``no-kd`` and the arms
     chosen at that alpha."""
-    import pandas as pd
-
     tables = []
     for alpha in dict.fromkeys(chosen.values()):
         plan_here = {"no-kd": plan.seeds} | {arm: plan.seeds for arm, a in chosen.items() if a == alpha}
@@ -91,12 +93,6 @@ def teacher_strength(profile: Profile, chosen: dict[str, float], plan: StudyPlan
     ``plan.teacher_epochs`` and from the final teacher, with the teacher's own validation Dice
     and the student's gain over the mean of ``no-kd``'s seeds. Written to
     ``study-<profile>/teacher-strength.csv``."""
-    import pandas as pd
-
-    from ..evaluate import mean_dice
-    from ..models import load_trained
-    from ..runs import checkpoint_dir, profile_splits, teacher_snapshot
-
     splits = profile_splits(profile)
     alone = _ablation(profile, {"no-kd": plan.seeds}, device, changes)["validation"].mean()
     rows = []
@@ -146,8 +142,6 @@ def labeller(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPl
     of a seed; :class:`~kdas_utils.data.PartialLabels`) and the distilled one sees the teacher's
     maps on every frame. Scored like the ablation; written to ``study-<profile>/labeller.csv``
     (columns ``label_fraction`` and ``alpha`` added; ``alpha`` is NaN for ``no-kd``)."""
-    import pandas as pd
-
     csv = study_dir(profile) / "labeller.csv"
     seeds = {"no-kd": plan.labeller_seeds, arm: plan.labeller_seeds}
     _ablation(profile, seeds, device, changes, csv=csv, alpha=alpha, label_fraction=plan.label_fraction)
@@ -168,8 +162,6 @@ def final_runs(profile: Profile, chosen: dict[str, float], plan: StudyPlan = Stu
     the student alone and each arm at its ``chosen`` alpha (``plan.seeds`` seeds), the labeller
     step's two arms at ``plan.label_fraction`` (``plan.labeller_seeds``), and the teacher (seed 0).
     Nothing is trained; a run that has not finished all its epochs is left out."""
-    from ..runs import StudentRecipe, _finished, checkpoint_dir
-
     wanted = [("no-kd", float("nan"), 1.0, plan.seeds)]
     wanted += [(arm, alpha, 1.0, plan.seeds) for arm, alpha in chosen.items()]
     wanted += [("no-kd", float("nan"), plan.label_fraction, plan.labeller_seeds)]
@@ -207,13 +199,6 @@ def unseen(profile: Profile, chosen: dict[str, float] | None = None, plan: Study
     ``chosen`` (``{arm: alpha}``, see :func:`choose_alpha`) defaults to the choice recorded in
     ``study-<profile>/alpha.csv``, else in the project's ``results/``. Returns both tables.
     """
-    import numpy as np
-    import pandas as pd
-
-    from ..evaluate import average_seeds, domain_table, frame_dice
-    from ..models import load_network
-    from ..runs import profile_splits
-
     if chosen is None:
         chosen = recorded_choice(profile)
     splits = profile_splits(profile)
@@ -262,10 +247,6 @@ def recorded_choice(profile: Profile) -> dict[str, float]:
     """The alphas chosen by the study's alpha step (:func:`choose_alpha` of ``alpha.csv``), read from
     ``study-<profile>/`` under the runs folder, else from the project's ``results/``; ``{}`` if neither
     holds one."""
-    import pandas as pd
-
-    from ..config import project_root
-
     for root in (study_dir(profile).parent, project_root() / "results"):
         path = root / f"study-{profile.name}" / "alpha.csv"
         if path.exists():
@@ -276,8 +257,6 @@ def recorded_choice(profile: Profile) -> dict[str, float]:
 def _run_label(run: dict) -> str:
     """``"student alone"``, ``"teacher"``, ``"kdas (alpha 0.05)"``, with ``", 25% of masks"`` for a
     label fraction below 1: the model names of ``unseen-arms.csv``."""
-    import math
-
     if run["arm"] == "teacher":
         label = "teacher"
     elif run["arm"] == "no-kd":
@@ -292,10 +271,6 @@ def patient_curves(profile: Profile, arm: str, alpha: float, plan: StudyPlan = S
     here): ``no-kd`` and ``arm`` at ``plan.patient_factor`` times the profile's epochs, seed 0,
     one row per epoch with the column ``run``. Written to ``study-<profile>/patient.csv``; a run
     that has not started is left out."""
-    import pandas as pd
-
-    from ..runs import StudentRecipe
-
     epochs = profile.epochs * plan.patient_factor
     runs = {
         "no-kd": StudentRecipe("no-kd", epochs=epochs).folder(profile, 0),
@@ -313,18 +288,12 @@ def _patient_label(arm: str, alpha: float) -> str:
 
 def run_history(folder: Path):
     """A training run's epoch history (finished or not) from ``folder/last.pt``, one row per epoch."""
-    import pandas as pd
-
-    from ..engine import load_checkpoint
-
     return pd.DataFrame(load_checkpoint(Path(folder) / "last.pt")["history"])
 
 
 def teacher_curve(profile: Profile):
     """The teacher run's validation curve (epoch, train loss, validation Dice, seconds) from its
     ``last.pt``; written to ``study-<profile>/teacher-curve.csv``."""
-    from ..runs import checkpoint_dir
-
     table = run_history(checkpoint_dir("teacher", profile))[["epoch", "train_loss", "val_loss", "val_dice", "seconds"]]
     _write(table, profile, "teacher-curve")
     return table
@@ -354,8 +323,6 @@ def run_study(
     The teacher's curve (:func:`teacher_curve`) is written when the teacher has started.
     ``changes``: TrainConfig overrides, e.g. ``epochs=3`` (see :func:`_ablation`).
     """
-    from ..runs import checkpoint_dir
-
     unknown = [step for step in steps if step not in STEPS]
     if unknown:
         raise ValueError(f"unknown study step(s) {unknown}; choose among {list(STEPS)}")

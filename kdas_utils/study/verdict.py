@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from .results import _comparisons, against_alone
 
 
@@ -40,8 +42,6 @@ def unseen_answer(results: dict) -> list[str]:
     the drop between them; for a distilled arm, its gain over the student alone (of the same label
     fraction) on the unseen frames, and whether that interval excludes 0. Says so when no distilled
     arm has been scored there, so the seen-domain answer has nothing to be compared with."""
-    import math
-
     table = results.get("unseen-arms")
     if table is None:
         return ["unseen: not measured yet (kdas study --profile standard --step unseen)."]
