@@ -72,13 +72,16 @@ def user_errors() -> tuple[type[BaseException], ...]:
     return USER_ERRORS
 
 
-def parse_plan(text: str) -> dict[str, int]:
-    """``"no-kd=3,kdas=3"`` -> ``{"no-kd": 3, "kdas": 3}``; arms from :data:`kdas_utils.runs.ARMS`."""
+def parse_plan(text: str) -> dict[str, int] | str:
+    """``--ablation``'s value, read by the parser before any work: ``"no-kd=3,kdas=3"`` ->
+    ``{"no-kd": 3, "kdas": 3}`` (arms from :data:`kdas_utils.runs.ARMS`), or ``"finished"`` as it is."""
+    if text == "finished":
+        return text
     plan = {}
     for item in filter(None, text.split(",")):
         arm, _, count = item.partition("=")
         if arm not in ARMS or not count.isdigit():
-            raise UsageError(
+            raise argparse.ArgumentTypeError(
                 f"plan item {item!r}: write ARM=SEEDS with ARM among {list(ARMS)}, e.g. kdas=3, "
                 f"or 'finished' for the runs already trained"
             )
@@ -267,7 +270,7 @@ def _distill(args) -> int:
         raise UsageError("--teacher-int8 trains one run; leave it out of --ablation")
     recipe, changes = _recipe(args)
     if args.ablation:
-        plan = finished_plan(profile, recipe) if args.ablation == "finished" else parse_plan(args.ablation)
+        plan = finished_plan(profile, recipe) if args.ablation == "finished" else args.ablation
         if not plan:
             raise UsageError(
                 f"no finished student run of the {profile.name!r} profile yet with these settings; "
@@ -335,6 +338,7 @@ def add_distill(sub) -> None:
     p.add_argument(
         "--ablation",
         metavar="PLAN",
+        type=parse_plan,
         help="run the ablation instead, e.g. no-kd=3,kdas=3,pixel=3; "
         "'finished' scores the runs already trained and trains nothing",
     )
