@@ -46,15 +46,17 @@ class Precision:
 
 def cpu_has_native_bf16() -> bool:
     """True when this CPU multiplies bf16 numbers in hardware (AVX512-BF16 or AMX: e.g. AMD Zen 4,
-    Intel Sapphire Rapids and later). Elsewhere oneDNN only emulates bf16, slower than fp32."""
-    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    Intel Sapphire Rapids and later). Elsewhere oneDNN only emulates bf16, slower than fp32. Read with
+    torch's own CPU checks (private names; a torch without them counts as no)."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
 
 
 def choose_precision(device: torch.device, amp: str = "auto") -> Precision:
     """bf16 autocast on CUDA GPUs that support it natively (Ampere and later), fp16 + scaler on
     older ones such as Colab's T4 (which only emulates bf16, slowly); on the CPU bf16 autocast where
     the CPU does bf16 in hardware (:func:`cpu_has_native_bf16`; about 1.45x faster steps measured on
-    a 2-core Zen 4, see docs/results.md; :func:`kdas_utils.speed.baseline` switches it off) and fp32
+    a 2-core AMD EPYC with AVX512-BF16, see docs/results.md; :func:`kdas_utils.speed.baseline` switches it off) and fp32
     elsewhere; fp32 on Apple MPS. ``amp="bf16"`` asks for bf16 on any CPU, ``"off"`` for fp32."""
     if amp == "off" or device.type not in ("cuda", "cpu"):
         return Precision(None, False)
