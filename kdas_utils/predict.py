@@ -74,6 +74,10 @@ class PredictInputError(KDASError):
     output that would be overwritten; the message names it."""
 
 
+# What a video that stops decoding part-way raises: its frames so far are kept, the rest reported.
+VIDEO_ERRORS = (av.FFmpegError, PredictInputError, OSError, ValueError)
+
+
 # --------------------------------------------------------------------------- one frame
 
 
@@ -414,7 +418,6 @@ def check_out(out: Path, sources: list[Source], overwrite: bool) -> None:
 
 
 def _video_frames(path: Path) -> Iterator[np.ndarray]:
-
     with av.open(str(path)) as container:
         if not container.streams.video:
             raise PredictInputError(f"{path}: holds no video stream")
@@ -430,11 +433,6 @@ def video_info(path: Path) -> tuple[int, Fraction]:
             return int(stream.frames or 0), Fraction(stream.average_rate or 25)
     except (av.FFmpegError, IndexError):
         return 0, Fraction(25)
-
-
-def _video_errors() -> tuple[type[BaseException], ...]:
-
-    return (av.FFmpegError, PredictInputError, OSError, ValueError)
 
 
 class OverlayVideo:
@@ -563,7 +561,7 @@ def predict_inputs(
                 batch.append((source, index, rgb))
                 if len(batch) >= batch_size:
                     flush()
-        except _video_errors() as error:
+        except VIDEO_ERRORS as error:
             flush()
             reason = " ".join(str(error).split())
             if index < 0:
