@@ -1,21 +1,17 @@
 """Test sets from more than one root, labelled seen or unseen, and scored with intervals."""
 
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from kdas_utils.cli import main
 from kdas_utils.config import get_profile
 from kdas_utils.data import DatasetError, domain, find_test_roots, make_synthetic
 from kdas_utils.evaluate import average_seeds, domain_frames, domain_table, paper_style
 from kdas_utils.models import build_student
 from kdas_utils.runs import profile_splits
-
-KDAS = Path(sys.executable).with_name("kdas")
 
 
 def test_the_paper_names_are_labelled_and_others_by_where_they_lie():
@@ -99,23 +95,21 @@ def test_bad_roots_are_named(tmp_path, two_roots):
         find_test_roots([other, other / "TestDataset"])
 
 
-def test_a_missing_or_malformed_root_is_one_line_through_the_real_command(tmp_path):
+def test_a_missing_or_malformed_root_is_one_line(tmp_path, capsys):
+    """What ``kdas evaluate --test-root`` prints (its main, in this process; test_cli.py runs the
+    installed command itself)."""
     (tmp_path / "empty").mkdir()
     for root, says in ((tmp_path / "missing", "missing: test root not found"), (tmp_path / "empty", "not a test root")):
-        result = subprocess.run(
-            [str(KDAS), "evaluate", "--profile", "quick", "--test-root", str(root)],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1, result.stderr
-        assert lines[0].startswith("kdas evaluate: error: ") and says in lines[0] and str(root) in lines[0]
+        assert main(["evaluate", "--profile", "quick", "--test-root", str(root)]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("kdas evaluate: error: "), lines
+        assert says in lines[0] and str(root) in lines[0]
 
 
-def test_evaluate_help_mentions_test_root():
-    result = subprocess.run([str(KDAS), "evaluate", "--help"], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0 and "--test-root" in result.stdout
+def test_evaluate_help_mentions_test_root(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["evaluate", "--help"])
+    assert stopped.value.code == 0 and "--test-root" in capsys.readouterr().out
 
 
 def test_the_real_unseen_frames_are_labelled(real_root, unseen_root, monkeypatch):

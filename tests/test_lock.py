@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from kdas_utils.cli import main
 from kdas_utils.engine import RunLock, RunLockedError
 from kdas_utils.engine.lock import LOCK_NAME, read_lock
-
-KDAS = Path(sys.executable).with_name("kdas")
 
 # A process that holds a folder until its standard input closes (or dies without letting go).
 HOLDER = textwrap.dedent(
@@ -42,21 +41,17 @@ def holder(folder: Path, mode: str = "hold") -> subprocess.Popen:
     )
 
 
-def test_a_second_kdas_on_a_held_run_folder_gets_one_line_naming_the_holder(tmp_path):
+def test_a_second_kdas_on_a_held_run_folder_gets_one_line_naming_the_holder(tmp_path, monkeypatch, capsys):
+    """Another process holds the folder; ``kdas train-teacher`` (its main, in this process) is refused."""
     folder = tmp_path / "runs" / "checkpoints" / "teacher-quick"
     first = holder(folder)
     try:
         assert first.stdout.readline().split() == ["held", str(first.pid)]
-        env = os.environ | {"KDAS_RUNS_DIR": str(tmp_path / "runs"), "KDAS_SYNTH_ROOT": str(tmp_path / "synthetic")}
-        result = subprocess.run(
-            [str(KDAS), "train-teacher", "--profile", "quick", "--epochs", "1", "--device", "cpu"],
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
-        lines = result.stderr.strip().splitlines()
-        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
+        monkeypatch.setenv("KDAS_SYNTH_ROOT", str(tmp_path / "synthetic"))
+        assert main(["train-teacher", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 2
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1, lines
         assert lines[0].startswith("kdas train-teacher: error: ") and "in use by another process" in lines[0]
         assert f"pid {first.pid} on host" in lines[0]
         assert not (folder / "last.pt").exists() and not (tmp_path / "synthetic").exists()  # no work was done
