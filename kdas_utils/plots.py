@@ -582,29 +582,19 @@ def show_phantom_twin(maps: dict[str, np.ndarray] | None = None, size: float = 2
 def plot_domain_drop(table, models: list[str] | None = None):
     """Seen against unseen mean Dice per model, from :func:`kdas_utils.evaluate.domain_table`: one line
     per model from its ``seen`` mean to its ``unseen`` mean, each with its 95% interval (bootstrap over
-    frames), and the drop written beside the line."""
+    frames), and the drop (seen minus unseen) in the model's legend entry, where close lines cannot
+    hide it."""
     models = models or list(dict.fromkeys(table.index.get_level_values("model")))
     fig, ax = plt.subplots(figsize=(5.2, 3.6))
     for i, model in enumerate(models):
         rows = table.loc[model].loc[["seen", "unseen"]]
         x = np.array([0, 1]) + (i - (len(models) - 1) / 2) * 0.06
         errors = np.abs(rows[["low", "high"]].to_numpy().T - rows["mean"].to_numpy())
-        (line,) = ax.plot(x, rows["mean"], "o-", label=model)
+        (line,) = ax.plot(x, rows["mean"], "o-", label=f"{model}: drop {rows.loc['unseen', 'drop']:.3f}")
         ax.errorbar(x, rows["mean"], yerr=errors, fmt="none", ecolor=line.get_color(), capsize=3)
-        ax.annotate(
-            f"-{rows.loc['unseen', 'drop']:.3f}"
-            if rows.loc["unseen", "drop"] >= 0
-            else f"+{-rows.loc['unseen', 'drop']:.3f}",
-            (x[1], rows.loc["unseen", "mean"]),
-            xytext=(8, 0),
-            textcoords="offset points",
-            va="center",
-            fontsize=8,
-            color=line.get_color(),
-        )
     frames = table.xs("seen", level="scope")["frames"].iloc[0], table.xs("unseen", level="scope")["frames"].iloc[0]
     ax.set_xticks([0, 1], [f"seen\n({frames[0]} frames)", f"unseen\n({frames[1]} frames)"])
-    ax.set_xlim(-0.4, 1.6)
+    ax.set_xlim(-0.3, 1.3)
     ax.set(ylabel="mean Dice at 0.5", title="from seen to unseen domains (95% bootstrap intervals)")
     ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)

@@ -102,3 +102,27 @@ def test_the_ablation_figure_draws_each_arm_against_the_student_alone():
     assert "against the student alone" in ax.get_title()
     without = plots.plot_ablation(table[table.arm != "no-kd"], sets=["validation"]).axes[0]
     assert without.get_ylim()[0] > 0.5 and "no student alone" in without.get_title()  # zoomed, said so
+
+
+def test_the_domain_drop_names_each_models_drop_in_its_legend():
+    import pandas as pd
+
+    rows = []
+    for model, seen, unseen in (("student alone", 0.577, 0.261), ("kdas (alpha 0.05)", 0.591, 0.264)):
+        rows += [
+            {"model": model, "scope": "seen", "mean": seen, "low": seen - 0.04, "high": seen + 0.04, "frames": 161},
+            {
+                "model": model,
+                "scope": "unseen",
+                "mean": unseen,
+                "low": unseen - 0.07,
+                "high": unseen + 0.07,
+                "frames": 39,
+                "drop": seen - unseen,
+            },
+        ]
+    fig = plots.plot_domain_drop(pd.DataFrame(rows).set_index(["model", "scope"]))
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["student alone: drop 0.316", "kdas (alpha 0.05): drop 0.327"]
+    assert [tick.get_text() for tick in fig.axes[0].get_xticklabels()] == ["seen\n(161 frames)", "unseen\n(39 frames)"]
+    matplotlib.pyplot.close(fig)
