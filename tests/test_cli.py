@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.cli import one_line_error, run_main
 
 from kdas_utils import config
 from kdas_utils.cli import main
@@ -32,37 +33,12 @@ def test_help_of_the_command_and_every_subcommand(capsys):
         assert "--profile" in out
 
 
-def run_main(capsys, *args) -> subprocess.CompletedProcess:
-    """``kdas *args`` in this process (:func:`kdas_utils.cli.main`, what the installed command calls),
-    as the result of a process: exit status, stdout and stderr. Seven seconds cheaper than
-    :func:`run_kdas` (no new interpreter importing torch); the real command is checked apart
-    (:func:`test_errors_through_the_real_command`)."""
-    capsys.readouterr()
-    try:
-        code = main(list(args))
-    except SystemExit as stopped:  # the parser's errors and --help
-        code = stopped.code
-    out, err = capsys.readouterr()
-    return subprocess.CompletedProcess(["kdas", *args], code, out, err)
-
-
 def test_bad_arguments_say_what_to_type(capsys):
     result = run_main(capsys, "distill", "--arm", "kd")
     assert result.returncode == 2 and "argument --arm: invalid choice: 'kd' (choose from" in result.stderr
     assert all(arm in result.stderr for arm in ("no-kd", "at", "sgm", "kdas", "released"))
     result = run_main(capsys, "train-teacher", "--profile", "fast")
     assert result.returncode == 2 and "invalid choice: 'fast'" in result.stderr and "standard" in result.stderr
-
-
-def one_line_error(result, command: str, *phrases: str) -> str:
-    """The run ended with exit status 2 and one stderr line ``kdas <command>: error: ...`` holding ``phrases``."""
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and lines[0].startswith(f"kdas {command}: error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for phrase in phrases:
-        assert phrase in lines[0], (phrase, lines[0])
-    return lines[0]
 
 
 @pytest.fixture

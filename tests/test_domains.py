@@ -5,8 +5,8 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from helpers.cli import one_line_error, run_main
 
-from kdas_utils.cli import main
 from kdas_utils.config import get_profile
 from kdas_utils.data import DatasetError, domain, find_test_roots, make_synthetic
 from kdas_utils.evaluate import average_seeds, domain_frames, domain_table, paper_style
@@ -100,16 +100,13 @@ def test_a_missing_or_malformed_root_is_one_line(tmp_path, capsys):
     installed command itself)."""
     (tmp_path / "empty").mkdir()
     for root, says in ((tmp_path / "missing", "missing: test root not found"), (tmp_path / "empty", "not a test root")):
-        assert main(["evaluate", "--profile", "quick", "--test-root", str(root)]) == 2
-        lines = capsys.readouterr().err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("kdas evaluate: error: "), lines
-        assert says in lines[0] and str(root) in lines[0]
+        result = run_main(capsys, "evaluate", "--profile", "quick", "--test-root", str(root))
+        one_line_error(result, "evaluate", says, str(root))
 
 
 def test_evaluate_help_mentions_test_root(capsys):
-    with pytest.raises(SystemExit) as stopped:
-        main(["evaluate", "--help"])
-    assert stopped.value.code == 0 and "--test-root" in capsys.readouterr().out
+    result = run_main(capsys, "evaluate", "--help")
+    assert result.returncode == 0 and "--test-root" in result.stdout
 
 
 def test_the_real_unseen_frames_are_labelled(real_root, unseen_root, monkeypatch):

@@ -8,8 +8,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from helpers.cli import one_line_error, run_main
 
-from kdas_utils.cli import main
 from kdas_utils.engine import RunLock, RunLockedError
 from kdas_utils.engine.lock import LOCK_NAME, read_lock
 
@@ -49,11 +49,8 @@ def test_a_second_kdas_on_a_held_run_folder_gets_one_line_naming_the_holder(tmp_
         assert first.stdout.readline().split() == ["held", str(first.pid)]
         monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
         monkeypatch.setenv("KDAS_SYNTH_ROOT", str(tmp_path / "synthetic"))
-        assert main(["train-teacher", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 2
-        lines = capsys.readouterr().err.strip().splitlines()
-        assert len(lines) == 1, lines
-        assert lines[0].startswith("kdas train-teacher: error: ") and "in use by another process" in lines[0]
-        assert f"pid {first.pid} on host" in lines[0]
+        result = run_main(capsys, "train-teacher", "--profile", "quick", "--epochs", "1", "--device", "cpu")
+        one_line_error(result, "train-teacher", "in use by another process", f"pid {first.pid} on host")
         assert not (folder / "last.pt").exists() and not (tmp_path / "synthetic").exists()  # no work was done
         assert read_lock(folder / LOCK_NAME)["pid"] == first.pid  # the holder's lock is untouched
     finally:

@@ -5,6 +5,7 @@ import matplotlib
 matplotlib.use("agg")
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -105,8 +106,6 @@ def test_the_ablation_figure_draws_each_arm_against_the_student_alone():
 
 
 def test_the_domain_drop_names_each_models_drop_in_its_legend():
-    import pandas as pd
-
     rows = []
     for model, seen, unseen in (("student alone", 0.577, 0.261), ("kdas (alpha 0.05)", 0.591, 0.264)):
         rows += [
