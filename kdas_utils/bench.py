@@ -41,7 +41,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
 from PIL import Image
@@ -65,12 +64,9 @@ from .engine import (
 )
 from .engine.checkpoint import architecture
 from .engine.objectives import int8_teacher
-from .export import export_onnx
 from .metrics import dice_at
 from .models import build_student, build_teacher
-from .predict import Predictor, predict_inputs
 from .runs import ARMS, profile_datasets
-from .tutorial import run_notebooks
 
 
 class _Synthetic(torch.utils.data.Dataset):
@@ -157,6 +153,11 @@ def predict_video(image_size: int = 352, frames: int = 48, batches: tuple[int, .
     PyTorch and with the ONNX export on onnxruntime, at each batch size. The video's frames are real
     test frames (``$KDAS_DATA_ROOT``'s Kvasir set, resized to ``image_size``) where they exist, else
     random noise; the report says which."""
+    import av  # PyAV and the predictor are needed here only (--no-video skips them)
+
+    from .export import export_onnx
+    from .predict import Predictor, predict_inputs
+
     folder = data_root() / "TestDataset" / "Kvasir" / "images"
     files = sorted(folder.glob("*.jpg"))[:frames] if folder.is_dir() else []
     if files:
@@ -340,6 +341,53 @@ def epoch_times(profile="standard", max_steps: int | None = None, device=None, *
     return out
 
 
+RECIPES = ("standard", "colab", "paper")  # the profiles on the real frames, smallest first
+
+
+def recipe_epochs(names=RECIPES, max_steps: int | None = None, device=None, **changes) -> dict:
+    """What a whole run of each profile in ``names`` costs here: two epochs of its teacher and of its
+    KDAS student on the new path (the second epoch without the first's warm-up: cuDNN's choice of
+    kernels, the workers' start), and that pace times the profile's epochs. The weights are random
+    (the time does not depend on them, and the ImageNet backbones of ``colab`` and ``paper`` cannot be
+    had everywhere). ``{name: {"teacher": {...}, "student": {...}, "teacher_run_min", "student_run_min"}}``;
+    each role's ``epoch_s`` is one epoch's wall seconds (steps, validation, checkpoint) after the
+    warm-up, ``images_per_s`` its training frames per second."""
+    out = {}
+    for name in names:
+        profile = get_profile(name)
+        sets = _warm_datasets(profile)
+        row = {
+            "image_size": profile.image_size,
+            "batch_size": profile.batch_size,
+            "multi_scale": profile.multi_scale,
+            "num_workers": profile.num_workers,
+            "max_steps": max_steps,
+        }
+        for role in ("teacher", "student"):
+            print(f"  two {name} {role} epochs ...", flush=True)
+            with tempfile.TemporaryDirectory() as tmp:
+                trainer = _epoch_trainer(
+                    role, profile, sets, tmp, device=device, epochs=2, max_steps_per_epoch=max_steps, **changes
+                )
+                start = time.perf_counter()
+                trainer.fit(resume=False)
+                wall = time.perf_counter() - start
+            first, second = (h["seconds"] for h in trainer.history)
+            row[role] = {
+                "epoch_s": (wall - (first - second)) / 2,
+                "first_epoch_train_s": first,
+                "train_s": second,
+                "steps": trainer.steps_per_epoch,
+                "images_per_s": trainer.steps_per_epoch * len(trainer.config.sizes()) * profile.batch_size / second,
+                "precision": trainer.precision.name,
+            }
+        trains_teacher = profile.official_teacher != "official"  # colab always distils from the official one
+        row["teacher_run_min"] = profile.teacher_epochs * row["teacher"]["epoch_s"] / 60 if trains_teacher else None
+        row["student_run_min"] = profile.epochs * row["student"]["epoch_s"] / 60
+        out[name] = row
+    return out
+
+
 ROUNDING = 1e-4  # a Dice this close to the spread's end counts as inside it (the paths differ by rounding)
 
 
@@ -389,6 +437,8 @@ def results_check(profile="standard", epochs: int = 3, seeds: int = 2, device=No
 
 def notebooks_quick(out: Path) -> dict:
     """Wall time of every notebook in the quick profile (a fresh runs folder, so all train)."""
+    from .tutorial import run_notebooks  # Jupyter's client is needed here only
+
     os.environ["KDAS_PROFILE"] = "quick"
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["KDAS_RUNS_DIR"] = tmp
@@ -460,6 +510,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="only compare the int8 teacher with the fp32 one (this checkpoint) on the standard validation split",
     )
+    parser.add_argument(
+        "--recipe-epochs",
+        action="store_true",
+        help="also time two epochs of the teacher and the KDAS student of the standard, colab and paper "
+        "profiles (real frames; for a GPU: hours on 2 CPU cores) and what their whole runs cost at that pace",
+    )
+    parser.add_argument("--no-video", action="store_true", help="skip kdas predict on a video (CPU; needs PyAV)")
     parser.add_argument("--device", default=None)
     parser.add_argument("--predict-only", action="store_true", help="only time kdas predict on a video (CPU)")
     args = parser.parse_args(argv)
@@ -504,6 +561,13 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "repeats": repeats,
     }
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = ("tiny-" if args.tiny else "") + ("cuda" if device.type == "cuda" else device.type)
+    path = args.out / f"{stem}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
+
+    def save():  # after each part, so that a run stopped half-way keeps what it measured
+        path.write_text(json.dumps(report, indent=2))
+
     report["steps"] = {}
     for name, batch, size in settings:
         print(f"distillation step, {name}: batch {batch}, {size} px ...", flush=True)
@@ -520,16 +584,27 @@ def main(argv: list[str] | None = None) -> int:
         report["steps"][name]["distill_step_s"] / report["steps_baseline"][name]["bound_s"]
     )
     report["epoch_speedup_teacher"] = report["epoch_speedup_student"] = None
+    save()
+    print("inference ...", flush=True)
+    report["inference"] = inference(device, 64 if args.tiny else 352, 2 if args.tiny else 16, warmup, repeats)
+    report["student_teacher_latency_ratio"] = report["inference"]["student_teacher_latency_ratio"]
+    save()
+    if args.recipe_epochs:
+        print("recipe epochs ...", flush=True)
+        report["recipes"] = recipe_epochs(max_steps=2 if args.tiny else args.epoch_steps, device=device)
+        save()
     small = get_profile("quick").replace(image_size=64, batch_size=2) if args.tiny else "standard"
     if args.epoch_times:
         print("epoch times ...", flush=True)
         report["epochs"] = epoch_times(small, 2 if args.tiny else args.epoch_steps, device)
         report["epoch_speedup_teacher"] = report["epochs"]["teacher"]["speedup"]
         report["epoch_speedup_student"] = report["epochs"]["student"]["speedup"]
+        save()
     if args.results_check:
         print("results check ...", flush=True)
         tiny = {"max_steps_per_epoch": 2} if args.tiny else {}
         report["results_check"] = results_check(small, 1 if args.tiny else 3, device=device, **tiny)
+        save()
     if args.compile:
         print(f"distillation step, {name}, torch.compile ...", flush=True)
         on = step_times(batch, size, device, max(warmup, 1), repeats, compile=True)
@@ -541,19 +616,16 @@ def main(argv: list[str] | None = None) -> int:
             "speedup": off["distill_step_s"] / on["distill_step_s"],
             "compiled": on,
         }
-    print("inference ...", flush=True)
-    report["inference"] = inference(device, 64 if args.tiny else 352, 2 if args.tiny else 16, warmup, repeats)
-    report["student_teacher_latency_ratio"] = report["inference"]["student_teacher_latency_ratio"]
-    print("kdas predict on a video ...", flush=True)
-    report["predict_video"] = predict_video(64 if args.tiny else 352, 4 if args.tiny else 48)
+        save()
+    report["predict_video"] = None
+    if not args.no_video:
+        print("kdas predict on a video ...", flush=True)
+        report["predict_video"] = predict_video(64 if args.tiny else 352, 4 if args.tiny else 48)
     print("data loading ...", flush=True)
     report["data_loading"] = data_loading("quick", batches=2 if args.tiny else 20)
     report["notebooks_quick_seconds"] = notebooks_quick(args.out) if args.notebooks else None
     report["series_quick_seconds"] = sum(report["notebooks_quick_seconds"].values()) if args.notebooks else None
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = ("tiny-" if args.tiny else "") + ("cuda" if device.type == "cuda" else device.type)
-    path = args.out / f"{stem}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.json"
-    path.write_text(json.dumps(report, indent=2))
+    save()
     print(summary(report))
     print(f"written {path}")
     return 0
@@ -583,6 +655,10 @@ def _predict_lines(p: dict) -> list[str]:
                 f"{value['frames_per_s']:.1f} frames/s end to end, {value['network_frames_per_s']:.1f} in the network |"
             )
     return lines
+
+
+def _minutes(value: float | None) -> str:
+    return "not trained in this profile" if value is None else f"{value:.1f} min"
 
 
 def summary(report: dict) -> str:
@@ -639,6 +715,15 @@ def summary(report: dict) -> str:
                     f"| the same, new, int8 teacher (--teacher-int8) | {e['new_int8_teacher']['epoch_s']:.0f} s "
                     f"({e['speedup_int8_teacher']:.2f}x) |"
                 )
+    for name, r in (report.get("recipes") or {}).items():
+        scales = "multi-scale" if r["multi_scale"] else "one scale"
+        for role in ("teacher", "student"):
+            e = r[role]
+            lines.append(
+                f"| one {name} {role} epoch ({r['batch_size']} x {r['image_size']} px, {scales}, {e['steps']} steps "
+                f"+ validation) | {e['epoch_s']:.1f} s ({e['images_per_s']:.0f} img/s in training); the whole "
+                f"{name} {role} run: {_minutes(r[f'{role}_run_min'])} |"
+            )
     if report.get("results_check"):
         r = report["results_check"]
         lo, hi = r["baseline_spread"]

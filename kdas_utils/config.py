@@ -141,7 +141,7 @@ PROFILES: dict[str, Profile] = {
     # teacher (never trained here), an ImageNet-pretrained student, 352 px, single scale (multi-scale
     # costs 3.15x per epoch). Its 75 epochs are derived from FLOPs in README ("Reproduce the paper on a
     # GPU"): kdas_utils.efficiency.session_epochs(30 * 60, 2.0) == 75, checked by tests/test_config.py.
-    # No GPU time was measured for it; the series' choice.
+    # Not timed on a T4; on an H200 its 75 student epochs took 10.2 min (docs/gpu.md). The series' choice.
     "colab": Profile(
         name="colab",
         data="real",

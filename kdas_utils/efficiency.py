@@ -106,9 +106,10 @@ def efficiency_table(
 
 # --------------------------------------------------------------------------- planning a GPU session
 #
-# No GPU was lent to this project, so the `colab` profile's length is planned from FLOPs rather than
-# timed: the cost of one epoch in FLOPs, divided by a throughput assumed for the GPU. The FLOPs are
-# measured (count_flops, 352 px); the throughput is an assumption, stated where it is used.
+# No T4 was lent to this project (an H200 was once: docs/gpu.md), so the `colab` profile's length is
+# planned from FLOPs rather than timed: the cost of one epoch in FLOPs, divided by a throughput
+# assumed for the GPU. The FLOPs are measured (count_flops, 352 px); the throughput is an assumption,
+# stated where it is used.
 
 TEACHER_GFLOPS_352 = 21.69  # Polyp-PVT (PVTv2-B2) forward at 352 px, count_flops here
 STUDENT_GFLOPS_352 = 3.81  # the KDAS student (PVTv2-B0) forward at 352 px, count_flops here

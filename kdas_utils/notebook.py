@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import platform
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
 
 import torch
 
 from .colab import offer
-from .config import runs_dir
+from .plots import save_figure  # noqa: F401 (part of this module's API: the notebooks import it from here)
 from .runtime import PROGRESS_VARIABLE, in_colab, progress_bars  # noqa: F401 (part of this module's API)
 
 REPORTED_PACKAGES = ("torch", "torchvision", "timm", "albumentations", "numpy", "matplotlib", "ipywidgets")
@@ -40,15 +39,6 @@ def print_environment() -> None:
     width = max(map(len, report))
     for key, value in report.items():
         print(f"{key:<{width}}  {value}")
-
-
-def save_figure(fig, name: str, folder: str | Path | None = None, dpi: int = 110) -> Path:
-    """Save ``fig`` as ``runs/figures/<name>.png`` (or under ``folder``) and return the path."""
-    folder = Path(folder) if folder is not None else runs_dir() / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{name}.png"
-    fig.savefig(path, dpi=dpi, bbox_inches="tight")
-    return path
 
 
 def offer_real_data(force: bool = False, fetch=None, **prepare):

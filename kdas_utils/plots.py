@@ -18,7 +18,7 @@ from matplotlib.colors import Normalize
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from .config import project_root
+from .config import project_root, runs_dir
 from .data.pairs import Pair, read_image, read_mask
 from .data.transforms import denormalize
 from .distill.maps import MAP_SCALE
@@ -27,6 +27,15 @@ from .losses import boundary_weights
 from .metrics import dice_at
 
 POLYP_GREEN = (60, 255, 90)
+
+
+def save_figure(fig, name: str, folder: str | Path | None = None, dpi: int = 110) -> Path:
+    """Save ``fig`` as ``runs/figures/<name>.png`` (or under ``folder``) and return the path."""
+    folder = Path(folder) if folder is not None else runs_dir() / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")
+    return path
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colour=POLYP_GREEN, alpha: float = 0.35) -> np.ndarray:

@@ -53,8 +53,7 @@ from .engine import CheckpointError, RunLock, TrainConfig, Trainer, load_checkpo
 from .evaluate import score_run, teacher_summary
 from .models import build_student, build_teacher, load_polyp_pvt, load_trained
 from .models.pretrained import MissingWeightsError, describe_teacher, official_teacher_file
-from .notebook import save_figure
-from .plots import plot_ablation
+from .plots import plot_ablation, save_figure
 
 if TYPE_CHECKING:
     import pandas

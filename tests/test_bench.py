@@ -65,3 +65,37 @@ def test_the_step_profile_names_the_operators():
     table = profile_step(batch_size=2, image_size=64, steps=1, rows=10)
     assert table.startswith(f"torch {torch.__version__}") and "batch 2, 64 px" in table
     assert "Self CPU" in table and "aten::mm" in table  # the matrix products of the attention and MLP layers
+
+
+def test_recipe_epochs_time_two_epochs_and_scale_them_to_the_whole_run(monkeypatch, small_synthetic):
+    """What --recipe-epochs reports (the GPU's whole-run times come from it): the second epoch's pace
+    times each profile's epochs; a profile that distils from the official teacher trains none."""
+    monkeypatch.setenv("KDAS_SYNTH_ROOT", str(small_synthetic))
+    small = {
+        "own": _small("quick").replace(image_size=64, batch_size=4, teacher_epochs=8, epochs=3),
+        "official": _small("quick").replace(image_size=64, batch_size=4, epochs=5, official_teacher="official"),
+    }
+    monkeypatch.setattr(bench, "get_profile", small.__getitem__)
+    report = bench.recipe_epochs(names=("own", "official"), max_steps=2, device="cpu")
+    for name, row in report.items():
+        assert (row["image_size"], row["batch_size"], row["max_steps"]) == (64, 4, 2)
+        for role in ("teacher", "student"):
+            epoch = report[name][role]
+            assert epoch["steps"] == 2 and epoch["images_per_s"] == 2 * 4 / epoch["train_s"]
+            assert epoch["epoch_s"] > 0 and epoch["first_epoch_train_s"] > 0
+        assert row["student_run_min"] == small[name].epochs * row["student"]["epoch_s"] / 60
+    assert report["own"]["teacher_run_min"] == 8 * report["own"]["teacher"]["epoch_s"] / 60
+    assert report["official"]["teacher_run_min"] is None
+    lines = bench.summary(
+        {
+            "device": "cpu",
+            "torch": "x",
+            "precision": "fp32",
+            "steps": {},
+            "recipes": report,
+            "inference": {"teacher": {}, "student": {}, "student_teacher_latency_ratio": 1.0, "peak_rss_mb": 1.0},
+            "data_loading": {"profile": "quick", "image_size": 64, "cold_images_per_s": 1.0, "warm_images_per_s": 1.0},
+        }
+    )
+    assert "the whole official teacher run: not trained in this profile" in lines
+    assert "one own student epoch (4 x 64 px, one scale, 2 steps + validation)" in lines

@@ -3,6 +3,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from kdas_utils.distill import (
     AttentionKD,
@@ -61,6 +62,20 @@ def test_attention_map_is_softmax_of_row_products_times_p_over_tau():
     weights = np.exp(scores - scores.max(1, keepdims=True))
     weights /= weights.sum(1, keepdims=True)
     np.testing.assert_allclose(self_attention_map(p, tau=2.0)[0, 0].numpy(), weights @ m / 2, rtol=1e-5)
+
+
+def test_attention_map_equals_the_released_calls_and_ignores_autocast_and_layout():
+    """The released code calls ``scaled_dot_product_attention(P, P, P) / tau``; ours writes it out in
+    fp32 (a GPU found no fused kernel for these maps under bf16 autocast): the same numbers, also for a
+    channels-last input inside bf16 autocast, where the map stays fp32."""
+    torch.manual_seed(3)
+    p = torch.randn(2, 1, 24, 24)
+    released = F.scaled_dot_product_attention(p, p, p) / 2.0
+    torch.testing.assert_close(self_attention_map(p, 2.0), released, rtol=1e-5, atol=1e-6)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mapped = self_attention_map(p.contiguous(memory_format=torch.channels_last), 2.0)
+    assert mapped.dtype == torch.float32
+    torch.testing.assert_close(mapped, released, rtol=1e-5, atol=1e-6)
 
 
 def test_paper_attention_kd_is_the_kl_between_pixel_distributions():

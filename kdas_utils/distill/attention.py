@@ -29,6 +29,7 @@ stages have the same strides, so the maps align without resizing.
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import torch
@@ -40,9 +41,17 @@ HEADS = ("p1", "p2")
 
 def self_attention_map(p: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
     """``(B, 1, H, W)`` map ``softmax(P P^T / sqrt(W)) P / tau`` of ``(B, 1, H, W)`` logits
-    (rows as tokens; the released code's ``scaled_dot_product_attention(P, P, P) / tau``)."""
+    (rows as tokens; the released code's ``scaled_dot_product_attention(P, P, P) / tau``).
+
+    Written out in fp32, autocast off, rather than through ``scaled_dot_product_attention``: the
+    same formula (its math backend), but on a GPU that call picks a fused kernel by the input's dtype,
+    strides and size, and on an H200 under bf16 autocast none of them took these ``(B, 1, 88, 88)``
+    maps (``cutlassF: no kernel found to launch``, measured 2026-12-04). The product is
+    ``(H, W) x (W, H)``, small next to the networks."""
     p = p.float()
-    return F.scaled_dot_product_attention(p, p, p) / tau
+    with torch.autocast(p.device.type, enabled=False):
+        weights = torch.softmax(p @ p.transpose(-2, -1) / math.sqrt(p.shape[-1]), dim=-1)
+        return weights @ p / tau
 
 
 def pixel_distribution_log(a: torch.Tensor) -> torch.Tensor:

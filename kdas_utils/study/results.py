@@ -14,7 +14,7 @@ import pandas as pd
 from .. import plots
 from ..config import Profile, project_root, runs_dir
 from ..distill import ALPHA
-from ..notebook import save_figure
+from ..plots import save_figure
 from ..runs import checkpoint_dir
 from .steps import study_dir, teacher_curve
 
