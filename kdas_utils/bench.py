@@ -41,6 +41,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 from PIL import Image
@@ -64,9 +65,12 @@ from .engine import (
 )
 from .engine.checkpoint import architecture
 from .engine.objectives import int8_teacher
+from .export import export_onnx
 from .metrics import dice_at
 from .models import build_student, build_teacher
+from .predict import Predictor, predict_inputs
 from .runs import ARMS, profile_datasets
+from .tutorial import run_notebooks
 
 
 class _Synthetic(torch.utils.data.Dataset):
@@ -153,11 +157,6 @@ def predict_video(image_size: int = 352, frames: int = 48, batches: tuple[int, .
     PyTorch and with the ONNX export on onnxruntime, at each batch size. The video's frames are real
     test frames (``$KDAS_DATA_ROOT``'s Kvasir set, resized to ``image_size``) where they exist, else
     random noise; the report says which."""
-    import av  # PyAV and the predictor are needed here only (--no-video skips them)
-
-    from .export import export_onnx
-    from .predict import Predictor, predict_inputs
-
     folder = data_root() / "TestDataset" / "Kvasir" / "images"
     files = sorted(folder.glob("*.jpg"))[:frames] if folder.is_dir() else []
     if files:
@@ -437,8 +436,6 @@ def results_check(profile="standard", epochs: int = 3, seeds: int = 2, device=No
 
 def notebooks_quick(out: Path) -> dict:
     """Wall time of every notebook in the quick profile (a fresh runs folder, so all train)."""
-    from .tutorial import run_notebooks  # Jupyter's client is needed here only
-
     os.environ["KDAS_PROFILE"] = "quick"
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["KDAS_RUNS_DIR"] = tmp

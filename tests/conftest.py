@@ -19,6 +19,22 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REAL_ROOT = REPO.parent / "shared" / "data" / "polyp256"
 
 
+@pytest.fixture(autouse=True)
+def _settings_left_as_found(request):
+    """Every test leaves the ``KDAS_*`` variables as it found them. One that did not (a
+    ``KDAS_RUNS_DIR`` into a test's temporary Drive folder) made the notebooks tested after it train
+    their teacher and students again, in that folder: more than a minute of ``make test``."""
+    before = {k: v for k, v in os.environ.items() if k.startswith("KDAS_")}
+    yield
+    after = {k: v for k, v in os.environ.items() if k.startswith("KDAS_")}
+    if after != before:
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        os.environ.update(before)
+        for k in after.keys() - before.keys():
+            del os.environ[k]
+        pytest.fail(f"{request.node.nodeid} left {', '.join(changed)} changed (put back now)", pytrace=False)
+
+
 def _real_root() -> Path:
     return Path(os.environ.get("KDAS_DATA_ROOT", DEFAULT_REAL_ROOT)).expanduser()
 

@@ -4,6 +4,7 @@ official teacher fetched by ``gdown`` (a stand-in that reads a mirror on 127.0.0
 profile's networks built with pretrained backbones from the test's files, one distillation step on
 the CPU at 64 px, then a "disconnect" (a new machine) after which the same clicks restore everything."""
 
+import os
 import shutil
 import sys
 import types
@@ -27,8 +28,12 @@ def colab_machine(tmp_path, monkeypatch):
     project = tmp_path / "kdas"
     project.mkdir()
     monkeypatch.setenv("KDAS_HOME", str(project))
-    for variable in VARIABLES:  # recorded by monkeypatch, so what keep_on_drive sets is undone afterwards
-        monkeypatch.delenv(variable, raising=False)
+    # keep_on_drive sets KDAS_RUNS_DIR and more: the whole environment is put back afterwards. Not by
+    # monkeypatch: it records no delenv of an absent variable, and its undo of a delenv made after
+    # keep_on_drive (a new session) would set the Drive folders again.
+    saved = dict(os.environ)
+    for variable in VARIABLES:
+        os.environ.pop(variable, None)
     mounted = []
     google_colab = types.ModuleType("google.colab")
     google_colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: None)
@@ -43,14 +48,16 @@ def colab_machine(tmp_path, monkeypatch):
         project=project, drive=tmp_path / "drive" / "MyDrive" / "kdas-notebooks", mirror=server, mounted=mounted
     )
     server.close()
+    os.environ.clear()  # else the notebooks tested later would train into this test's Drive folder
+    os.environ.update(saved)
 
 
-def new_session(machine, monkeypatch):
+def new_session(machine):
     """A disconnect: a new machine (the project's data/ and runs/ are gone), the kernel's variables reset."""
     for folder in ("data", "runs"):
         shutil.rmtree(machine.project / folder, ignore_errors=True)
     for variable in VARIABLES:
-        monkeypatch.delenv(variable, raising=False)
+        os.environ.pop(variable, None)  # colab_machine puts the environment back
 
 
 @pytest.mark.slow
@@ -92,7 +99,7 @@ def test_colab_session_end_to_end(colab_machine, monkeypatch, capsys):
     trained = run.model.backbone.state_dict()
     assert not all(torch.equal(trained[k], v) for k, v in student_init.backbone.state_dict().items())
 
-    new_session(machine, monkeypatch)
+    new_session(machine)
     fetched = len(machine.mirror.requests)
     box = offer_real_data()
     box.buttons["drive"].click()  # the same click restores the data (unpacked from Drive) and the runs
@@ -118,6 +125,6 @@ def test_keep_on_drive_copies_what_the_session_made_and_never_overwrites(colab_m
     assert (home / "runs" / "checkpoints" / "teacher-colab" / "last.pt").read_bytes() == b"checkpoint"
     assert not (home / "data" / "synthetic").exists()  # only the archives go to Drive, not the frames
     (machine.project / "runs" / "checkpoints" / "teacher-colab" / "last.pt").write_bytes(b"another machine's")
-    monkeypatch.delenv("KDAS_RUNS_DIR")  # a new session, whose local runs/ differs from Drive's
+    del os.environ["KDAS_RUNS_DIR"]  # a new session, whose local runs/ differs from Drive's
     colab.keep_on_drive()  # Drive has runs now: nothing is copied over them
     assert (home / "runs" / "checkpoints" / "teacher-colab" / "last.pt").read_bytes() == b"checkpoint"

@@ -123,13 +123,11 @@ def test_the_real_unseen_frames_are_labelled(real_root, unseen_root, monkeypatch
 def test_the_unseen_step_alone_trains_nothing_and_says_what_is_missing(
     real_root, unseen_root, tmp_path, monkeypatch, capsys
 ):
-    from kdas_utils.cli import main
-
     monkeypatch.setenv("KDAS_DATA_ROOT", str(real_root))
     monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
     monkeypatch.delenv("KDAS_TEST_ROOTS", raising=False)
-    assert main(["study", "--profile", "standard", "--step", "unseen"]) == 2
-    assert "hold no unseen set" in capsys.readouterr().err
-    assert main(["study", "--profile", "standard", "--step", "unseen", "--test-root", str(unseen_root)]) == 2
-    assert "no finished run of the standard profile's final comparison" in capsys.readouterr().err
+    result = run_main(capsys, "study", "--profile", "standard", "--step", "unseen")
+    assert result.returncode == 2 and "hold no unseen set" in result.stderr
+    result = run_main(capsys, "study", "--profile", "standard", "--step", "unseen", "--test-root", str(unseen_root))
+    assert result.returncode == 2 and "no finished run of the standard profile's final comparison" in result.stderr
     assert not (tmp_path / "runs" / "checkpoints").exists()  # nothing was trained

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from kdas_utils.cli import main
@@ -11,12 +12,18 @@ def run_main(capsys, *args) -> subprocess.CompletedProcess:
     """``kdas *args`` in this process (:func:`kdas_utils.cli.main`, what the installed command calls),
     as the result of a process: exit status, stdout and stderr. Six to seven seconds cheaper than
     starting the installed ``kdas`` (no new interpreter importing torch); ``tests/test_cli.py`` checks
-    the real command apart (``test_errors_through_the_real_command``)."""
+    the real command apart (``test_errors_through_the_real_command``). The environment is put back
+    afterwards, as a process's end would: ``--test-root`` adds to ``$KDAS_TEST_ROOTS`` for its process,
+    and a later test (or notebook kernel) must not inherit it."""
     capsys.readouterr()
+    saved = dict(os.environ)
     try:
         code = main(list(args))
     except SystemExit as stopped:  # the parser's errors and --help
         code = stopped.code
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     out, err = capsys.readouterr()
     return subprocess.CompletedProcess(["kdas", *args], code, out, err)
 
