@@ -225,42 +225,63 @@ def data_loading(profile_name: str, batches: int = 20) -> dict:
     }
 
 
-def int8_check(teacher_path: str | Path, profile="standard", batch_size: int = 8) -> dict:
+def int8_check(teacher_path: str | Path, profile="standard", batch_size: int = 8, bf16: bool = False) -> dict:
     """The int8 teacher (:func:`~kdas_utils.engine.objectives.int8_teacher`) against the fp32 one on
     the validation split of ``profile``: each one's mean Dice at 0.5, their difference, the relative
     L2 error of every distillation target (``|int8 - fp32| / |fp32|`` per batch; max and mean) and
-    the seconds of each forward over the split."""
+    the seconds of each forward over the split. With ``bf16``, also the fp32 teacher under bf16
+    autocast (the teacher of a bf16 run without ``--teacher-int8``) against the fp32 one:
+    ``val_dice_bf16``, ``val_dice_difference_bf16``, ``target_relative_error_bf16``, and
+    ``forward_speedup_int8_over_bf16``. The int8 teacher itself never runs under autocast (its quantised
+    layers take fp32; :class:`~kdas_utils.engine.objectives.DistillationObjective` turns autocast off
+    around it), so its numbers are the same in a bf16 run."""
     profile = get_profile(profile) if isinstance(profile, str) else profile
     _, val_set = profile_datasets(profile)
     fp32 = load_trained(teacher_path, "cpu").eval()
     int8 = int8_teacher(fp32)
-    dice, seconds, errors = {"fp32": [], "int8": []}, {"fp32": 0.0, "int8": 0.0}, {}
+    variants = {"fp32": (fp32, False), "int8": (int8, False)}
+    if bf16:
+        variants["bf16"] = (fp32, True)
+    dice, seconds = {name: [] for name in variants}, dict.fromkeys(variants, 0.0)
+    errors = {name: {} for name in variants if name != "fp32"}
     with torch.inference_mode():
         for batch in torch.utils.data.DataLoader(val_set, batch_size=batch_size):
             outs = {}
-            for name, net in (("fp32", fp32), ("int8", int8)):
+            for name, (net, amp) in variants.items():
                 start = time.perf_counter()
-                outs[name] = net(batch["image"])
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+                    outs[name] = net(batch["image"])
                 seconds[name] += time.perf_counter() - start
-                dice[name].append(dice_at(torch.sigmoid(outs[name].logits), batch["mask"]))
-            a, b = outs["fp32"], outs["int8"]
-            targets = {n: (getattr(a, n), getattr(b, n)) for n in ("p1", "p2", "cim", "cfm", "sam")}
-            targets |= {f"stage{i + 1}": pair for i, pair in enumerate(zip(a.stages, b.stages))}
-            for n, (x, y) in targets.items():
-                errors.setdefault(n, []).append(((y - x).norm() / x.norm()).item())
+                dice[name].append(dice_at(torch.sigmoid(outs[name].logits.float()), batch["mask"]))
+            a = outs["fp32"]
+            for name, found in errors.items():
+                b = outs[name]
+                targets = {n: (getattr(a, n), getattr(b, n)) for n in ("p1", "p2", "cim", "cfm", "sam")}
+                targets |= {f"stage{i + 1}": pair for i, pair in enumerate(zip(a.stages, b.stages))}
+                for n, (x, y) in targets.items():
+                    found.setdefault(n, []).append(((y.float() - x).norm() / x.norm()).item())
     means = {name: torch.cat(d).mean().item() for name, d in dice.items()}
-    return {
+    summary = {
+        name: {n: {"max": max(e), "mean": sum(e) / len(e)} for n, e in found.items()} for name, found in errors.items()
+    }
+    report = {
         "teacher": str(teacher_path),
         "profile": profile.name,
         "frames": len(val_set),
         "val_dice_fp32": means["fp32"],
         "val_dice_int8": means["int8"],
         "val_dice_difference": means["int8"] - means["fp32"],
-        "target_relative_error": {n: {"max": max(e), "mean": sum(e) / len(e)} for n, e in errors.items()},
+        "target_relative_error": summary["int8"],
         "forward_seconds": seconds,
         "forward_speedup": seconds["fp32"] / seconds["int8"],
         "threads": torch.get_num_threads(),
     }
+    if bf16:
+        report["val_dice_bf16"] = means["bf16"]
+        report["val_dice_difference_bf16"] = means["bf16"] - means["fp32"]
+        report["target_relative_error_bf16"] = summary["bf16"]
+        report["forward_speedup_int8_over_bf16"] = seconds["bf16"] / seconds["int8"]
+    return report
 
 
 def _warm_datasets(profile) -> tuple:
@@ -508,6 +529,9 @@ def main(argv: list[str] | None = None) -> int:
         help="only compare the int8 teacher with the fp32 one (this checkpoint) on the standard validation split",
     )
     parser.add_argument(
+        "--bf16", action="store_true", help="with --int8-check: also the fp32 teacher under bf16 autocast"
+    )
+    parser.add_argument(
         "--recipe-epochs",
         action="store_true",
         help="also time two epochs of the teacher and the KDAS student of the standard, colab and paper "
@@ -527,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.int8_check:
         args.out.mkdir(parents=True, exist_ok=True)
         report = _cpu_header()
-        report["int8_teacher"] = int8_check(args.int8_check)
+        report["int8_teacher"] = int8_check(args.int8_check, bf16=args.bf16)
         path = args.out / f"int8-teacher-cpu-{_now():%Y%m%d-%H%M%S}.json"
         path.write_text(json.dumps(report, indent=2))
         print(json.dumps(report["int8_teacher"], indent=2))

@@ -134,7 +134,7 @@ def test_the_int8_check_compares_both_teachers_on_the_validation_split(tmp_path,
     path = save_checkpoint(
         {"format": CHECKPOINT_FORMAT, "model": teacher.state_dict(), "arch": architecture(teacher)}, tmp_path / "t.pt"
     )
-    report = bench.int8_check(path, profile, batch_size=2)
+    report = bench.int8_check(path, profile, batch_size=2, bf16=True)
     assert report["frames"] == len(profile_splits(profile).val) > 0
     assert report["val_dice_difference"] == report["val_dice_int8"] - report["val_dice_fp32"]
     assert set(report["target_relative_error"]) == {
@@ -149,3 +149,9 @@ def test_the_int8_check_compares_both_teachers_on_the_validation_split(tmp_path,
         "stage4",
     }
     assert all(0 < e["mean"] <= e["max"] < 0.1 for e in report["target_relative_error"].values())
+    # the fp32 teacher under bf16 autocast, against the fp32 one (the int8 teacher never runs under it)
+    assert report["val_dice_difference_bf16"] == report["val_dice_bf16"] - report["val_dice_fp32"]
+    errors = report["target_relative_error_bf16"]
+    assert set(errors) == set(report["target_relative_error"])
+    assert all(0 < e["mean"] <= e["max"] < 0.2 for e in errors.values())
+    assert report["forward_speedup_int8_over_bf16"] > 0
