@@ -313,6 +313,16 @@ def _epoch_trainer(
     return Trainer(model, train_set, val_set, config, folder, objective=objective, device=device, name=role)
 
 
+def _timed_fit(role: str, profile, sets, path=speed.NEW, **changes):
+    """A fresh :func:`_epoch_trainer` trained under the speed ``path`` in a temporary folder:
+    ``(trainer, its fit's result, the fit's wall seconds)``; ``changes`` go to :func:`_epoch_trainer`."""
+    with speed.use(path), tempfile.TemporaryDirectory() as tmp:
+        trainer = _epoch_trainer(role, profile, sets, tmp, **changes)
+        start = time.perf_counter()
+        result = trainer.fit(resume=False)
+        return trainer, result, time.perf_counter() - start
+
+
 def epoch_times(profile="standard", max_steps: int | None = None, device=None, **changes) -> dict:
     """Wall seconds of one training epoch (steps, validation, checkpoint) of the teacher and of the
     KDAS student of ``profile`` (a name or a :class:`~kdas_utils.config.Profile`), on today's path
@@ -330,21 +340,17 @@ def epoch_times(profile="standard", max_steps: int | None = None, device=None, *
         paths += [("new_int8_teacher", speed.NEW, True)] if role == "student" and cpu else []
         for label, path, int8 in paths:
             print(f"  one {profile.name} {role} epoch, {label} path ...", flush=True)
-            with speed.use(path), tempfile.TemporaryDirectory() as tmp:
-                trainer = _epoch_trainer(
-                    role,
-                    profile,
-                    sets,
-                    tmp,
-                    device=device,
-                    teacher_int8=int8,
-                    epochs=1,
-                    max_steps_per_epoch=max_steps,
-                    **changes,
-                )
-                start = time.perf_counter()
-                trainer.fit(resume=False)
-                wall = time.perf_counter() - start
+            trainer, _, wall = _timed_fit(
+                role,
+                profile,
+                sets,
+                path,
+                device=device,
+                teacher_int8=int8,
+                epochs=1,
+                max_steps_per_epoch=max_steps,
+                **changes,
+            )
             epoch = trainer.history[0]
             out[role][label] = {
                 "epoch_s": wall,
@@ -385,13 +391,9 @@ def recipe_epochs(names=RECIPES, max_steps: int | None = None, device=None, **ch
         }
         for role in ("teacher", "student"):
             print(f"  two {name} {role} epochs ...", flush=True)
-            with tempfile.TemporaryDirectory() as tmp:
-                trainer = _epoch_trainer(
-                    role, profile, sets, tmp, device=device, epochs=2, max_steps_per_epoch=max_steps, **changes
-                )
-                start = time.perf_counter()
-                trainer.fit(resume=False)
-                wall = time.perf_counter() - start
+            trainer, _, wall = _timed_fit(
+                role, profile, sets, device=device, epochs=2, max_steps_per_epoch=max_steps, **changes
+            )
             first, second = (h["seconds"] for h in trainer.history)
             row[role] = {
                 "epoch_s": (wall - (first - second)) / 2,
@@ -425,10 +427,9 @@ def results_check(profile="standard", epochs: int = 3, seeds: int = 2, device=No
     plan = [("baseline", speed.BASELINE, s) for s in range(seeds)] + [("new", speed.NEW, s) for s in range(seeds)]
     for label, path, seed in plan:
         print(f"  {profile.name} KDAS student, {epochs} epochs, {label} path, seed {seed} ...", flush=True)
-        with speed.use(path), tempfile.TemporaryDirectory() as tmp:
-            trainer = _epoch_trainer("student", profile, sets, tmp, seed=seed, device=device, epochs=epochs, **changes)
-            start = time.perf_counter()
-            result = trainer.fit(resume=False)
+        trainer, result, seconds = _timed_fit(
+            "student", profile, sets, path, seed=seed, device=device, epochs=epochs, **changes
+        )
         runs.append(
             {
                 "path": label,
@@ -436,7 +437,7 @@ def results_check(profile="standard", epochs: int = 3, seeds: int = 2, device=No
                 "val_dice": [h["val_dice"] for h in result.history],
                 "best_val_dice": result.best_val_dice,
                 "precision": trainer.precision.name,
-                "seconds": time.perf_counter() - start,
+                "seconds": seconds,
             }
         )
     old = [r["best_val_dice"] for r in runs if r["path"] == "baseline"]
