@@ -3,7 +3,7 @@ steps) of the teacher and the KDAS student per setting; the first epoch holds th
 
     KDAS_DATA_ROOT=../shared/data/polyp256 python benchmarks/compile_bf16.py [STEPS] [OUT.json]
 
-Result of 2026-12-04: benchmarks/results/compile-cpu-20261204-190500.json (docs/results.md)."""
+Result of 2026-12-04: benchmarks/results/checks/compile-cpu-20261204-190500.json (docs/results.md)."""
 
 import json
 import sys

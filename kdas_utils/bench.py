@@ -26,7 +26,10 @@ Prints a table and writes ``<out>/<device>-<date>.json`` with, at the top level,
 ``torch``, ``distill_step_ratio_to_bound``, ``distill_step_ratio_to_old_bound``,
 ``epoch_speedup_teacher`` and ``epoch_speedup_student`` (``null`` unless ``--epoch-times``),
 ``student_teacher_latency_ratio`` and ``series_quick_seconds`` (``null`` unless ``--notebooks``),
-beside everything else measured.
+beside everything else measured. A finished run moves the earlier runs of its device to
+``<out>/earlier/``, so that ``<out>`` holds the newest run of each device and nothing else of that
+name; the one-off checks (``--int8-check``, ``--predict-only``, ``--profile-step``) write to
+``<out>/checks/``.
 """
 
 from __future__ import annotations
@@ -542,27 +545,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default=None)
     parser.add_argument("--predict-only", action="store_true", help="only time kdas predict on a video (CPU)")
     args = parser.parse_args(argv)
+    checks = args.out / CHECKS
     if args.profile_step:
-        args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"profile-teacher-step-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.txt"
+        checks.mkdir(parents=True, exist_ok=True)
+        path = checks / f"profile-teacher-step-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}.txt"
         path.write_text(profile_step())
         print(path.read_text())
         print(f"written {path}")
         return 0
     if args.int8_check:
-        args.out.mkdir(parents=True, exist_ok=True)
+        checks.mkdir(parents=True, exist_ok=True)
         report = _cpu_header()
         report["int8_teacher"] = int8_check(args.int8_check, bf16=args.bf16)
-        path = args.out / f"int8-teacher-cpu-{_now():%Y%m%d-%H%M%S}.json"
+        path = checks / f"int8-teacher-cpu-{_now():%Y%m%d-%H%M%S}.json"
         path.write_text(json.dumps(report, indent=2))
         print(json.dumps(report["int8_teacher"], indent=2))
         print(f"written {path}")
         return 0
     if args.predict_only:
-        args.out.mkdir(parents=True, exist_ok=True)
+        checks.mkdir(parents=True, exist_ok=True)
         report = _cpu_header()
         report["predict_video"] = predict_video(64 if args.tiny else 352, 4 if args.tiny else 48)
-        path = args.out / f"predict-cpu-{_now():%Y%m%d-%H%M%S}.json"
+        path = checks / f"predict-cpu-{_now():%Y%m%d-%H%M%S}.json"
         path.write_text(json.dumps(report, indent=2))
         print("\n".join(_predict_lines(report["predict_video"])))
         print(f"written {path}")
@@ -650,7 +654,29 @@ def main(argv: list[str] | None = None) -> int:
     save()
     print(summary(report))
     print(f"written {path}")
+    for earlier in archive_earlier_runs(path):
+        print(f"moved the earlier run {earlier.name} to {earlier.parent}")
     return 0
+
+
+CHECKS = "checks"  # <out>/checks/: the one-off checks
+EARLIER = "earlier"  # <out>/earlier/: the runs a newer run of the same device replaced
+
+
+def archive_earlier_runs(path: Path) -> list[Path]:
+    """Move the other ``<device>-<date>.json`` runs beside ``path`` (same device) into ``earlier/``.
+
+    So the newest CPU (or CUDA) run is the only one of its name in the results folder, whichever way
+    an outside check orders the files. Returns the new paths."""
+    stem = path.name.rsplit("-", 2)[0]  # "cpu-20261204-124505.json" -> "cpu"
+    moved = []
+    for other in sorted(path.parent.glob(f"{stem}-*.json")):
+        if other != path and other.name.rsplit("-", 2)[0] == stem:
+            target = path.parent / EARLIER / other.name
+            target.parent.mkdir(exist_ok=True)
+            other.replace(target)
+            moved.append(target)
+    return moved
 
 
 def _cpu_header() -> dict:

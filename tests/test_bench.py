@@ -8,9 +8,14 @@ from kdas_utils import bench, engine
 def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_synthetic):
     monkeypatch.setenv("KDAS_SYNTH_ROOT", str(small_synthetic))
     monkeypatch.setattr(bench, "get_profile", _small)  # the fixture's 24-frame synthetic set
+    earlier = tmp_path / "tiny-cpu-20000101-000000.json"  # an earlier run of this device, and one of another
+    earlier.write_text("{}")
+    (tmp_path / "tiny-cuda-20000101-000000.json").write_text("{}")
     argv = ["--tiny", "--out", str(tmp_path), "--device", "cpu", "--epoch-times", "--results-check"]
     assert bench.main(argv) == 0
-    (path,) = tmp_path.glob("tiny-cpu-*.json")
+    (path,) = tmp_path.glob("tiny-cpu-*.json")  # the newest run of the device is the only one left here
+    assert path != earlier and (tmp_path / "earlier" / earlier.name).read_text() == "{}"
+    assert (tmp_path / "tiny-cuda-20000101-000000.json").exists()
     report = json.loads(path.read_text())
     for key in (
         "device",
