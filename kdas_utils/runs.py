@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -49,7 +50,7 @@ from .data import (
 )
 from .data.pairs import Pair
 from .distill import ALPHA, KDAS_TERMS, TAU, DistillationObjective, KDASLoss
-from .engine import CheckpointError, RunLock, TrainConfig, Trainer, load_checkpoint, settings_changed
+from .engine import CheckpointError, RunLock, RunLockedError, TrainConfig, Trainer, load_checkpoint, settings_changed
 from .evaluate import score_run, teacher_summary
 from .models import build_student, build_teacher, load_polyp_pvt, load_trained
 from .models.pretrained import MissingWeightsError, describe_teacher, official_teacher_file
@@ -195,6 +196,75 @@ def _finished(out_dir: Path, epochs: int) -> dict | None:
     return saved if len(saved["history"]) >= epochs else None
 
 
+# Several processes working through the same runs at once (kdas study --jobs): see share_runs().
+WAIT_SECONDS = 10.0  # how often a process waiting for a run folder that another one holds looks again
+_sharing = False
+
+
+@contextlib.contextmanager
+def share_runs():
+    """Work through the same runs as other processes at once (what ``kdas study --jobs`` starts: each
+    process runs the same study). Inside the block, a run folder that another live process holds is
+    not an error: :func:`run_ablation` first trains the runs that nobody holds and leaves the others
+    to their holders (:func:`claim_runs`), then waits for those and loads them; a teacher, needed at
+    once, is waited for. So each run is trained by one process, and every process ends with every
+    row. This is the series' choice (two runs on one core each train more steps an hour than one run
+    on both: ``benchmarks/threads.py``, docs/results.md)."""
+    global _sharing
+    before, _sharing = _sharing, True
+    try:
+        yield
+    finally:
+        _sharing = before
+
+
+def sharing() -> bool:
+    """Whether this process is inside :func:`share_runs`."""
+    return _sharing
+
+
+class _Busy(Exception):
+    """A run folder that another process holds, left to it (``when_busy="skip"``)."""
+
+
+@contextlib.contextmanager
+def _holding(out_dir: Path, when_busy: str):
+    """Hold ``out_dir`` (:class:`~kdas_utils.engine.RunLock`) for the block. When another live process
+    holds it: ``"raise"`` its :class:`~kdas_utils.engine.RunLockedError`, ``"skip"`` raise
+    :class:`_Busy`, ``"wait"`` look again every :data:`WAIT_SECONDS` until it is free."""
+    waiting = False
+    while True:
+        try:
+            lock = RunLock(out_dir).acquire()
+            break
+        except RunLockedError as error:
+            if when_busy == "raise":
+                raise
+            if when_busy == "skip":
+                raise _Busy(out_dir) from error
+            if not waiting:
+                print(f"waiting for another process's run: {error}".split("; wait for it")[0], flush=True)
+                waiting = True
+            time.sleep(WAIT_SECONDS)
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
+def _load_finished(out_dir: Path, saved: dict, config: TrainConfig, objective, device) -> Run:
+    """The :class:`Run` of the finished run in ``out_dir`` (``saved``: its ``last.pt`` state), if it was
+    made with the settings asked for."""
+    changed = settings_changed(saved, config, objective)
+    if changed:
+        raise CheckpointError(
+            f"{out_dir}: holds a finished run made with other settings ({'; '.join(changed)}); "
+            f"ask for the settings it was made with, or retrain it (retrain=True, --retrain)"
+        )
+    best = out_dir / "best.pt"
+    return Run(load_trained(best, device or "cpu"), "checkpoint", best, saved["history"], saved["steps"])
+
+
 def _train_or_load(
     name: str,
     out_dir: Path,
@@ -205,24 +275,28 @@ def _train_or_load(
     device=None,
     augment: bool = True,
     seed: int = 0,
+    when_busy: str | None = None,
     **changes,
 ) -> Run:
-    """Load ``out_dir/best.pt`` of a finished run, resume an unfinished one, or train afresh."""
+    """Load ``out_dir/best.pt`` of a finished run, resume an unfinished one, or train afresh.
+    ``when_busy``: what to do when another live process holds ``out_dir`` (see :func:`_holding`);
+    default ``"wait"`` inside :func:`share_runs`, else ``"raise"``."""
+    when_busy = when_busy or ("wait" if _sharing else "raise")
+    if when_busy not in ("raise", "skip", "wait"):
+        raise ValueError(f"when_busy={when_busy!r}: choose 'raise', 'skip' or 'wait'")
+    if retrain and when_busy != "raise":
+        raise ValueError(f"{out_dir}: retrain while other processes share the runs would train it twice")
     config = TrainConfig.from_profile(profile, seed=seed, **changes)
     saved = None if retrain else _finished(out_dir, config.epochs)
     if saved is not None:
-        changed = settings_changed(saved, config, objective)
-        if changed:
-            raise CheckpointError(
-                f"{out_dir}: holds a finished run made with other settings ({'; '.join(changed)}); "
-                f"ask for the settings it was made with, or retrain it (retrain=True, --retrain)"
-            )
-        best = out_dir / "best.pt"
-        return Run(load_trained(best, device or "cpu"), "checkpoint", best, saved["history"], saved["steps"])
+        return _load_finished(out_dir, saved, config, objective, device)
     # One process per run folder, taken before any work (kdas_utils.engine.lock); under torchrun only
     # process 0 writes the folder, so only it holds it.
     main_process = int(os.environ.get("RANK", "0")) == 0
-    with RunLock(out_dir) if main_process else contextlib.nullcontext():
+    with _holding(out_dir, when_busy) if main_process else contextlib.nullcontext():
+        saved = None if retrain else _finished(out_dir, config.epochs)
+        if saved is not None:  # another process finished it while this one waited
+            return _load_finished(out_dir, saved, config, objective, device)
         print(_plan_line(name, out_dir, profile, config, resume=not retrain), flush=True)
         train_set, val_set = profile_datasets(profile, augment=augment)
         torch.manual_seed(seed)
@@ -298,6 +372,7 @@ def train_teacher(
     device=None,
     augment: bool = True,
     seed: int = 0,
+    when_busy: str | None = None,
     **changes,
 ) -> Run:
     """The Polyp-PVT teacher for ``profile``: loaded if it exists, else trained.
@@ -313,6 +388,9 @@ def train_teacher(
         device: see :func:`kdas_utils.engine.select_device`.
         augment: albumentations augmentation on the training set.
         seed: seeds the initial weights and the data order.
+        when_busy: when another live process holds the run's folder: ``"raise"`` (its
+            :class:`~kdas_utils.engine.RunLockedError`; the default outside :func:`share_runs`) or
+            ``"wait"`` until it is free, then load or resume the run (the default inside).
         changes: :class:`~kdas_utils.engine.TrainConfig` fields to override (e.g. ``epochs=3``).
     """
     if weights is None and not (retrain and profile.official_teacher == "official if prepared"):
@@ -332,6 +410,7 @@ def train_teacher(
         device=device,
         augment=augment,
         seed=seed,
+        when_busy=when_busy,
         **changes,
     )
 
@@ -539,6 +618,7 @@ def train_student(
     retrain: bool = False,
     device=None,
     augment: bool = True,
+    when_busy: str | None = None,
     **changes,
 ) -> Run:
     """The student (PVTv2-B0) of ``recipe`` for ``profile``: loaded if a finished run exists in the
@@ -552,7 +632,8 @@ def train_student(
             its snapshot of ``recipe.teacher_epoch``). Unused by ``no-kd``.
         changes: other :class:`~kdas_utils.engine.TrainConfig` fields (e.g. ``progress=False``); the
             recipe's fields (``epochs``, ``label_fraction``) are given in the recipe.
-        retrain, device, augment: as for :func:`train_teacher`.
+        retrain, device, augment, when_busy: as for :func:`train_teacher`; ``when_busy="skip"``
+            also exists here (:func:`claim_runs`).
     """
     recipe = _recipe(recipe)
     _refuse_loose(changes, "train_student")
@@ -576,8 +657,33 @@ def train_student(
         device=device,
         augment=augment,
         seed=seed,
+        when_busy=when_busy,
         **changes,
     )
+
+
+def _ablation_order(plan: dict[str, int]) -> list[tuple[int, str]]:
+    """``(seed, arm)`` of ``plan`` in the order they train: seed 0 of every arm first."""
+    return [(seed, arm) for seed in range(max(plan.values(), default=0)) for arm, n in plan.items() if seed < n]
+
+
+def claim_runs(
+    profile: Profile,
+    plan: dict[str, int],
+    recipe: StudentRecipe = StudentRecipe(),
+    teacher: nn.Module | None = None,
+    device=None,
+    **changes,
+) -> None:
+    """Inside :func:`share_runs`: train the runs of ``plan`` (as :func:`run_ablation` would) that no
+    other process holds, and leave those it holds to it; finished runs are passed over. Scores nothing."""
+    if teacher is None and any(ARMS[arm] is not None for arm in plan):
+        teacher = _teacher_for(profile, recipe.teacher_epoch, device, "the ablation")
+    for seed, arm in _ablation_order(plan):
+        with contextlib.suppress(_Busy):
+            train_student(
+                profile, recipe.but(arm=arm), seed, teacher=teacher, device=device, when_busy="skip", **changes
+            )
 
 
 def run_ablation(
@@ -595,9 +701,11 @@ def run_ablation(
     test set.
 
     Seed 0 of every arm runs first, then the further seeds, so that a run cut short still covers
-    every arm. Rows are written to ``csv`` (default :meth:`StudentRecipe.table`) as they finish,
-    beside the rows of other arms and seeds already there (a row of the same arm and seed is
-    replaced); finished runs are loaded, not retrained, so calling it again continues the plan.
+    every arm. Inside :func:`share_runs`, :func:`claim_runs` trains first what no other process
+    holds, then the loop waits for the others' runs. Rows are written to ``csv`` (default
+    :meth:`StudentRecipe.table`) as they finish, beside the rows of other arms and seeds already there
+    (a row of the same arm and seed is replaced); finished runs are loaded, not retrained, so calling
+    it again continues the plan.
     The plot of this call's rows (:func:`~kdas_utils.plots.plot_ablation`) is saved beside the CSV
     under the same name. Returns the rows of this call.
     """
@@ -611,14 +719,13 @@ def run_ablation(
     splits = profile_splits(profile)
     if teacher is None and any(ARMS[arm] is not None for arm in plan):
         teacher = _teacher_for(profile, recipe.teacher_epoch, device, "the ablation")
+    if _sharing:
+        claim_runs(profile, plan, recipe, teacher, device, **changes)
     rows = []
-    for seed in range(max(plan.values(), default=0)):
-        for arm, seeds in plan.items():
-            if seed >= seeds:
-                continue
-            run = train_student(profile, recipe.but(arm=arm), seed, teacher=teacher, device=device, **changes)
-            rows.append({"arm": arm, "seed": seed, **score_run(run, splits, profile.image_size, device)})
-            _merge_rows(csv, pd.DataFrame(rows))
+    for seed, arm in _ablation_order(plan):
+        run = train_student(profile, recipe.but(arm=arm), seed, teacher=teacher, device=device, **changes)
+        rows.append({"arm": arm, "seed": seed, **score_run(run, splits, profile.image_size, device)})
+        _merge_rows(csv, pd.DataFrame(rows))
     table = pd.DataFrame(rows)
     if rows:
         fig = plot_ablation(table)
@@ -634,7 +741,7 @@ def _merge_rows(csv: Path, rows: pandas.DataFrame) -> None:
         keep = ~old.set_index(["arm", "seed"]).index.isin(rows.set_index(["arm", "seed"]).index)
         rows = pd.concat([old[keep], rows], ignore_index=True)
     csv.parent.mkdir(parents=True, exist_ok=True)
-    partial = csv.with_name(csv.name + ".part")
+    partial = csv.with_name(f"{csv.name}.{os.getpid()}.part")  # processes sharing the runs write it too
     rows.to_csv(partial, index=False)
     partial.replace(csv)
 

@@ -1,4 +1,6 @@
+import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,8 +11,9 @@ import torch
 from helpers.cli import one_line_error, run_main
 
 from kdas_utils import config
-from kdas_utils.cli import main
+from kdas_utils.cli import _side_by_side, main
 from kdas_utils.data import eval_transforms, read_image
+from kdas_utils.errors import KDASError
 from kdas_utils.models import build_student
 
 KDAS = Path(sys.executable).with_name("kdas")
@@ -39,6 +42,8 @@ def test_bad_arguments_say_what_to_type(capsys):
     assert all(arm in result.stderr for arm in ("no-kd", "at", "sgm", "kdas", "released"))
     result = run_main(capsys, "train-teacher", "--profile", "fast")
     assert result.returncode == 2 and "invalid choice: 'fast'" in result.stderr and "standard" in result.stderr
+    result = run_main(capsys, "study", "--retrain")  # the study loads every finished run; it had no effect there
+    assert result.returncode == 2 and "unrecognized arguments: --retrain" in result.stderr
 
 
 @pytest.fixture
@@ -260,6 +265,18 @@ def test_evaluate_official_weights(tmp_path, monkeypatch):
     )
     table = (tmp_path / "eval" / "evaluation.md").read_text()
     assert "| kdas_student | Synthetic |" in table and "| kdas_student | Synthetic-Shift |" in table
+
+
+def test_study_jobs_name_a_job_that_failed_and_put_the_threads_back(tmp_path):
+    """``kdas study --jobs 2``: the further process (this command again, with ``--shared-job``) writes
+    to its log; one that fails is named with its log, and this process gets its threads back."""
+    threads = torch.get_num_threads()
+    args = argparse.Namespace(jobs=2, argv=["study", "--no-such-option"])
+    with pytest.raises(KDASError, match=r"job 2 ended with exit status 2 \(see .*job-2\.log\)"):
+        with _side_by_side(args, tmp_path):
+            assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
+    assert "unrecognized arguments: --no-such-option" in (tmp_path / "job-2.log").read_text()
+    assert torch.get_num_threads() == threads
 
 
 def test_the_int8_teacher_is_for_one_run_not_the_ablation(user_env, capsys):

@@ -1,5 +1,10 @@
 """The study of notebook 07 on a tiny profile: alpha chosen on validation, seeds, teacher strength."""
 
+import json
+import os
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
@@ -263,3 +268,44 @@ def test_the_unseen_answer_reads_the_intervals():
     assert lines[1].endswith("+0.060 [+0.020, +0.100] against the student alone, an interval that excludes 0.")
     assert lines[2].endswith("-0.010 [-0.050, +0.030] against the student alone, not told apart from no gain.")
     assert len(lines) == 3  # a distilled arm is there: no line saying none is
+
+
+SHARING_JOB = """
+import sys
+from kdas_utils import runs
+from kdas_utils.config import get_profile
+
+runs.WAIT_SECONDS = 0.2
+tiny = get_profile("quick").replace(
+    image_size=64, epochs=1, teacher_epochs=2, keep_epochs=(1,), max_steps_per_epoch=1, synthetic_train=16,
+    synthetic_test=4,
+)
+with runs.share_runs():
+    table = runs.run_ablation(tiny, {"no-kd": 2, "pixel": 2}, device="cpu", progress=False)
+print("TABLE " + table.to_json(orient="records"))
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_runs_and_train_each_once(tiny, tmp_path):
+    """What ``kdas study --jobs 2`` starts: two processes work through the same teacher and ablation
+    at once; each run is trained by one of them (one "backbone from" line each, the line a run prints
+    as it starts training), the other waits for it, and both end with the same table."""
+    profile_splits(tiny)  # the synthetic set, written once before the two start
+    script = tmp_path / "job.py"
+    script.write_text(SHARING_JOB)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    jobs = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env) for _ in "ab"]
+    outputs = [job.communicate(timeout=300)[0] for job in jobs]
+    assert [job.returncode for job in jobs] == [0, 0], outputs
+    started = [line.split(":")[0] for out in outputs for line in out.splitlines() if ": backbone from " in line]
+    assert sorted(started) == sorted(
+        ["teacher"] + [f"student-{arm}-s{seed}" for arm in ("no-kd", "pixel") for seed in (0, 1)]
+    ), outputs
+    tables = [json.loads(out.split("TABLE ", 1)[1]) for out in outputs]
+    assert tables[0] == tables[1] and [(r["arm"], r["seed"]) for r in tables[0]] == [
+        ("no-kd", 0),
+        ("pixel", 0),
+        ("no-kd", 1),
+        ("pixel", 1),
+    ]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,7 +15,16 @@ from ..config import Profile, project_root, runs_dir
 from ..engine import load_checkpoint
 from ..evaluate import average_seeds, domain_table, frame_dice, mean_dice
 from ..models import load_network, load_trained
-from ..runs import StudentRecipe, _finished, checkpoint_dir, profile_splits, run_ablation, teacher_snapshot
+from ..runs import (
+    StudentRecipe,
+    _finished,
+    checkpoint_dir,
+    claim_runs,
+    profile_splits,
+    run_ablation,
+    sharing,
+    teacher_snapshot,
+)
 
 
 @dataclass(frozen=True)
@@ -95,6 +105,11 @@ def teacher_strength(profile: Profile, chosen: dict[str, float], plan: StudyPlan
     ``study-<profile>/teacher-strength.csv``."""
     splits = profile_splits(profile)
     alone = _ablation(profile, {"no-kd": plan.seeds}, device, changes)["validation"].mean()
+    if sharing():  # side by side (kdas study --jobs): first every run nobody holds, then the loop loads them
+        for epoch in (*plan.teacher_epochs, None):
+            for arm, alpha in chosen.items():
+                recipe, rest = StudentRecipe.split(changes, alpha=alpha, teacher_epoch=epoch)
+                claim_runs(profile, {arm: 1}, recipe, device=device, **rest)
     rows = []
     for epoch in (*plan.teacher_epochs, None):
         path = teacher_snapshot(profile, epoch) if epoch else checkpoint_dir("teacher", profile) / "best.pt"
@@ -360,5 +375,7 @@ def _alpha_column(table, alpha: float) -> list[float]:
 def _write(table, profile: Profile, name: str) -> Path:
     out = study_dir(profile) / f"{name}.csv"
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    partial = out.with_name(f"{out.name}.{os.getpid()}.part")  # whole or not at all; processes may share the study
+    table.to_csv(partial, index=False)
+    partial.replace(out)
     return out
