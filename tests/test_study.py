@@ -8,7 +8,7 @@ import sys
 import pandas as pd
 import pytest
 
-from kdas_utils import study
+from kdas_utils import runs, study
 from kdas_utils.config import get_profile
 from kdas_utils.evaluate import gap_closed, mean_dice
 from kdas_utils.models import load_network
@@ -271,7 +271,6 @@ def test_the_unseen_answer_reads_the_intervals():
 
 
 SHARING_JOB = """
-import sys
 from kdas_utils import runs
 from kdas_utils.config import get_profile
 
@@ -287,25 +286,26 @@ print("TABLE " + table.to_json(orient="records"))
 
 
 @pytest.mark.slow
-def test_two_processes_share_the_runs_and_train_each_once(tiny, tmp_path):
-    """What ``kdas study --jobs 2`` starts: two processes work through the same teacher and ablation
-    at once; each run is trained by one of them (one "backbone from" line each, the line a run prints
-    as it starts training), the other waits for it, and both end with the same table."""
+def test_two_processes_share_the_runs_and_train_each_once(tiny, tmp_path, monkeypatch, capsys):
+    """What ``kdas study --jobs 2`` starts: two processes (this one and another) work through the same
+    teacher and ablation at once; each run is trained by one of them (one "backbone from" line each,
+    the line a run prints as it starts training), the other waits for it, and both end with the same
+    table."""
     profile_splits(tiny)  # the synthetic set, written once before the two start
     script = tmp_path / "job.py"
     script.write_text(SHARING_JOB)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    jobs = [subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env) for _ in "ab"]
-    outputs = [job.communicate(timeout=300)[0] for job in jobs]
-    assert [job.returncode for job in jobs] == [0, 0], outputs
+    other = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
+    monkeypatch.setattr(runs, "WAIT_SECONDS", 0.2)
+    with runs.share_runs():
+        table = runs.run_ablation(tiny, {"no-kd": 2, "pixel": 2}, device="cpu", progress=False)
+    outputs = [capsys.readouterr().out, other.communicate(timeout=300)[0]]
+    assert other.returncode == 0, outputs[1]
     started = [line.split(":")[0] for out in outputs for line in out.splitlines() if ": backbone from " in line]
-    assert sorted(started) == sorted(
-        ["teacher"] + [f"student-{arm}-s{seed}" for arm in ("no-kd", "pixel") for seed in (0, 1)]
-    ), outputs
-    tables = [json.loads(out.split("TABLE ", 1)[1]) for out in outputs]
-    assert tables[0] == tables[1] and [(r["arm"], r["seed"]) for r in tables[0]] == [
-        ("no-kd", 0),
-        ("pixel", 0),
-        ("no-kd", 1),
-        ("pixel", 1),
-    ]
+    expected = ["teacher"] + [f"student-{arm}-s{seed}" for arm in ("no-kd", "pixel") for seed in (0, 1)]
+    assert sorted(started) == sorted(expected), outputs
+    theirs = pd.DataFrame(json.loads(outputs[1].split("TABLE ", 1)[1]))
+    assert list(zip(table.arm, table.seed)) == [("no-kd", 0), ("pixel", 0), ("no-kd", 1), ("pixel", 1)]
+    assert list(zip(theirs.arm, theirs.seed)) == list(zip(table.arm, table.seed))
+    # the same checkpoints, scored on one thread there and two here: equal to rounding
+    assert theirs.validation.tolist() == pytest.approx(table.validation.tolist(), abs=1e-5)
