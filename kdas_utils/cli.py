@@ -449,7 +449,8 @@ def add_study(sub) -> None:
         type=positive_int,
         default=1,
         help="train this many runs side by side, one process each with its share of the CPU threads "
-        "(default 1; on 2 cores, 2 jobs trained 1.19x more student steps an hour: docs/results.md); "
+        "(default 1; on 2 cores, 2 jobs trained 1.19x more student steps an hour, and a one-epoch alpha "
+        "sweep ran 1.07x faster: for long runs; docs/command-line.md); "
         "job n > 1 writes its output to runs/study-<profile>/job-<n>.log",
     )
     p.add_argument("--shared-job", action="store_true", help=argparse.SUPPRESS)  # started by --jobs
