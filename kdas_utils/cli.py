@@ -360,7 +360,7 @@ def _study(args) -> int:
         _print_study(study.run_study(profile, plan, args.device, steps=("unseen",)))
         return _export_study(study, profile, args.export or "results")
     steps = args.step or study.STEPS
-    if args.shared_job:  # one of --jobs' further processes: the runs, not the scoring of the finished ones
+    if args.shared_job:  # one of --jobs' further processes: the training steps (the unseen step only scores)
         steps = [step for step in steps if step != "unseen"]
         if not steps:
             return 0
