@@ -51,6 +51,7 @@ from .data import (
 from .data.pairs import Pair
 from .distill import ALPHA, KDAS_TERMS, TAU, DistillationObjective, KDASLoss
 from .engine import CheckpointError, RunLock, RunLockedError, TrainConfig, Trainer, load_checkpoint, settings_changed
+from .engine.lock import LOCK_NAME, describe, read_lock
 from .evaluate import score_run, teacher_summary
 from .models import build_student, build_teacher, load_polyp_pvt, load_trained
 from .models.pretrained import MissingWeightsError, describe_teacher, official_teacher_file
@@ -243,7 +244,8 @@ def _holding(out_dir: Path, when_busy: str):
             if when_busy == "skip":
                 raise _Busy(out_dir) from error
             if not waiting:
-                print(f"waiting for another process's run: {error}".split("; wait for it")[0], flush=True)
+                holder = describe(read_lock(out_dir / LOCK_NAME))
+                print(f"waiting for {out_dir}, which another process trains ({holder})", flush=True)
                 waiting = True
             time.sleep(WAIT_SECONDS)
     try:
@@ -667,6 +669,13 @@ def _ablation_order(plan: dict[str, int]) -> list[tuple[int, str]]:
     return [(seed, arm) for seed in range(max(plan.values(), default=0)) for arm, n in plan.items() if seed < n]
 
 
+def _ablation_teacher(profile: Profile, plan: dict[str, int], recipe: StudentRecipe, teacher, device):
+    """``teacher``, or the recipe's teacher (:func:`_teacher_for`) when an arm of ``plan`` needs one."""
+    if teacher is None and any(ARMS[arm] is not None for arm in plan):
+        teacher = _teacher_for(profile, recipe.teacher_epoch, device, "the ablation")
+    return teacher
+
+
 def claim_runs(
     profile: Profile,
     plan: dict[str, int],
@@ -677,8 +686,7 @@ def claim_runs(
 ) -> None:
     """Inside :func:`share_runs`: train the runs of ``plan`` (as :func:`run_ablation` would) that no
     other process holds, and leave those it holds to it; finished runs are passed over. Scores nothing."""
-    if teacher is None and any(ARMS[arm] is not None for arm in plan):
-        teacher = _teacher_for(profile, recipe.teacher_epoch, device, "the ablation")
+    teacher = _ablation_teacher(profile, plan, recipe, teacher, device)
     for seed, arm in _ablation_order(plan):
         with contextlib.suppress(_Busy):
             train_student(
@@ -717,8 +725,7 @@ def run_ablation(
         raise ValueError(f"unknown arm(s) {unknown}; choose among {list(ARMS)}")
     csv = Path(csv) if csv else recipe.table(profile)
     splits = profile_splits(profile)
-    if teacher is None and any(ARMS[arm] is not None for arm in plan):
-        teacher = _teacher_for(profile, recipe.teacher_epoch, device, "the ablation")
+    teacher = _ablation_teacher(profile, plan, recipe, teacher, device)
     if _sharing:
         claim_runs(profile, plan, recipe, teacher, device, **changes)
     rows = []
@@ -740,10 +747,17 @@ def _merge_rows(csv: Path, rows: pandas.DataFrame) -> None:
         old = pd.read_csv(csv)
         keep = ~old.set_index(["arm", "seed"]).index.isin(rows.set_index(["arm", "seed"]).index)
         rows = pd.concat([old[keep], rows], ignore_index=True)
-    csv.parent.mkdir(parents=True, exist_ok=True)
-    partial = csv.with_name(f"{csv.name}.{os.getpid()}.part")  # processes sharing the runs write it too
-    rows.to_csv(partial, index=False)
-    partial.replace(csv)
+    write_csv(rows, csv)
+
+
+def write_csv(table: pandas.DataFrame, path: Path) -> Path:
+    """``table`` to ``path`` (no index), whole or not at all: written under a name of this process's
+    own, then renamed (processes that share the runs, :func:`share_runs`, write the same tables)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
+    table.to_csv(partial, index=False)
+    partial.replace(path)
+    return path
 
 
 def finished_plan(profile: Profile, recipe: StudentRecipe = StudentRecipe()) -> dict[str, int]:

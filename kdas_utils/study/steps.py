@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from ..runs import (
     run_ablation,
     sharing,
     teacher_snapshot,
+    write_csv,
 )
 
 
@@ -107,13 +107,13 @@ def teacher_strength(profile: Profile, chosen: dict[str, float], plan: StudyPlan
     alone = _ablation(profile, {"no-kd": plan.seeds}, device, changes)["validation"].mean()
     if sharing():  # side by side (kdas study --jobs): first every run nobody holds, then the loop loads them
         for epoch in (*plan.teacher_epochs, None):
+            teacher = load_trained(_teacher_path(profile, epoch), device or "cpu")
             for arm, alpha in chosen.items():
                 recipe, rest = StudentRecipe.split(changes, alpha=alpha, teacher_epoch=epoch)
-                claim_runs(profile, {arm: 1}, recipe, device=device, **rest)
+                claim_runs(profile, {arm: 1}, recipe, teacher, device, **rest)
     rows = []
     for epoch in (*plan.teacher_epochs, None):
-        path = teacher_snapshot(profile, epoch) if epoch else checkpoint_dir("teacher", profile) / "best.pt"
-        teacher = load_trained(path, device or "cpu")
+        teacher = load_trained(_teacher_path(profile, epoch), device or "cpu")
         teacher_dice = mean_dice(teacher, splits.val, profile.image_size, device)
         for arm, alpha in chosen.items():
             row = (
@@ -133,6 +133,11 @@ def teacher_strength(profile: Profile, chosen: dict[str, float], plan: StudyPlan
     table = pd.DataFrame(rows)
     _write(table, profile, "teacher-strength")
     return table
+
+
+def _teacher_path(profile: Profile, epoch: int | None) -> Path:
+    """The teacher of :func:`teacher_strength`'s ``epoch``: its snapshot, or the final ``best.pt`` (``None``)."""
+    return teacher_snapshot(profile, epoch) if epoch else checkpoint_dir("teacher", profile) / "best.pt"
 
 
 def patient(profile: Profile, arm: str, alpha: float, plan: StudyPlan = StudyPlan(), device=None, **changes):
@@ -373,9 +378,4 @@ def _alpha_column(table, alpha: float) -> list[float]:
 
 
 def _write(table, profile: Profile, name: str) -> Path:
-    out = study_dir(profile) / f"{name}.csv"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(f"{out.name}.{os.getpid()}.part")  # whole or not at all; processes may share the study
-    table.to_csv(partial, index=False)
-    partial.replace(out)
-    return out
+    return write_csv(table, study_dir(profile) / f"{name}.csv")
