@@ -24,6 +24,10 @@ from kdas_utils.models.weights import to_polyp_pvt_keys
 from kdas_utils.predict import CSV_NAME, Prediction, Predictor, collect_inputs
 
 SIZE = 128  # the size the test checkpoint says it was trained at: small, so the tests stay quick
+# Frames predicted in a batch and one by one go through different CPU kernels, which round differently
+# (seen: a CPU without AVX-512 flips pixels whose probability sits at the threshold). So probabilities
+# are compared within TOLERANCE, and masks everywhere except where p is within TOLERANCE of the threshold.
+TOLERANCE = 1e-4
 
 
 @pytest.fixture(scope="module")
@@ -100,10 +104,11 @@ def test_a_folder_of_real_frames_through_the_command(frames, weights, predictor,
         height, width = read_image(source).shape[:2]
         assert mask.shape == (height, width) == (int(row["height"]), int(row["width"]))
         assert set(np.unique(mask)) <= {0, 255}
-        assert np.array_equal(mask == 255, expected.mask), source  # batched as 4 = one by one
-        assert float(row["max_probability"]) == pytest.approx(expected.max_probability, abs=1e-6)
-        assert int(row["polyp"]) == expected.found
-        assert tuple(int(row[k]) for k in ("x_min", "y_min", "x_max", "y_max")) == expected.bbox
+        assert_same_mask(mask == 255, expected, threshold, source)  # batched as 4 = one by one
+        assert float(row["max_probability"]) == pytest.approx(expected.max_probability, abs=TOLERANCE)
+        written = Prediction(expected.probability, mask == 255)  # the row describes the mask written
+        assert int(row["polyp"]) == written.found == expected.found
+        assert tuple(int(row[k]) for k in ("x_min", "y_min", "x_max", "y_max")) == written.bbox
         assert (out / "overlays" / Path(row["mask"]).name).exists()
     areas = [float(r["area_fraction"]) for r in rows]
     assert min(areas) < 0.9 and max(areas) > 0.1  # masks neither empty nor full: the comparison means something
@@ -130,12 +135,21 @@ def test_a_video_written_from_real_frames_gives_the_per_image_masks(real_root, p
     assert [int(r["frame"]) for r in rows] == list(range(5))
     for row, frame in zip(rows, frames):
         written = np.asarray(Image.open(out / row["mask"])) == 255
-        assert np.array_equal(written, predictor.predict(frame).mask), row["frame"]
+        assert_same_mask(written, predictor.predict(frame), threshold, row["frame"])
         assert 0 < written.mean() < 1
     assert (out / "clip" / "overlays" / "000004.png").exists()
     with av.open(str(out / "clip_overlay.mp4")) as container:
         decoded = list(container.decode(video=0))
     assert len(decoded) == 5 and (decoded[0].width, decoded[0].height) == (160, 128)
+
+
+def assert_same_mask(mask: np.ndarray, expected: Prediction, threshold: float, where) -> None:
+    """``mask`` equals ``expected.mask`` except at pixels whose probability lies within TOLERANCE of the
+    threshold (the batch size's rounding can flip those), and such pixels are few."""
+    differ = mask != expected.mask
+    near = np.abs(expected.probability - threshold) <= TOLERANCE
+    assert not (differ & ~near).any(), f"{where}: {int((differ & ~near).sum())} pixel(s) away from the threshold differ"
+    assert differ.mean() < 1e-3, f"{where}: {differ.mean():.2%} of the pixels differ"
 
 
 def predictor_weights(predictor) -> str:
