@@ -235,8 +235,13 @@ def add_prepare_weights(sub) -> None:
 
 def _train_teacher(args) -> int:
     profile = get_profile(args.profile)
-    run = train_teacher(profile, retrain=args.retrain, weights=args.weights, device=args.device, **_changes(args))
-    print(json.dumps(summarize_teacher(profile, run, args.device), indent=2))
+    if args.label_fraction < 1 and args.weights:
+        raise UsageError("--weights loads the official teacher, which saw every mask; leave out --label-fraction")
+    partial = {"label_fraction": args.label_fraction, "seed": args.seed}
+    run = train_teacher(
+        profile, retrain=args.retrain, weights=args.weights, device=args.device, **partial, **_changes(args)
+    )
+    print(json.dumps(summarize_teacher(profile, run, args.device, **partial), indent=2))
     print(f"teacher: {run.source} -> {run.path}")
     return 0
 
@@ -252,6 +257,17 @@ def add_train_teacher(sub) -> None:
     _profile_argument(p)
     _training_arguments(p)
     p.add_argument("--weights", help="use an official PolypPVT.pth instead of training")
+    p.add_argument(
+        "--label-fraction",
+        type=fraction,
+        default=1.0,
+        metavar="F",
+        help="the teacher sees the masks of this share of the training frames only, drawn from --seed as for "
+        "a student of that seed; its own folder, teacher-l<F>-s<seed>-<profile> (default 1: every mask)",
+    )
+    p.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the weights, data order and masks (default 0)"
+    )
     p.set_defaults(run=_train_teacher)
 
 
@@ -374,8 +390,8 @@ def _study(args) -> int:
 
 
 def _study_here(args, profile, plan, steps) -> int:
-    # --step unseen asks for the unseen step: if it cannot run, that is the command's error
-    strict = "unseen" in (args.step or [])
+    # --step unseen or budget asks for that step: if it cannot run, that is the command's error
+    strict = bool(study.RECORDED_ALPHA_STEPS & set(args.step or []))
     _print_study(study.run_study(profile, plan, args.device, steps=steps, strict=strict, **_changes(args)))
     return _export_study(study, profile, args.export) if args.export else 0
 
@@ -419,11 +435,14 @@ def add_study(sub) -> None:
     """The ``kdas study`` parser, beside its handler :func:`_study`."""
     p = sub.add_parser(
         "study",
-        help="when does distillation help? alpha, seeds, teacher strength, labeller, patience (notebook 07)",
+        help="when does distillation help? alpha, seeds, teacher strength, labeller, patience, unseen sets, "
+        "label budget (notebook 07)",
         description="Run the study of notebook 07 for a profile: alpha chosen on the validation split for the "
         "kdas and pixel arms, seeds of no-kd and each arm at its alpha, distillation from teacher snapshots, "
-        "the teacher as a labeller for students that see a quarter of the masks, and a long schedule. "
-        "Finished runs are loaded; stop and start again at any time.",
+        "the teacher as a labeller for students that see a quarter of the masks, and a long schedule; "
+        "with --step unseen, the final comparison on unseen sets; with --step budget, the label-budget curve "
+        "(no-kd, kdas and pixel at 10%, 25%, 50% and every mask, from the full teacher and from one trained "
+        "on the same masks). Finished runs are loaded; stop and start again at any time.",
     )
     _profile_argument(p)
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds of each arm at its alpha (default 3)")
@@ -431,8 +450,9 @@ def add_study(sub) -> None:
         "--step",
         action="append",
         choices=STEPS,
-        help="run only these steps (repeatable; alpha always runs, it is what the others use, except for "
-        "unseen alone, which scores the finished runs at the alphas the alpha step recorded and trains nothing)",
+        help="run only these steps (repeatable; alpha runs first, it is what the others use, except for "
+        "unseen, which scores the finished runs at the alphas the alpha step recorded and trains nothing, and "
+        "budget, the label-budget curve, which trains at those alphas: docs/results.md)",
     )
     p.add_argument(
         "--export",
@@ -479,6 +499,20 @@ def _print_study(tables: dict) -> None:
         wanted = ["model", "scope", "mean", "low", "high", "drop", "gain", "gain_low", "gain_high"]
         shown = arms[arms.scope.isin(["seen", "unseen"])][[c for c in wanted if c in arms.columns]]
         print(shown.round(3).to_string(index=False))
+    if "budget-arms" in tables:
+        wanted = [
+            "arm",
+            "teacher",
+            "label_fraction",
+            "seeds",
+            "validation",
+            "seen",
+            "unseen",
+            "seen_gain",
+            "unseen_gain",
+        ]
+        arms = tables["budget-arms"]
+        print(arms[[c for c in wanted if c in arms.columns]].round(3).to_string(index=False))
     for note in tables["notes"]:
         print(note)
 

@@ -270,10 +270,17 @@ def paper_style(table: pandas.DataFrame, column: str = "mean") -> pandas.DataFra
 def score_run(run, splits, image_size: int, device=None) -> dict:
     """A trained run's row of an ablation table: its best epoch, :func:`mean_dice` on the
     validation split and on every test set, and its training seconds."""
+    return score_frames(run, splits, image_size, device)[0]
+
+
+def score_frames(run, splits, image_size: int, device=None) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(row, frames)``: :func:`score_run`'s row, and ``{test set: per-frame Dice}``
+    (:func:`frame_dice`) whose means the row holds."""
     best = max(run.history, key=lambda h: h["val_dice"])["epoch"] if run.history else None
+    frames = {name: frame_dice(run.model, pairs, image_size, device) for name, pairs in splits.test.items()}
     row = {"best_epoch": best, "validation": mean_dice(run.model, splits.val, image_size, device)}
-    row |= {name: mean_dice(run.model, pairs, image_size, device) for name, pairs in splits.test.items()}
-    return row | {"train_seconds": round(sum(h["seconds"] for h in run.history), 1)}
+    row |= {name: float(values.mean()) for name, values in frames.items()}
+    return row | {"train_seconds": round(sum(h["seconds"] for h in run.history), 1)}, frames
 
 
 def teacher_summary(profile, run, splits, device=None) -> dict:

@@ -167,6 +167,16 @@ def checkpoint_dir(role: str, profile: Profile) -> Path:
     return runs_dir() / "checkpoints" / f"{role}-{profile.name}"
 
 
+def teacher_dir(profile: Profile, label_fraction: float = 1.0, seed: int = 0) -> Path:
+    """The folder of a teacher run: ``teacher-<profile>`` for the profile's teacher (every mask, seed 0),
+    ``teacher-s<seed>-<profile>`` for another seed, and ``teacher-l<fraction>-s<seed>-<profile>`` for one
+    that saw the masks of ``label_fraction`` of the training frames only, those drawn from ``seed`` (the
+    masks a student of the same seed sees), e.g. ``teacher-l0.25-s1-standard``."""
+    if label_fraction == 1:
+        return checkpoint_dir("teacher" + (f"-s{seed}" if seed else ""), profile)
+    return checkpoint_dir(f"teacher-l{label_fraction:g}-s{seed}", profile)
+
+
 @dataclass
 class Run:
     """What :func:`train_teacher` and :func:`train_student` return.
@@ -375,6 +385,7 @@ def train_teacher(
     augment: bool = True,
     seed: int = 0,
     when_busy: str | None = None,
+    label_fraction: float = 1.0,
     **changes,
 ) -> Run:
     """The Polyp-PVT teacher for ``profile``: loaded if it exists, else trained.
@@ -393,9 +404,15 @@ def train_teacher(
         when_busy: when another live process holds the run's folder: ``"raise"`` (its
             :class:`~kdas_utils.engine.RunLockedError`; the default outside :func:`share_runs`) or
             ``"wait"`` until it is free, then load or resume the run (the default inside).
+        label_fraction: the share of training frames whose masks the teacher sees (drawn from
+            ``seed``, as for a student: :class:`~kdas_utils.data.PartialLabels`); below 1 it is a
+            teacher of its own (:func:`teacher_dir`), never the official one: a reader who has only
+            that share of the masks and no outside teacher (this series' study, ``kdas study --step budget``).
         changes: :class:`~kdas_utils.engine.TrainConfig` fields to override (e.g. ``epochs=3``).
     """
-    if weights is None and not (retrain and profile.official_teacher == "official if prepared"):
+    if label_fraction < 1 and weights is not None:
+        raise ValueError("weights= loads the official teacher, which saw every mask; leave out label_fraction")
+    if label_fraction == 1 and weights is None and not (retrain and profile.official_teacher == "official if prepared"):
         weights = official_teacher_file(profile)  # the prepared official teacher, or None: train one
     if weights is not None:
         model = build_teacher()
@@ -403,9 +420,12 @@ def train_teacher(
         model.weights_source = describe_teacher(Path(weights))
         return Run(model.eval(), "weights", Path(weights), [], [])
     changes = {"epochs": profile.teacher_epochs, "keep_epochs": profile.keep_epochs} | changes
+    if label_fraction < 1:
+        changes |= {"label_fraction": label_fraction, "keep_epochs": ()}
+    folder = teacher_dir(profile, label_fraction, seed)
     return _train_or_load(
-        "teacher",
-        checkpoint_dir("teacher", profile),
+        folder.name.removesuffix(f"-{profile.name}"),
+        folder,
         build_teacher,
         profile,
         retrain=retrain,
@@ -417,14 +437,14 @@ def train_teacher(
     )
 
 
-def summarize_teacher(profile: Profile, run: Run, device=None) -> dict:
+def summarize_teacher(profile: Profile, run: Run, device=None, label_fraction: float = 1.0, seed: int = 0) -> dict:
     """The teacher's summary (:func:`~kdas_utils.evaluate.teacher_summary`: its epochs and mean Dice
     on the validation split and every test set), written to ``summary.json`` in its checkpoint folder
     when the run was trained here (not for an official ``PolypPVT.pth``); what ``kdas train-teacher``
     prints. Returns the summary."""
     summary = teacher_summary(profile, run, profile_splits(profile), device)
     if run.source != "weights":
-        path = checkpoint_dir("teacher", profile) / "summary.json"
+        path = teacher_dir(profile, label_fraction, seed) / "summary.json"
         partial = path.with_name(path.name + ".part")
         partial.write_text(json.dumps(summary, indent=2))
         partial.replace(path)
@@ -457,6 +477,9 @@ class StudentRecipe:
             :data:`~kdas_utils.distill.TAU`).
         teacher_epoch: distil from the teacher's snapshot of this epoch (:func:`teacher_snapshot`);
             ``None``: the final teacher.
+        teacher_fraction: distil from a teacher that saw the masks of this share of the training
+            frames only, those the student of the same seed sees (:func:`teacher_dir`); 1: the
+            profile's teacher, which saw every mask.
         epochs: student epochs other than the profile's; ``None``: the profile's.
         label_fraction: the share of training frames whose masks the student sees
             (:attr:`~kdas_utils.engine.TrainConfig.label_fraction`).
@@ -476,10 +499,13 @@ class StudentRecipe:
     epochs: int | None = None
     label_fraction: float = 1.0
     teacher_int8: bool = False
+    teacher_fraction: float = 1.0
 
     def __post_init__(self):
         if self.arm not in ARMS:
             raise ValueError(f"arm={self.arm!r}: choose one of {list(ARMS)}")
+        if self.teacher_fraction < 1 and self.teacher_epoch is not None:
+            raise ValueError("teacher_fraction and teacher_epoch: the partial teacher keeps no snapshots; give one")
 
     @classmethod
     def split(cls, changes: dict, **fields) -> tuple[StudentRecipe, dict]:
@@ -503,13 +529,15 @@ class StudentRecipe:
         """What tells the run (and its ablation table) apart from the profile's own: ``""`` for
         KDAS's ``alpha`` and ``tau``, the final teacher, the profile's epochs and every mask; else
         the pieces that differ, e.g. ``"-a0.1"``, ``"-t1"``, ``"-te3"`` (the teacher of epoch 3),
-        ``"-int8"``, ``"-e40"`` (40 epochs, more than the profile's; fewer epochs are the start of
-        the profile's own run), ``"-l0.25"`` (a quarter of the masks). The teacher's pieces appear
-        only where a teacher is used (``teacher``, default :attr:`uses_teacher`)."""
+        ``"-tl0.25"`` (the teacher that saw a quarter of the masks), ``"-int8"``, ``"-e40"`` (40 epochs,
+        more than the profile's; fewer epochs are the start of the profile's own run), ``"-l0.25"`` (a
+        quarter of the masks). The teacher's pieces appear only where a teacher is used (``teacher``,
+        default :attr:`uses_teacher`)."""
         tag = ""
         if self.uses_teacher if teacher is None else teacher:
             tag += (f"-a{self.alpha:g}" if self.alpha != ALPHA else "") + (f"-t{self.tau:g}" if self.tau != TAU else "")
             tag += f"-te{self.teacher_epoch}" if self.teacher_epoch is not None else ""
+            tag += f"-tl{self.teacher_fraction:g}" if self.teacher_fraction != 1 else ""
             tag += "-int8" if self.teacher_int8 else ""
         tag += f"-e{self.epochs}" if self.epochs is not None and self.epochs > profile.epochs else ""
         return tag + (f"-l{self.label_fraction:g}" if self.label_fraction != 1 else "")
@@ -558,11 +586,22 @@ def teacher_snapshot(profile: Profile, epoch: int) -> Path:
     return path
 
 
-def _teacher_for(profile: Profile, teacher_epoch: int | None, device, who: str) -> nn.Module:
-    """The frozen teacher a student learns from: the snapshot of ``teacher_epoch``, else the
-    profile's teacher, trained first if it is missing, and said so before it starts."""
-    if teacher_epoch:
-        return load_trained(teacher_snapshot(profile, teacher_epoch), device or "cpu")
+def _teacher_for(profile: Profile, recipe: StudentRecipe, seed: int, device, who: str) -> nn.Module:
+    """The frozen teacher a student of ``recipe`` and ``seed`` learns from: the snapshot of
+    ``recipe.teacher_epoch``, the partial teacher of ``recipe.teacher_fraction`` and ``seed``, else the
+    profile's teacher; a teacher that is missing is trained first, and said so before it starts."""
+    if recipe.teacher_epoch:
+        return load_trained(teacher_snapshot(profile, recipe.teacher_epoch), device or "cpu")
+    if recipe.teacher_fraction < 1:
+        folder = teacher_dir(profile, recipe.teacher_fraction, seed)
+        if _finished(folder, profile.teacher_epochs) is None:
+            print(
+                f"{who} learns from a teacher that saw {recipe.teacher_fraction:.0%} of the masks, not trained yet: "
+                f"training it first (kdas train-teacher --profile {profile.name} --label-fraction "
+                f"{recipe.teacher_fraction:g} --seed {seed})",
+                flush=True,
+            )
+        return train_teacher(profile, device=device, seed=seed, label_fraction=recipe.teacher_fraction).model
 
     try:
         official = official_teacher_file(profile)
@@ -631,7 +670,8 @@ def train_student(
             ``StudentRecipe(arm)``, the series' settings.
         seed: seeds the initial weights, the data order and the masks kept (``label_fraction``).
         teacher: the frozen teacher; ``None`` takes :func:`train_teacher`'s for the profile (or
-            its snapshot of ``recipe.teacher_epoch``). Unused by ``no-kd``.
+            its snapshot of ``recipe.teacher_epoch``, or the partial teacher of
+            ``recipe.teacher_fraction`` and ``seed``). Unused by ``no-kd``.
         changes: other :class:`~kdas_utils.engine.TrainConfig` fields (e.g. ``progress=False``); the
             recipe's fields (``epochs``, ``label_fraction``) are given in the recipe.
         retrain, device, augment, when_busy: as for :func:`train_teacher`; ``when_busy="skip"``
@@ -642,7 +682,7 @@ def train_student(
     objective = None
     if recipe.uses_teacher:
         if teacher is None:
-            teacher = _teacher_for(profile, recipe.teacher_epoch, device, f"the {recipe.arm} student")
+            teacher = _teacher_for(profile, recipe, seed, device, f"the {recipe.arm} student")
         loss = KDASLoss(alpha=recipe.alpha, tau=recipe.tau, **ARMS[recipe.arm])
         objective = DistillationObjective(teacher, loss, recipe.teacher_int8)
     out_dir = recipe.folder(profile, seed)
@@ -670,9 +710,10 @@ def _ablation_order(plan: dict[str, int]) -> list[tuple[int, str]]:
 
 
 def _ablation_teacher(profile: Profile, plan: dict[str, int], recipe: StudentRecipe, teacher, device):
-    """``teacher``, or the recipe's teacher (:func:`_teacher_for`) when an arm of ``plan`` needs one."""
-    if teacher is None and any(ARMS[arm] is not None for arm in plan):
-        teacher = _teacher_for(profile, recipe.teacher_epoch, device, "the ablation")
+    """``teacher``, or the recipe's teacher (:func:`_teacher_for`) when an arm of ``plan`` needs one; ``None``
+    for a partial teacher (:attr:`StudentRecipe.teacher_fraction`), which is each seed's own."""
+    if teacher is None and recipe.teacher_fraction == 1 and any(ARMS[arm] is not None for arm in plan):
+        teacher = _teacher_for(profile, recipe, 0, device, "the ablation")
     return teacher
 
 
@@ -688,10 +729,19 @@ def claim_runs(
     other process holds, and leave those it holds to it; finished runs are passed over. Scores nothing."""
     teacher = _ablation_teacher(profile, plan, recipe, teacher, device)
     for seed, arm in _ablation_order(plan):
-        with contextlib.suppress(_Busy):
-            train_student(
-                profile, recipe.but(arm=arm), seed, teacher=teacher, device=device, when_busy="skip", **changes
-            )
+        claim_run(profile, recipe.but(arm=arm), seed, teacher=teacher, device=device, **changes)
+
+
+def claim_run(
+    profile: Profile, recipe: StudentRecipe, seed: int, teacher: nn.Module | None = None, device=None, **changes
+) -> bool:
+    """Train (or load) the student of ``recipe`` and ``seed`` unless another live process holds its
+    folder; ``False`` when it does (the run is left to it). Scores nothing."""
+    try:
+        train_student(profile, recipe, seed, teacher=teacher, device=device, when_busy="skip", **changes)
+    except _Busy:
+        return False
+    return True
 
 
 def run_ablation(

@@ -309,3 +309,67 @@ def test_two_processes_share_the_runs_and_train_each_once(tiny, tmp_path, monkey
     assert list(zip(theirs.arm, theirs.seed)) == list(zip(table.arm, table.seed))
     # the same checkpoints, scored on one thread there and two here: equal to rounding
     assert theirs.validation.tolist() == pytest.approx(table.validation.tolist(), abs=1e-5)
+
+
+@pytest.mark.slow
+def test_budget_step_trains_every_arm_and_teacher_once_and_resumes_from_its_tables(tiny, tmp_path, capsys):
+    """The label-budget step on the tiny profile: each run of the plan trained once (the partial teacher
+    once per seed, in its own folder), one row per run with every test set, seen and unseen, the frames
+    behind the rows, the arms' table with paired gains; a second call trains and scores nothing."""
+    plan = study.BudgetPlan(fractions=(0.5,), seeds=2, partial_fractions=(0.5,), partial_seeds=1, full_seeds=0)
+    chosen = {"kdas": 0.1, "pixel": 0.3}
+    rows, arms = study.budget(tiny, plan, device="cpu", chosen=chosen, progress=False)
+    out = capsys.readouterr().out
+    started = sorted(line.split(":")[0] for line in out.splitlines() if ": backbone from " in line)
+    expected = ["teacher", "teacher-l0.5-s0"] + [f"student-{a}-l0.5-s{s}" for a in ("no-kd",) for s in (0, 1)]
+    expected += [f"student-{a}-s{s}" for a in ("kdas-a0.1-l0.5", "pixel-l0.5") for s in (0, 1)]
+    expected += ["student-kdas-a0.1-tl0.5-l0.5-s0", "student-pixel-tl0.5-l0.5-s0"]
+    assert started == sorted(expected)
+    assert len(rows) == 8 and set(rows.teacher) == {"full", "partial"}
+    assert (rows.alpha[rows.arm == "kdas"] == 0.1).all() and rows.alpha[rows.arm == "no-kd"].isna().all()
+    splits = profile_splits(tiny)
+    for name in splits.test:
+        assert rows[name].between(0, 1).all()
+    seen, unseen = splits.of_domain("seen"), splits.of_domain("unseen")
+    assert seen and unseen
+    weights = {name: len(splits.test[name]) for name in splits.test}
+    row = rows.iloc[0]
+    pooled = sum(row[n] * weights[n] for n in unseen) / sum(weights[n] for n in unseen)
+    assert row["unseen"] == pytest.approx(pooled)
+    frames = pd.read_csv(study.study_dir(tiny) / "budget-frames.csv")
+    assert len(frames) == 8 * sum(weights.values())
+    kdas = arms[(arms.arm == "kdas") & (arms.teacher == "full")].iloc[0]
+    assert kdas.seeds == 2 and kdas.seen_low <= kdas.seen <= kdas.seen_high
+    mine = rows[(rows.arm == "kdas") & (rows.teacher == "full")]
+    alone = rows[rows.arm == "no-kd"]
+    assert kdas.seen_gain == pytest.approx(mine.seen.mean() - alone.seen.mean())  # the same frames and seeds
+    partial = arms[(arms.arm == "pixel") & (arms.teacher == "partial")].iloc[0]
+    assert partial.seeds == 1 and not pd.isna(partial.unseen_gain)  # against no-kd's seed 0 only
+    again, _ = study.budget(tiny, plan, device="cpu", chosen=chosen, progress=False)
+    assert ": backbone from " not in capsys.readouterr().out
+    pd.testing.assert_frame_equal(again, pd.read_csv(study.study_dir(tiny) / "budget.csv"))
+
+
+def test_budget_plan_orders_a_quarter_first_then_the_partial_teacher_then_every_mask():
+    runs_ = study.budget_runs()
+    assert runs_[:3] == [("no-kd", "full", 0.25, 0), ("kdas", "full", 0.25, 0), ("pixel", "full", 0.25, 0)]
+    fractions = [f for _, t, f, _ in runs_ if t == "full"]
+    assert fractions == sorted(fractions, key=[0.25, 0.1, 0.5, 1.0].index)
+    partial = [r for r in runs_ if r[1] == "partial"]
+    assert {(a, s) for a, _, _, s in partial} == {("kdas", 0), ("kdas", 1), ("pixel", 0), ("pixel", 1)}
+    assert runs_.index(partial[0]) > max(i for i, r in enumerate(runs_) if r[2] == 0.5)
+    assert len(runs_) == 3 * 3 * 3 + 4 + 3 * 3
+
+
+def test_exchange_rate_interpolates_the_student_alone_in_log_share():
+    arms = pd.DataFrame(
+        {
+            "arm": ["no-kd"] * 3 + ["kdas"],
+            "teacher": ["full"] * 4,
+            "label_fraction": [0.25, 0.5, 1.0, 0.25],
+            "seen": [0.40, 0.50, 0.60, 0.55],
+        }
+    )
+    assert study.exchange_rate(arms) == pytest.approx(2**-0.5)  # halfway from 0.5 to 1 in log share
+    assert study.exchange_rate(arms.assign(seen=[0.4, 0.5, 0.6, 0.7])) == float("inf")
+    assert study.exchange_rate(arms.assign(seen=[0.4, 0.5, 0.6, 0.3])) == 0.25

@@ -14,11 +14,15 @@ Five questions, each answered on the validation split (never on a test set), eac
    once the student alone stops improving (Beyer et al. 2022)?
 5. **the teacher as a labeller**: ``no-kd`` and the best arm when the students see only a share of
    the masks and the distilled one sees the teacher's maps on every frame (Xie et al. 2020).
+6. **the label budget** (:mod:`~kdas_utils.study.budget`): ``no-kd``, ``kdas`` and ``pixel`` at 10%, 25%,
+   50% and every mask, from the teacher that saw every mask and from one that saw the same masks as
+   the student: how many masks is a teacher worth?
 
 :func:`answer` states in sentences what the measured tables show.
 
-The package has three rooms: :mod:`~kdas_utils.study.steps` (the steps, each writing one table,
-and :func:`run_study`, which ``kdas study`` calls), :mod:`~kdas_utils.study.results` (load, export
+The package's rooms: :mod:`~kdas_utils.study.steps` (the steps, each writing one table),
+:mod:`~kdas_utils.study.budget` (the label-budget step), :mod:`~kdas_utils.study.run` (:func:`run_study`,
+which ``kdas study`` calls), :mod:`~kdas_utils.study.results` (load, export
 with the figures, read against the student alone) and :mod:`~kdas_utils.study.verdict` (the answer
 in sentences). Figures are drawn by :func:`kdas_utils.plots.study_figures`.
 
@@ -26,9 +30,10 @@ Every step writes its table under ``runs/study-<profile>/``; ``kdas study --prof
 runs them in order and can be stopped and started again at any time.
 """
 
+from .budget import BudgetPlan, budget, budget_arms, budget_runs, exchange_rate
 from .results import UNSEEN_TABLES, against_alone, curves, export, figures, load_results, seed_spread
+from .run import RECORDED_ALPHA_STEPS, STEPS, run_study
 from .steps import (
-    STEPS,
     StudyPlan,
     alpha_sweep,
     best_of,
@@ -39,7 +44,6 @@ from .steps import (
     patient_curves,
     recorded_choice,
     run_history,
-    run_study,
     seeds_table,
     study_dir,
     teacher_curve,
@@ -49,7 +53,13 @@ from .steps import (
 from .verdict import answer, unseen_answer
 
 __all__ = [
+    "RECORDED_ALPHA_STEPS",
     "STEPS",
+    "BudgetPlan",
+    "budget",
+    "budget_arms",
+    "budget_runs",
+    "exchange_rate",
     "UNSEEN_TABLES",
     "StudyPlan",
     "against_alone",

@@ -319,59 +319,6 @@ def teacher_curve(profile: Profile):
     return table
 
 
-# The steps of the study, in the order run_study takes them (the choices of ``kdas study --step``).
-STEPS = ("alpha", "seeds", "teacher-strength", "labeller", "patient", "unseen")
-
-
-def run_study(
-    profile: Profile,
-    plan: StudyPlan = StudyPlan(),
-    device=None,
-    steps=STEPS,
-    strict: bool = False,
-    **changes,
-) -> dict:
-    """The study's ``steps`` (names of :data:`STEPS`) in order, each resumable (finished runs are
-    loaded); what ``kdas study`` runs. Returns the tables of the steps run, by name (``alpha``,
-    ``chosen``, ``seeds``, ``teacher-strength``, ``labeller``, ``patient``, ``unseen``,
-    ``unseen-arms``), and ``notes`` (what was left out, in words).
-
-    The alpha step always runs (the others need its choice); ``seeds`` also runs for ``labeller`` and
-    ``patient``, which train its best arm. ``steps=("unseen",)`` alone trains nothing: it scores the
-    finished runs at the alphas the alpha step recorded. An unseen step that cannot run (no unseen test
-    set, no finished run) raises its ``ValueError`` with ``strict``, else is left out with a note.
-    The teacher's curve (:func:`teacher_curve`) is written when the teacher has started.
-    ``changes``: TrainConfig overrides, e.g. ``epochs=3`` (see :func:`_ablation`).
-    """
-    unknown = [step for step in steps if step not in STEPS]
-    if unknown:
-        raise ValueError(f"unknown study step(s) {unknown}; choose among {list(STEPS)}")
-    tables, wanted = {"notes": []}, set(steps)
-    if wanted != {"unseen"}:
-        tables["alpha"] = alpha_sweep(profile, plan, device, **changes)
-        tables["chosen"] = chosen = choose_alpha(tables["alpha"])
-        if {"seeds", "labeller", "patient"} & wanted:
-            tables["seeds"] = seeds_table(profile, chosen, plan, device, **changes)
-        if "teacher-strength" in wanted:
-            tables["teacher-strength"] = teacher_strength(profile, chosen, plan, device, **changes)
-        if {"labeller", "patient"} & wanted:
-            best = best_of(tables["seeds"], chosen)
-            if "labeller" in wanted:
-                tables["labeller"] = labeller(profile, best, chosen[best], plan, device, **changes)
-            if "patient" in wanted:
-                tables["patient"] = patient(profile, best, chosen[best], plan, device, **changes)
-    if "unseen" in wanted:
-        try:
-            tables["unseen"], tables["unseen-arms"] = unseen(profile, tables.get("chosen"), plan, device)
-        except ValueError as error:
-            if strict:
-                raise
-            tables["notes"].append(f"unseen step left out: {error}")
-    if (checkpoint_dir("teacher", profile) / "last.pt").exists():
-        tables["teacher-curve"] = teacher_curve(profile)
-    return tables
-
-
 def _alpha_column(table, alpha: float) -> list[float]:
     """The ``alpha`` column of a study table: ``alpha`` for each distilled arm, NaN for ``no-kd``."""
     return [float("nan") if arm == "no-kd" else alpha for arm in table.arm]

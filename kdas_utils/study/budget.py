@@ -1,0 +1,230 @@
+"""How many masks is a teacher worth? The label-budget step of the study (``kdas study --step budget``).
+
+The students see the masks of a share of the training frames only (10%, 25%, 50%, and every mask),
+drawn from each seed and the same for every arm of a seed (:class:`~kdas_utils.data.PartialLabels`);
+the distilled ones see the teacher's maps on every frame. Three arms:
+
+* ``no-kd``: the student alone, which learns from the masks it has;
+* ``kdas``: KDAS's attention terms (L_AT + L_SGM) beside L_seg, at the alpha the study chose on the
+  validation split (:func:`~kdas_utils.study.recorded_choice`);
+* ``pixel``: pixel-wise KD at its own chosen alpha. On frames without a mask it is soft
+  pseudo-labelling, the classic semi-supervised recipe: if it does as well as KDAS, KDAS's attention
+  terms are not what pays.
+
+Two teachers (the column ``teacher``): ``full``, the profile's teacher, which saw every mask (a teacher
+from elsewhere), and ``partial``, a teacher trained on the same masks as the student of its seed
+(:func:`~kdas_utils.runs.teacher_dir`): what a reader with that share of the masks and no outside
+teacher can do. The design of the step is this series' (neither the paper nor the release has it).
+
+Tables under ``runs/study-<profile>/``, written as each run finishes (a run whose row is there is not
+trained or scored again, so the committed tables carry the study across machines):
+
+* ``budget.csv``: one row per run: ``arm``, ``teacher``, ``label_fraction``, ``seed``, ``alpha``,
+  ``best_epoch``, ``validation``, the mean Dice at 0.5 of each test set, ``seen`` and ``unseen`` (the
+  frames of a domain pooled), ``train_seconds``, ``device``;
+* ``budget-frames.csv``: each run's Dice on each test frame (what the intervals are computed from);
+* ``budget-arms.csv``: :func:`budget_arms`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..config import Profile
+from ..engine import cpu_has_native_bf16
+from ..evaluate import score_frames
+from ..intervals import mean_interval, paired_difference
+from ..runs import StudentRecipe, claim_run, profile_splits, sharing, train_student, write_csv
+from .steps import recorded_choice, study_dir
+
+KEY = ["arm", "teacher", "label_fraction", "seed"]
+ARMS = ("no-kd", "kdas", "pixel")
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """The size of the budget step, in the order its runs train.
+
+    Attributes:
+        fractions: shares of the masks, with the ``full`` teacher, in order (the quarter first: it
+            completes the labeller step's point).
+        seeds: seeds of each arm at each of ``fractions``.
+        partial_fractions: shares at which the ``partial`` teacher (trained on the same masks) is tried.
+        partial_seeds: seeds of ``kdas`` and ``pixel`` with the partial teacher (one teacher per seed).
+        full_seeds: seeds of each arm with every mask (the final comparison's runs; trained last).
+    """
+
+    fractions: tuple[float, ...] = (0.25, 0.1, 0.5)
+    seeds: int = 3
+    partial_fractions: tuple[float, ...] = (0.25,)
+    partial_seeds: int = 2
+    full_seeds: int = 3
+
+
+def budget_runs(plan: BudgetPlan = BudgetPlan()) -> list[tuple[str, str, float, int]]:
+    """``(arm, teacher, label_fraction, seed)`` of every run of ``plan``, in the order they train: each
+    fraction's seed 0 of every arm first, then the partial teacher's runs, then every mask."""
+    runs = [(arm, "full", f, seed) for f in plan.fractions for seed in range(plan.seeds) for arm in ARMS]
+    runs += [
+        (arm, "partial", f, seed)
+        for f in plan.partial_fractions
+        for seed in range(plan.partial_seeds)
+        for arm in ARMS[1:]
+    ]
+    return runs + [(arm, "full", 1.0, seed) for seed in range(plan.full_seeds) for arm in ARMS]
+
+
+def recipe_of(arm: str, teacher: str, fraction: float, chosen: dict[str, float]) -> StudentRecipe:
+    """The :class:`~kdas_utils.runs.StudentRecipe` of a budget run (the same folders as the study's
+    other steps where the run is the same: e.g. ``student-kdas-a0.05-l0.25-s0``)."""
+    if arm == "no-kd":
+        return StudentRecipe("no-kd", label_fraction=fraction)
+    return StudentRecipe(
+        arm, alpha=chosen[arm], label_fraction=fraction, teacher_fraction=fraction if teacher == "partial" else 1.0
+    )
+
+
+def budget(profile: Profile, plan: BudgetPlan = BudgetPlan(), device=None, chosen=None, **changes):
+    """Train (or load) and score every run of ``plan`` (:func:`budget_runs`), writing ``budget.csv`` and
+    ``budget-frames.csv`` after each; then ``budget-arms.csv``. Runs with a row already are skipped.
+    ``chosen``: ``{arm: alpha}``, default the study's recorded choice. Returns ``(rows, arms)``.
+
+    Raises:
+        ValueError: no alpha recorded for ``kdas`` or ``pixel``, or no unseen test set.
+    """
+    chosen = chosen or recorded_choice(profile)
+    missing = [arm for arm in ARMS[1:] if arm not in chosen]
+    if missing:
+        raise ValueError(
+            f"no alpha chosen for {missing} in the {profile.name} study: run its alpha step first "
+            f"(kdas study --profile {profile.name} --step alpha)"
+        )
+    splits = profile_splits(profile)
+    if "unseen" not in splits.domains.values():
+        raise ValueError(
+            f"the {profile.name} profile's test sets {list(splits.test)} hold no unseen set: name a root of "
+            f"unseen sets with $KDAS_TEST_ROOTS or --test-root (e.g. ../shared/data/unseen256)"
+        )
+    folder = study_dir(profile)
+    rows_csv, frames_csv = folder / "budget.csv", folder / "budget-frames.csv"
+    rows = pd.read_csv(rows_csv) if rows_csv.exists() else pd.DataFrame(columns=KEY)
+    frames = pd.read_csv(frames_csv) if frames_csv.exists() else pd.DataFrame(columns=[*KEY, "set", "frame", "dice"])
+    done = set(map(_key, rows[KEY].itertuples(index=False)))
+    todo = [run for run in budget_runs(plan) if _key(run) not in done]
+    if sharing():  # side by side (kdas study --jobs): first every run nobody holds
+        for arm, teacher, fraction, seed in todo:
+            claim_run(profile, recipe_of(arm, teacher, fraction, chosen), seed, device=device, **changes)
+    for arm, teacher, fraction, seed in todo:
+        recipe = recipe_of(arm, teacher, fraction, chosen)
+        run = train_student(profile, recipe, seed, device=device, **changes)
+        row, per_set = score_frames(run, splits, profile.image_size, device)
+        pooled = {
+            which: np.concatenate([per_set[name] for name in splits.of_domain(which)]) for which in ("seen", "unseen")
+        }
+        key = dict(zip(KEY, (arm, teacher, fraction, seed)))
+        alpha = float("nan") if arm == "no-kd" else chosen[arm]
+        row = key | {"alpha": alpha} | row | {w: float(v.mean()) for w, v in pooled.items()}
+        row["device"] = _device_name(device)
+        rows = pd.concat([rows, pd.DataFrame([row])], ignore_index=True)
+        names = {name: [image.stem for image, _ in pairs] for name, pairs in splits.test.items()}
+        new = [
+            key | {"set": name, "frame": f, "dice": d} for name in per_set for f, d in zip(names[name], per_set[name])
+        ]
+        frames = pd.concat([frames, pd.DataFrame(new)], ignore_index=True)
+        write_csv(frames, frames_csv)  # the frames first: a row is only there once its frames are
+        write_csv(rows, rows_csv)
+    arms = budget_arms(rows, frames, splits.domains)
+    write_csv(arms, folder / "budget-arms.csv")
+    return rows, arms
+
+
+def _key(run) -> tuple:
+    arm, teacher, fraction, seed = run
+    return arm, teacher, round(float(fraction), 6), int(seed)
+
+
+def _device_name(device) -> str:
+    """What trained the run: ``cuda``, ``cpu-bf16`` (a CPU with native bf16, which trains under bf16
+    autocast) or ``cpu-fp32``; arms are compared within one device only."""
+    if device not in (None, "cpu") or (device is None and torch.cuda.is_available()):
+        return str(device or "cuda")
+    return "cpu-bf16" if cpu_has_native_bf16() else "cpu-fp32"
+
+
+def budget_arms(rows, frames, domains: dict[str, str] | None = None):
+    """Per arm, teacher and share of the masks (one row each): the number of seeds; the mean
+    validation Dice and its spread over seeds (``validation_std``); for ``seen`` and ``unseen``, the mean
+    Dice of the frames (each frame's Dice averaged over the seeds) with its 95% percentile-bootstrap
+    interval over frames (``seen_low``, ``seen_high``), the spread of the seeds' means
+    (``seen_seed_std``), and the gain over the student alone of the same share and the same seeds on
+    the same frames with its paired interval (``seen_gain``, ``seen_gain_low``, ``seen_gain_high``).
+    ``domains``: ``{test set: "seen" | "unseen"}``; default: Kvasir and CVC-ClinicDB seen, the others
+    unseen."""
+    frames = frames.assign(label_fraction=frames.label_fraction.astype(float).round(6))
+    rows = rows.assign(label_fraction=rows.label_fraction.astype(float).round(6))
+    domains = domains or {}
+
+    def domain_of(name: str) -> str:
+        return domains.get(name, "seen" if name in ("Kvasir", "CVC-ClinicDB") else "unseen")
+
+    frames = frames.assign(domain=frames["set"].map(domain_of))
+    out = []
+    for (arm, teacher, fraction), group in rows.groupby(["arm", "teacher", "label_fraction"], sort=False):
+        seeds = sorted(group.seed.astype(int))
+        record = {"arm": arm, "teacher": teacher, "label_fraction": fraction, "seeds": len(seeds)}
+        record["alpha"] = group.alpha.iloc[0]
+        record["validation"] = group.validation.mean()
+        record["validation_std"] = group.validation.std() if len(seeds) > 1 else float("nan")
+        mine = _seed_frames(frames, arm, teacher, fraction, seeds)
+        alone = _seed_frames(frames, "no-kd", "full", fraction, seeds) if arm != "no-kd" else None
+        for which in ("seen", "unseen"):
+            values = mine[mine.domain == which]
+            interval = mean_interval(values.dice.to_numpy())
+            record |= {which: interval.mean, f"{which}_low": interval.low, f"{which}_high": interval.high}
+            record[f"{which}_seed_std"] = group[which].std() if len(seeds) > 1 else float("nan")
+            if alone is not None and len(alone):
+                base = alone[alone.domain == which]
+                paired = values.merge(base, on=["set", "frame"], suffixes=("", "_alone"))
+                gain = paired_difference(paired.dice.to_numpy(), paired.dice_alone.to_numpy())
+                record |= {f"{which}_gain": gain.mean, f"{which}_gain_low": gain.low, f"{which}_gain_high": gain.high}
+        out.append(record)
+    return pd.DataFrame(out)
+
+
+def _seed_frames(frames, arm: str, teacher: str, fraction: float, seeds: list[int]):
+    """Each test frame's Dice averaged over ``seeds`` of one arm (``set``, ``frame``, ``domain``, ``dice``);
+    empty when a seed is missing (the gain is then left out rather than taken over other seeds)."""
+    mine = frames[
+        (frames.arm == arm)
+        & (frames.teacher == teacher)
+        & (frames.label_fraction == round(fraction, 6))
+        & frames.seed.astype(int).isin(seeds)
+    ]
+    if mine.seed.nunique() < len(seeds):
+        return mine.iloc[0:0][["set", "frame", "domain", "dice"]]
+    return mine.groupby(["set", "frame", "domain"], sort=False, as_index=False)["dice"].mean()
+
+
+def exchange_rate(arms, arm: str = "kdas", fraction: float = 0.25, scope: str = "seen") -> float:
+    """The share of the masks at which the student alone reaches what ``arm`` (full teacher) reaches at
+    ``fraction``: interpolated linearly in log(share) between the student alone's measured shares;
+    ``inf`` if it stays below at every share measured, ``nan`` if the point is missing. E.g. 0.6: KDAS at
+    a quarter of the masks is worth the student alone at 60% of them."""
+    alone = arms[(arms.arm == "no-kd") & (arms.teacher == "full")].sort_values("label_fraction")
+    target = arms[(arms.arm == arm) & (arms.teacher == "full") & (arms.label_fraction == fraction)]
+    if target.empty or alone.empty:
+        return float("nan")
+    value = float(target[scope].iloc[0])
+    x, y = np.log(alone.label_fraction.to_numpy(float)), alone[scope].to_numpy(float)
+    for i in range(len(x)):
+        if y[i] >= value:
+            if i == 0:
+                return float(alone.label_fraction.iloc[0])
+            t = (value - y[i - 1]) / (y[i] - y[i - 1])
+            return float(math.exp(x[i - 1] + t * (x[i] - x[i - 1])))
+    return float("inf")
