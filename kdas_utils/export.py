@@ -63,6 +63,29 @@ def export_onnx(model: nn.Module, path: str | Path, image_size: int = 352, max_b
     return path
 
 
+def quantize_onnx(source: str | Path, path: str | Path) -> Path:
+    """An int8 copy of an exported model: ONNX Runtime's dynamic quantisation of the matrix products
+    (``MatMul``, ``Gemm``: the transformer's attention and MLP layers; weights int8 per channel, activations
+    quantised at each call), the convolutions left in fp32. Written whole or not at all.
+
+    How far its masks are from the fp32 model's is measured, not assumed: ``python -m kdas_utils.bench
+    --predict`` and ``docs/predict.md``."""
+    _require("onnxruntime")
+    from onnxruntime.quantization import QuantType, quantize_dynamic  # optional: the export extra
+
+    path = Path(path)
+    partial = path.with_name(path.name + ".part")
+    quantize_dynamic(
+        str(source),
+        str(partial),
+        weight_type=QuantType.QInt8,
+        op_types_to_quantize=["MatMul", "Gemm"],
+        per_channel=True,
+    )
+    partial.replace(path)
+    return path
+
+
 class OnnxPredictor:
     """onnxruntime on the CPU: ``predictor(images)`` with ``(B, 3, S, S)`` float32 arrays."""
 
@@ -71,6 +94,9 @@ class OnnxPredictor:
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = threads
+        # Idle threads sleep instead of spinning: beside a video's decoding and encoding threads, spinning
+        # takes the cores they need (kdas predict's pipeline).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0]
 

@@ -138,6 +138,7 @@ def test_every_user_facing_error_is_a_kdas_error(where, name):
 OPTIONAL_DEPENDENCIES = {
     "google.colab": "exists on Colab only",
     "gdown": "the `colab` extra",
+    "onnxruntime": "the `export` extra",
 }
 
 

@@ -21,7 +21,7 @@ from kdas_utils.engine import CHECKPOINT_FORMAT, save_checkpoint
 from kdas_utils.engine.checkpoint import architecture
 from kdas_utils.models import build_student
 from kdas_utils.models.weights import to_polyp_pvt_keys
-from kdas_utils.predict import CSV_NAME, Prediction, Predictor, collect_inputs
+from kdas_utils.predict import CSV_NAME, Prediction, Predictor, collect_inputs, read_masks
 
 SIZE = 128  # the size the test checkpoint says it was trained at: small, so the tests stay quick
 # Frames predicted in a batch and one by one go through different CPU kernels, which round differently
@@ -115,32 +115,49 @@ def test_a_folder_of_real_frames_through_the_command(frames, weights, predictor,
     assert rows[-1]["mask"].startswith("clinic__")  # a subfolder's frame is named after it
 
 
-def test_a_video_written_from_real_frames_gives_the_per_image_masks(real_root, predictor, threshold, tmp_path, capsys):
-    images = sorted((real_root / "TestDataset" / "Kvasir" / "images").iterdir())[:5]
-    frames = [np.asarray(Image.open(p).convert("RGB").resize((160, 128))) for p in images]
-    video = tmp_path / "clip.avi"
-    with av.open(str(video), "w") as container:  # lossless, so the decoded frames are the frames written
-        stream = container.add_stream("ffv1", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 160, 128, "bgr0"
+def write_clip(path: Path, frames: list[np.ndarray], rate: int = 10) -> Path:
+    """A lossless video of ``frames`` (FFV1), so the decoded frames are the frames written."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("ffv1", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = frames[0].shape[1], frames[0].shape[0], "bgr0"
         for frame in frames:
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clip_frames(real_root) -> list[np.ndarray]:
+    images = sorted((real_root / "TestDataset" / "Kvasir" / "images").iterdir())[:5]
+    return [np.asarray(Image.open(p).convert("RGB").resize((160, 128))) for p in images]
+
+
+def test_a_video_gives_an_overlay_video_one_mask_video_and_a_row_per_frame(
+    clip_frames, predictor, threshold, tmp_path, capsys
+):
+    video = write_clip(tmp_path / "clip.avi", clip_frames)
     out = tmp_path / "out"
     argv = ["predict", str(video), "--weights", predictor_weights(predictor), "--out", str(out)]
     assert main([*argv, "--threshold", repr(threshold)]) == 0
     assert "overlay video:" in capsys.readouterr().out
     rows = read_csv(out / CSV_NAME)
     assert [int(r["frame"]) for r in rows] == list(range(5))
-    for row, frame in zip(rows, frames):
-        written = np.asarray(Image.open(out / row["mask"])) == 255
+    assert [float(r["time_s"]) for r in rows] == pytest.approx([i / 10 for i in range(5)])
+    masks = list(read_masks(out / "clip_masks.mkv"))
+    assert len(masks) == 5 and {r["mask"] for r in rows} == {"clip_masks.mkv"}
+    for row, frame, written in zip(rows, clip_frames, masks):
         assert_same_mask(written, predictor.predict(frame), threshold, row["frame"])
-        assert 0 < written.mean() < 1
-    assert (out / "clip" / "overlays" / "000004.png").exists()
+        assert 0 < written.mean() < 1 and float(row["area_fraction"]) == pytest.approx(written.mean(), abs=1e-6)
     with av.open(str(out / "clip_overlay.mp4")) as container:
         decoded = list(container.decode(video=0))
     assert len(decoded) == 5 and (decoded[0].width, decoded[0].height) == (160, 128)
+    assert sorted(p.name for p in out.iterdir()) == ["clip_masks.mkv", "clip_overlay.mp4", CSV_NAME]  # 3 files
+    again = tmp_path / "frames"
+    assert main([*argv[:-1], str(again), "--threshold", repr(threshold), "--save-frames"]) == 0
+    assert np.array_equal(np.asarray(Image.open(again / "clip" / "000004.png")) == 255, masks[4])
+    assert (again / "clip" / "overlays" / "000004.png").exists()
 
 
 def assert_same_mask(mask: np.ndarray, expected: Prediction, threshold: float, where) -> None:
@@ -214,7 +231,9 @@ def test_bad_inputs_and_outputs_end_in_one_line(frames, weights, tmp_path, capsy
     assert main(["predict", str(frames), "--weights", str(weights), "--out", str(out)]) == 0
     capsys.readouterr()
     before = (out / CSV_NAME).read_bytes()
-    assert "exist already; pass --overwrite" in error(str(frames), "--out", str(out))
+    assert "exist already; pass --resume to continue a run that stopped, --overwrite" in error(
+        str(frames), "--out", str(out)
+    )
     assert (out / CSV_NAME).read_bytes() == before
     assert main(["predict", str(frames), "--weights", str(weights), "--out", str(out), "--overwrite"]) == 0
     with pytest.raises(SystemExit):

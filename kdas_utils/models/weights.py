@@ -182,7 +182,8 @@ def load_official(path: str | Path) -> nn.Module:
         raise WeightLoadError(
             f"{path}: not a Polyp-PVT-format checkpoint (backbone.patch_embed1.proj.weight is "
             f"{'missing' if stem is None else f'{width} wide'}; expected 64 for PVTv2-B2 or 32 for "
-            f"B0). Engine checkpoints (best.pt) go to --checkpoint instead."
+            f"B0). Files this series reads as a network: an engine checkpoint (best.pt), a state_dict of "
+            f"build_student() or build_teacher() (torch.save(model.state_dict(), path)), or a Polyp-PVT-format file."
         )
     model = PolypPVT(BACKBONES[roles[width]])
     _load_polyp_pvt_state(model, state, path, strict=True)
@@ -209,17 +210,41 @@ def load_trained(path: str | Path, device: str | torch.device = "cpu") -> nn.Mod
     return model.to(device).eval()
 
 
+# The first weight of the timm backbone, in a state_dict of build_student() / build_teacher(): its
+# width tells the two apart (32: PVTv2-B0, 64: PVTv2-B2).
+OWN_STEM = "backbone.patch_embed.proj.weight"
+
+
 def load_network(path: str | Path, device: str | torch.device = "cpu") -> nn.Module:
-    """Either kind of network file of the series, told apart by its contents: an engine checkpoint
-    (:func:`load_trained`) or a Polyp-PVT-format file such as the official ``PolypPVT.pth``
-    (:func:`load_official`). Returned in ``eval()`` mode on ``device``."""
+    """Any network file of the series, told apart by its contents: an engine checkpoint
+    (:func:`load_trained`), the package's own ``state_dict`` of :func:`build_student` or
+    :func:`build_teacher` (``torch.save(model.state_dict(), path)``), or a Polyp-PVT-format file such
+    as the official ``PolypPVT.pth`` (:func:`load_official`). Returned in ``eval()`` mode on ``device``."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # mmap: tensors stay on disk
     except Exception:  # missing, legacy or not a weight file: load_official says which
         state = None
     if isinstance(state, dict) and state.get("format") == CHECKPOINT_FORMAT:
         return load_trained(path, device)
+    if isinstance(state, dict) and isinstance(state.get(OWN_STEM), torch.Tensor):
+        return _load_own_state(state, path).to(device)
     return load_official(path).to(device)
+
+
+def _load_own_state(state: dict[str, torch.Tensor], path) -> nn.Module:
+    """A network rebuilt for a ``state_dict`` of :func:`build_student` or :func:`build_teacher`."""
+    roles = {64: "teacher", 32: "student"}
+    width = state[OWN_STEM].shape[0]
+    if width not in roles:
+        raise WeightLoadError(f"{path}: {OWN_STEM} is {width} wide; expected 32 (the student) or 64 (the teacher)")
+    model = PolypPVT(BACKBONES[roles[width]])
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()
+        raise WeightLoadError(f"{path}: a state_dict that does not fit the {roles[width]} ({first[0]})") from error
+    model.weights_source = f"state_dict of the {roles[width]}: {path}"
+    return model.eval()
 
 
 # --------------------------------------------------------------------------- writing (tests, export)

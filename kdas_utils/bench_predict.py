@@ -1,0 +1,209 @@
+"""``kdas predict`` on a colonoscopy-sized video: is the pipeline as fast as its network?
+
+    python -m kdas_utils.bench --predict [--predict-seconds 20] [--predict-sizes 256 352]
+
+On a video it writes first (real test frames, resized to 1280 x 1024, H.264 at 25 frames/s), for each
+backend (``torch``, ``onnx``, ``onnx-int8``) and input size, each in a process of its own (so its peak
+memory is its own):
+
+- ``network_fps``: the network alone on prepared inputs, in batches of the pipeline's size;
+- ``end_to_end_fps``: ``kdas predict`` on the video (decoding, preprocessing, the network, the masks
+  at the frame's size, the overlay, both videos and the CSV), and ``ratio`` = end to end / network;
+- ``peak_rss_mb``: the process's peak resident memory; ``bytes_per_frame`` and ``files_per_video``:
+  what it wrote.
+
+With ``--predict-memory``, the same pipeline on a 10-second and a 60-second clip
+(``memory_ratio_60s_to_10s``). With a trained student (``--predict-weights``, an engine checkpoint), the
+agreement of the ONNX backends with PyTorch's masks on the real test frames: per-frame Dice between the
+masks, and the test sets' mean Dice of each (``tolerance``). A seeded student stands in otherwise: the
+speed does not depend on the weights, the agreement does.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from PIL import Image
+
+from .config import data_root
+from .data import find_dataset, read_mask
+from .engine import CHECKPOINT_FORMAT, save_checkpoint
+from .engine.checkpoint import architecture
+from .metrics import dice_at
+from .models import build_student
+from .predict import Predictor, predict_inputs
+
+VIDEO_SIZE = (1280, 1024)  # a colonoscope's frame (width, height)
+RATE = 25
+
+
+def write_test_video(path: Path, seconds: float, size=VIDEO_SIZE, rate: int = RATE) -> Path:
+    """An H.264 MP4 of real test frames (Kvasir, CVC-ClinicDB), each resized to ``size`` and shown for
+    half a second, ``seconds`` long; synthetic noise frames where the real data is missing."""
+    frames = _frames(size)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "20"}
+        for index in range(round(seconds * rate)):
+            frame = av.VideoFrame.from_ndarray(frames[(index // (rate // 2)) % len(frames)], format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def _frames(size) -> list[np.ndarray]:
+    root = data_root()
+    try:
+        tests = find_dataset(root)["test"]
+        paths = [image for pairs in tests.values() for image, _ in pairs[:10]]
+    except Exception:  # no real data here: noise frames (the speed does not depend on the content)
+        rng = np.random.default_rng(0)
+        return [rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8) for _ in range(8)]
+    return [np.asarray(Image.open(p).convert("RGB").resize(size, Image.BILINEAR)) for p in paths]
+
+
+def seeded_student(path: Path, image_size: int) -> Path:
+    """An engine checkpoint of a seeded student (its speed is the trained one's)."""
+    torch.manual_seed(0)
+    model = build_student().eval()
+    state = {"format": CHECKPOINT_FORMAT, "model": model.state_dict(), "arch": architecture(model)}
+    return save_checkpoint(state | {"config": {"image_size": image_size}}, path)
+
+
+def measure(weights: Path, video: Path, backend: str, size: int, batch: int, repeats: int = 5) -> dict:
+    """One backend and size, in this process: the network alone, then the whole pipeline on ``video``."""
+    predictor = Predictor(weights, backend=backend, size=size, device="cpu")
+    inputs = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
+    predictor.run(inputs)  # warm-up
+    seconds = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        predictor.run(inputs)
+        seconds.append(time.perf_counter() - began)
+    network_fps = batch / float(np.median(seconds))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        report = predict_inputs(predictor, [video], out, batch_size=batch, progress=False, log=None)
+        files = [p for p in out.rglob("*") if p.is_file()]
+        written = sum(p.stat().st_size for p in files)
+    end_to_end = report.frames / report.seconds
+    return {
+        "backend": predictor.backend,
+        "size": size,
+        "batch": batch,
+        "frames": report.frames,
+        "network_fps": network_fps,
+        "end_to_end_fps": end_to_end,
+        "ratio": end_to_end / network_fps,
+        "pipeline_network_fps": report.frames / report.network_seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "bytes_per_frame": written / max(report.frames, 1),
+        "files_per_video": len([p for p in files if p.name != "predictions.csv"]),
+    }
+
+
+def _in_child(weights: Path, video: Path, backend: str, size: int, batch: int) -> dict:
+    """:func:`measure` in a fresh process, for a peak memory of its own."""
+    code = (
+        "import json, sys; from pathlib import Path; from kdas_utils.bench_predict import measure; "
+        "weights, video, backend, *numbers = sys.argv[1:]; "
+        "print('RESULT ' + json.dumps(measure(Path(weights), Path(video), backend, *map(int, numbers))))"
+    )
+    argv = [str(weights), str(video), backend, str(size), str(batch)]
+    done = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{backend} at {size} px failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+    return json.loads(done.stdout.split("RESULT ", 1)[1])
+
+
+def predict_speed(
+    weights: Path | None = None,
+    seconds: float = 20,
+    sizes=(256, 352),
+    backends=("torch", "onnx", "onnx-int8"),
+    batch: int = 8,
+    memory: bool = False,
+) -> dict:
+    """The ``predict`` section of the bench's JSON: ``{"<backend>-<size>": measure(...)}``, plus
+    ``memory`` (10-second against 60-second clip) with ``memory``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        weights = weights or seeded_student(tmp / "student.pt", max(sizes))
+        video = write_test_video(tmp / "clip.mp4", seconds)
+        result = {}
+        for size in sizes:
+            for backend in backends:
+                key = f"{backend}-{size}"
+                result[key] = _in_child(weights, video, backend, size, batch)
+                row = result[key]
+                print(
+                    f"{key}: network {row['network_fps']:.1f} frames/s, end to end {row['end_to_end_fps']:.1f} "
+                    f"({row['ratio']:.2f}x), peak {row['peak_rss_mb']:.0f} MB, {row['bytes_per_frame'] / 1e3:.1f} kB "
+                    f"and {row['files_per_video']} files",
+                    flush=True,
+                )
+        if memory:
+            fastest = max(result.values(), key=lambda r: r["end_to_end_fps"])
+            clips = {n: write_test_video(tmp / f"clip-{n}s.mp4", n) for n in (10, 60)}
+            rss = {
+                n: _in_child(weights, clips[n], fastest["backend"], fastest["size"], batch)["peak_rss_mb"]
+                for n in clips
+            }
+            result["memory"] = {
+                "backend": fastest["backend"],
+                "size": fastest["size"],
+                "peak_rss_mb_10s": rss[10],
+                "peak_rss_mb_60s": rss[60],
+                "memory_ratio_60s_to_10s": rss[60] / rss[10],
+            }
+            print(f"memory: 10 s clip {rss[10]:.0f} MB, 60 s clip {rss[60]:.0f} MB", flush=True)
+    return result
+
+
+def tolerance(weights: Path, sizes=(256, 352), backends=("onnx", "onnx-int8")) -> dict:
+    """Each backend against PyTorch on the real test frames at each size: the mean over frames of the Dice
+    between the two masks (``mask_dice``), and each one's mean Dice against the true masks per test set."""
+    tests = find_dataset(data_root())["test"]
+    result = {}
+    for size in sizes:
+        reference = Predictor(weights, backend="torch", size=size, device="cpu")
+        ours = {b: Predictor(weights, backend=b, size=size, device="cpu") for b in backends}
+        agreement = {b: [] for b in backends}
+        scores = {b: {} for b in ("torch", *backends)}
+        for name, pairs in tests.items():
+            per = {b: [] for b in scores}
+            for image, mask_path in pairs:
+                truth = torch.from_numpy(read_mask(mask_path)).float()[None, None]
+                base = reference.predict(image)
+                per["torch"].append(_dice(base.mask, truth))
+                for b, predictor in ours.items():
+                    mask = predictor.predict(image).mask
+                    agreement[b].append(_dice(mask, torch.from_numpy(base.mask).float()[None, None]))
+                    per[b].append(_dice(mask, truth))
+            for b in scores:
+                scores[b][name] = float(np.mean(per[b]))
+        for b in backends:
+            result[f"{b}-{size}"] = {
+                "mask_dice_to_torch": float(np.mean(agreement[b])),
+                "mask_dice_to_torch_min": float(np.min(agreement[b])),
+                "test_dice": scores[b],
+                "torch_test_dice": scores["torch"],
+                "largest_test_dice_change": max(abs(scores[b][n] - scores["torch"][n]) for n in scores[b]),
+            }
+    return result
+
+
+def _dice(mask: np.ndarray, truth: torch.Tensor) -> float:
+    return float(dice_at(torch.from_numpy(mask).float()[None, None], truth).item())

@@ -1,0 +1,387 @@
+"""Videos as streams: frames decoded, predicted in batches and written while the next ones decode.
+
+:class:`Pipeline` runs three stages at once, joined by bounded queues (so memory does not grow with
+the video's length):
+
+1. a *reader* thread decodes frames (PyAV) and prepares each network input (resize, normalise);
+2. the calling thread gathers the inputs into batches and runs the network;
+3. a *writer* thread turns each probability map into the frame's :class:`~.predictor.Prediction`
+   and hands it to the caller's ``write`` (encoders, CSV).
+
+FFmpeg, ONNX Runtime, PyTorch and OpenCV release Python's lock while they compute, so the stages
+overlap on several cores. A live source (``live=True``) never waits for the network: when the queue
+is full the oldest frame is dropped (and counted), so the overlay follows the camera.
+
+The writers (:class:`OverlayVideo`, :class:`MaskVideo`) write containers that stay readable when the
+process is stopped part-way: a fragmented MP4 (a fragment per second of video) and Matroska.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from .predictor import PredictInputError, Prediction, Predictor
+
+
+@dataclass
+class Frame:
+    """One decoded frame on its way through the :class:`Pipeline`.
+
+    Attributes:
+        index: its number in the source, from 0.
+        seconds: its time stamp in the source.
+        rgb: ``(H, W, 3) uint8``.
+        arrived: ``time.perf_counter()`` when it was decoded (for the latency of live sources).
+        input: ``(3, S, S)`` float32, the network's input (set by the reader).
+    """
+
+    index: int
+    seconds: float
+    rgb: np.ndarray
+    arrived: float = 0.0
+    input: np.ndarray | None = None
+
+
+LATENCIES_KEPT = 10_000  # the latencies of the last frames kept for percentiles: memory stays flat
+
+
+@dataclass
+class PipelineReport:
+    """What a :class:`Pipeline` run did: frames written and dropped, seconds in all and in the network,
+    each frame's latency (decoded to written; the last :data:`LATENCIES_KEPT`), and whether it was stopped
+    before the source ended."""
+
+    frames: int = 0
+    dropped: int = 0
+    seconds: float = 0.0
+    network_seconds: float = 0.0
+    latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCIES_KEPT))
+    stopped: bool = False
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+    @property
+    def network_frames_per_second(self) -> float:
+        return self.frames / self.network_seconds if self.network_seconds else 0.0
+
+
+class _End:
+    """The end of a queue's items; ``error`` is what stopped its producer, if anything."""
+
+    def __init__(self, error: BaseException | None = None):
+        self.error = error
+
+
+class Pipeline:
+    """Decode, predict in batches and write at once (see the module's text).
+
+    Args:
+        predictor: the network and its thresholds.
+        batch_size: frames per network call.
+        depth: how many batches each queue holds (the memory bound: about ``2 * depth * batch_size``
+            frames in flight).
+    """
+
+    def __init__(self, predictor: Predictor, batch_size: int = 8, depth: int = 2):
+        self.predictor, self.batch_size = predictor, batch_size
+        self.depth = max(1, depth)
+
+    def run(
+        self,
+        frames: Iterable[Frame],
+        write: Callable[[Frame, Prediction], None],
+        live: bool = False,
+        stop: threading.Event | None = None,
+    ) -> PipelineReport:
+        """Predict every frame of ``frames`` and call ``write(frame, prediction)`` for each, in order.
+
+        An error in a stage stops the others and is raised here once everything written so far has been
+        handed to ``write``. ``KeyboardInterrupt`` (Ctrl-C) does the same and is raised again afterwards;
+        ``stop``, when set from elsewhere, ends the run as if the source had ended (``report.stopped``).
+        """
+        stop = stop or threading.Event()
+        report = PipelineReport()
+        inputs: queue.Queue = queue.Queue(maxsize=self.depth * self.batch_size)
+        outputs: queue.Queue = queue.Queue(maxsize=self.depth)
+        failure: list[BaseException] = []
+        reader = threading.Thread(target=self._read, args=(frames, inputs, stop, live, report), daemon=True)
+        writer = threading.Thread(target=self._write, args=(outputs, write, stop, report, failure), daemon=True)
+        start = time.perf_counter()
+        reader.start()
+        writer.start()
+        interrupted = None
+        try:
+            self._predict(inputs, outputs, stop, live, report)
+        except BaseException as error:  # KeyboardInterrupt included: stop the reader, let the writer finish
+            interrupted = error
+            stop.set()
+        finally:
+            _put(outputs, _End(), stop=None)
+            writer.join()
+            stop.set()
+            with contextlib.suppress(queue.Empty):
+                while True:  # unblock a reader waiting for room
+                    inputs.get_nowait()
+            reader.join(timeout=10)
+            report.seconds = time.perf_counter() - start
+        report.stopped = report.stopped or interrupted is not None or bool(failure)
+        if interrupted is not None:
+            raise interrupted
+        if failure:
+            raise failure[0]
+        return report
+
+    # ------------------------------------------------------------------ the three stages
+
+    def _read(self, frames, inputs: queue.Queue, stop: threading.Event, live: bool, report: PipelineReport):
+        error = None
+        try:
+            for frame in frames:
+                if stop.is_set():
+                    report.stopped = True
+                    break
+                frame.arrived = frame.arrived or time.perf_counter()
+                frame.input = self.predictor.prepare(frame.rgb)
+                if live and inputs.full():  # a camera does not wait: drop the oldest frame
+                    with contextlib.suppress(queue.Empty):
+                        inputs.get_nowait()
+                        report.dropped += 1
+                _put(inputs, frame, stop)
+        except BaseException as caught:  # reported by the predicting thread
+            error = caught
+        _put(inputs, _End(error), stop)
+
+    def _predict(self, inputs: queue.Queue, outputs: queue.Queue, stop: threading.Event, live: bool, report):
+        ended = False
+        while not ended:
+            first = inputs.get()
+            if isinstance(first, _End):
+                if first.error is not None:
+                    raise first.error
+                return
+            batch = [first]
+            while len(batch) < self.batch_size:
+                try:  # a live source gives what it has; a file fills the batch
+                    item = inputs.get_nowait() if live else inputs.get()
+                except queue.Empty:
+                    break
+                if isinstance(item, _End):
+                    if item.error is not None:
+                        raise item.error
+                    ended = True
+                    break
+                batch.append(item)
+            began = time.perf_counter()
+            probabilities = self.predictor.run(np.stack([frame.input for frame in batch]))
+            report.network_seconds += time.perf_counter() - began
+            for frame in batch:
+                frame.input = None  # the writer needs the frame, not its input
+            if not _put(outputs, (batch, probabilities), stop):
+                return
+
+    def _write(self, outputs: queue.Queue, write, stop: threading.Event, report: PipelineReport, failure: list):
+        while True:
+            item = outputs.get()
+            if isinstance(item, _End):
+                return
+            if failure:
+                continue  # drain, so the predicting thread is never blocked
+            try:
+                batch, probabilities = item
+                for frame, probability in zip(batch, probabilities):
+                    write(frame, self.predictor.finish(frame.rgb, probability))
+                    report.frames += 1
+                    report.latencies.append(time.perf_counter() - frame.arrived)
+            except BaseException as error:
+                failure.append(error)
+                stop.set()
+
+
+def _put(target: queue.Queue, item, stop: threading.Event | None) -> bool:
+    """Put ``item``, waiting for room unless ``stop`` is set; ``False`` when it was not put."""
+    while True:
+        try:
+            target.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            if stop is not None and stop.is_set():
+                return False
+
+
+# --------------------------------------------------------------------------- sources
+
+
+class VideoReader:
+    """A video file or a live stream opened with PyAV (anything FFmpeg opens: a file, ``rtsp://``,
+    ``http://``, ``udp://``, a camera device), decoded with FFmpeg's threads.
+
+    Attributes:
+        rate: its frame rate (25 where the container does not say).
+        expected: its frame count where the container says it, else 0 (a stream).
+
+    Raises:
+        PredictInputError: it holds no video stream.
+        av.FFmpegError: it cannot be opened.
+    """
+
+    def __init__(self, path: str | Path, options: dict | None = None):
+        self.path = path
+        self._container = av.open(str(path), options=options or {})
+        if not self._container.streams.video:
+            self._container.close()
+            raise PredictInputError(f"{path}: holds no video stream")
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        self.rate = Fraction(self._stream.average_rate or 25)
+        self.expected = int(self._stream.frames or 0)
+
+    def frames(self) -> Iterator[Frame]:
+        """Its frames in order, each with its index and time stamp."""
+        base = self._stream.time_base or Fraction(1, 25)
+        for index, frame in enumerate(self._container.decode(self._stream)):
+            seconds = float(frame.pts * base) if frame.pts is not None else index / float(self.rate)
+            yield Frame(index, seconds, frame.to_ndarray(format="rgb24"), time.perf_counter())
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def video_frames(path: str | Path) -> Iterator[Frame]:
+    """The frames of a video (:class:`VideoReader`), its container closed when they end."""
+    with VideoReader(path) as reader:
+        yield from reader.frames()
+
+
+def video_info(path: str | Path) -> tuple[int, Fraction]:
+    """``(frame count or 0 where the container does not say, frame rate)`` of a video file."""
+    try:
+        with VideoReader(path) as reader:
+            return reader.expected, reader.rate
+    except (av.FFmpegError, PredictInputError):
+        return 0, Fraction(25)
+
+
+def count_frames(path: str | Path) -> int:
+    """The frames of a video file that can be read back (its packets, without decoding them); 0 for a
+    missing or unreadable file. A file cut short by a crash counts what is whole."""
+    try:
+        with av.open(str(path)) as container:
+            count = 0
+            with contextlib.suppress(av.FFmpegError):
+                for packet in container.demux(container.streams.video[0]):
+                    count += packet.size > 0
+            return count
+    except (av.FFmpegError, IndexError, FileNotFoundError):
+        return 0
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+class OverlayVideo:
+    """The overlays as an H.264 video (``yuv420p``; x264's ``ultrafast`` preset, which keeps the encoder to
+    a few milliseconds a frame beside the network) in a *fragmented* MP4: a fragment per second, so a run
+    stopped part-way (even killed) leaves a file that plays up to its last whole second. Odd frame sizes
+    are padded by one pixel (4:2:0 needs even sizes)."""
+
+    OPTIONS = {"preset": "ultrafast", "crf": "23"}
+
+    def __init__(self, path: Path, rate: Fraction):
+        self.path, self.rate = Path(path), Fraction(rate)
+        self._container = self._stream = None
+        self.frames, self._pts = 0, -1
+
+    def _open(self, width: int, height: int):
+        self._container = av.open(
+            str(self.path),
+            mode="w",
+            format="mp4",
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
+        )
+        self._stream = self._container.add_stream("libx264", rate=self.rate)
+        self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
+        self._stream.gop_size = max(1, round(float(self.rate)))
+        self._stream.options = dict(self.OPTIONS)
+
+    def write(self, rgb: np.ndarray, seconds: float | None = None) -> None:
+        """Add a frame; ``seconds``, its time stamp in the source, keeps the timing of a source whose
+        frames were dropped (a live stream); without it, frames follow each other at ``rate``."""
+        if rgb.shape[0] % 2 or rgb.shape[1] % 2:
+            rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
+        if self._container is None:
+            self._open(rgb.shape[1], rgb.shape[0])
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        wanted = self._pts + 1 if seconds is None else round(seconds * self.rate)
+        self._pts = frame.pts = max(self._pts + 1, wanted)
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> Path | None:
+        if self._container is None:
+            return None
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+        return self.path
+
+
+class MaskVideo:
+    """The binary masks (0 / 255, each frame's size) as one lossless video: H.264 in its lossless mode
+    (``qp 0``, grey, x264's ``ultrafast`` preset: about 2 ms and 5 kB for a 1280 x 1024 mask) in Matroska,
+    which stays readable up to the last frame written when a run is stopped. Read them back with
+    :func:`read_masks`."""
+
+    OPTIONS = {"preset": "ultrafast", "qp": "0"}
+
+    def __init__(self, path: Path, rate: Fraction):
+        self.path, self.rate = Path(path), Fraction(rate)
+        self._container = self._stream = None
+        self.frames = 0
+
+    def write(self, mask: np.ndarray) -> None:
+        if self._container is None:
+            self._container = av.open(str(self.path), mode="w", format="matroska", options={"flush_packets": "1"})
+            self._stream = self._container.add_stream("libx264", rate=self.rate)
+            self._stream.width, self._stream.height, self._stream.pix_fmt = mask.shape[1], mask.shape[0], "gray"
+            self._stream.options = dict(self.OPTIONS)
+        frame = av.VideoFrame.from_ndarray(np.where(mask, 255, 0).astype(np.uint8), format="gray")
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> Path | None:
+        if self._container is None:
+            return None
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+        self._container = None
+        return self.path
+
+
+def read_masks(path: str | Path) -> Iterator[np.ndarray]:
+    """The masks of a :class:`MaskVideo`, one ``(H, W)`` bool array per frame, in order."""
+    with av.open(str(path)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            yield frame.to_ndarray(format="gray") >= 128
