@@ -44,34 +44,27 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import av
-import numpy as np
 import torch
-from PIL import Image
 from torch.profiler import ProfilerActivity, profile
 
 from . import speed
 from .arguments import OneLineParser, positive_int
-from .config import data_root, get_profile, project_root
+from .bench_predict import predict_speed, tolerance
+from .config import get_profile, project_root
 from .distill import DistillationObjective, KDASLoss
 from .efficiency import device_sync, median_seconds, time_forward
 from .engine import (
-    CHECKPOINT_FORMAT,
     SegmentationObjective,
     TrainConfig,
     Trainer,
     choose_precision,
     cpu_has_native_bf16,
     load_trained,
-    save_checkpoint,
     select_device,
 )
-from .engine.checkpoint import architecture
 from .engine.objectives import int8_teacher
-from .export import export_onnx
 from .metrics import dice_at
 from .models import build_student, build_teacher
-from .predict import Predictor, predict_inputs
 from .runs import ARMS, profile_datasets
 from .tutorial import run_notebooks
 
@@ -152,56 +145,6 @@ def inference(device, image_size: int = 352, throughput_batch: int = 16, warmup:
             out[name]["peak_allocated_mb"] = torch.cuda.max_memory_allocated() / 2**20
     out["student_teacher_latency_ratio"] = out["teacher"]["latency_bs1_ms"] / out["student"]["latency_bs1_ms"]
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
-    return out
-
-
-def predict_video(image_size: int = 352, frames: int = 48, batches: tuple[int, ...] = (1, 8)) -> dict:
-    """Frames per second of :func:`kdas_utils.predict.predict_inputs` on an MP4 it writes first, with
-    PyTorch and with the ONNX export on onnxruntime, at each batch size. The video's frames are real
-    test frames (``$KDAS_DATA_ROOT``'s Kvasir set, resized to ``image_size``) where they exist, else
-    random noise; the report says which."""
-    folder = data_root() / "TestDataset" / "Kvasir" / "images"
-    files = sorted(folder.glob("*.jpg"))[:frames] if folder.is_dir() else []
-    if files:
-        images = [np.asarray(Image.open(f).convert("RGB").resize((image_size, image_size))) for f in files]
-        source = f"{len(images)} real Kvasir test frames"
-    else:
-        rng = np.random.default_rng(0)
-        images = [rng.integers(0, 256, (image_size, image_size, 3), np.uint8) for _ in range(frames)]
-        source = f"{frames} random frames"
-    torch.manual_seed(0)
-    student = build_student().eval()
-    out = {"image_size": image_size, "frames": len(images), "video": source}
-    with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        video = tmp / "clip.mp4"
-        with av.open(str(video), "w") as container:
-            stream = container.add_stream("libx264", rate=25)
-            stream.width, stream.height, stream.pix_fmt = image_size, image_size, "yuv420p"
-            for rgb in images:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-            container.mux(stream.encode())
-        weights = save_checkpoint(
-            {
-                "format": CHECKPOINT_FORMAT,
-                "model": student.state_dict(),
-                "arch": architecture(student),
-                "config": {"image_size": image_size},
-            },
-            tmp / "best.pt",
-        )
-        onnx = export_onnx(student, tmp / "student.onnx", image_size=image_size)
-        runs = {"torch": Predictor(weights, device="cpu"), "onnxruntime": Predictor(onnx=onnx)}
-        for backend, predictor in runs.items():
-            predict_inputs(predictor, [video], tmp / "warm-up", batch_size=1, overwrite=True, progress=False, log=None)
-            for batch in batches:
-                report = predict_inputs(
-                    predictor, [video], tmp / f"{backend}-{batch}", batch_size=batch, progress=False, log=None
-                )
-                out[f"{backend}_bs{batch}"] = {
-                    "frames_per_s": report.frames_per_second,
-                    "network_frames_per_s": report.frames / report.network_seconds,
-                }
     return out
 
 
@@ -543,6 +486,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-video", action="store_true", help="skip kdas predict on a video (CPU; needs PyAV)")
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--predict",
+        action="store_true",
+        help="kdas predict on a 1280 x 1024 video in full: torch, onnx and onnx-int8 at each --predict-sizes, "
+        "memory on a 10 and a 60 second clip, and with --predict-weights the backends' agreement on the test "
+        "frames (without it: onnx and torch at 256 px on an 8 second clip)",
+    )
+    parser.add_argument("--predict-sizes", type=positive_int, nargs="+", default=[256, 320, 352])
+    parser.add_argument("--predict-seconds", type=float, default=20.0, help="length of --predict's clip (default 20)")
+    parser.add_argument(
+        "--predict-weights", type=Path, help="a trained student (engine checkpoint) for --predict (default: seeded)"
+    )
     parser.add_argument("--predict-only", action="store_true", help="only time kdas predict on a video (CPU)")
     args = parser.parse_args(argv)
     checks = args.out / CHECKS
@@ -565,10 +520,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.predict_only:
         checks.mkdir(parents=True, exist_ok=True)
         report = _cpu_header()
-        report["predict_video"] = predict_video(64 if args.tiny else 352, 4 if args.tiny else 48)
+        report["predict"] = _predict_section(args)
         path = checks / f"predict-cpu-{_now():%Y%m%d-%H%M%S}.json"
         path.write_text(json.dumps(report, indent=2))
-        print("\n".join(_predict_lines(report["predict_video"])))
+        print("\n".join(_predict_lines(report["predict"])))
         print(f"written {path}")
         return 0
     device = select_device(args.device)
@@ -643,10 +598,11 @@ def main(argv: list[str] | None = None) -> int:
             "compiled": on,
         }
         save()
-    report["predict_video"] = None
-    if not args.no_video:
+    report["predict"] = None
+    if args.predict or not args.no_video:
         print("kdas predict on a video ...", flush=True)
-        report["predict_video"] = predict_video(64 if args.tiny else 352, 4 if args.tiny else 48)
+        report["predict"] = _predict_section(args)
+        save()
     print("data loading ...", flush=True)
     report["data_loading"] = data_loading("quick", batches=2 if args.tiny else 20)
     report["notebooks_quick_seconds"] = notebooks_quick(args.out) if args.notebooks else None
@@ -657,6 +613,19 @@ def main(argv: list[str] | None = None) -> int:
     for earlier in archive_earlier_runs(path):
         print(f"moved the earlier run {earlier.name} to {earlier.parent}")
     return 0
+
+
+def _predict_section(args) -> dict:
+    """The ``predict`` section: :func:`kdas_utils.bench_predict.predict_speed` in full with ``--predict``,
+    a short one otherwise (``--tiny``: a second of video at 64 px)."""
+    if args.tiny:
+        return predict_speed(seconds=1, sizes=(64,), backends=("torch", "onnx"), batch=2)
+    if not args.predict:
+        return predict_speed(seconds=8, sizes=(256,), backends=("torch", "onnx"))
+    section = predict_speed(args.predict_weights, args.predict_seconds, tuple(args.predict_sizes), memory=True)
+    if args.predict_weights:
+        section["tolerance"] = tolerance(args.predict_weights, tuple(args.predict_sizes))
+    return section
 
 
 CHECKS = "checks"  # <out>/checks/: the one-off checks
@@ -693,14 +662,20 @@ def _cpu_name() -> str:
 
 
 def _predict_lines(p: dict) -> list[str]:
-    """The Markdown rows of :func:`predict_video`'s measurement."""
+    """The Markdown rows of the ``predict`` section (:func:`kdas_utils.bench_predict.predict_speed`)."""
     lines = []
-    for key, value in p.items():
-        if isinstance(value, dict):
-            backend, batch = key.rsplit("_bs", 1)
+    for key, r in p.items():
+        if key == "memory":
             lines.append(
-                f"| kdas predict on a video ({p['video']}, {p['image_size']} px), {backend}, batch {batch} (CPU) | "
-                f"{value['frames_per_s']:.1f} frames/s end to end, {value['network_frames_per_s']:.1f} in the network |"
+                f"| kdas predict, peak memory, {r['backend']} at {r['size']} px: 10 s / 60 s clip | "
+                f"{r['peak_rss_mb_10s']:.0f} / {r['peak_rss_mb_60s']:.0f} MB ({r['memory_ratio_60s_to_10s']:.2f}x) |"
+            )
+        elif "end_to_end_fps" in r:
+            lines.append(
+                f"| kdas predict, 1280 x 1024 video, {r['backend']} at {r['size']} px, batch {r['batch']} | "
+                f"{r['end_to_end_fps']:.1f} frames/s end to end, {r['network_fps']:.1f} the network alone "
+                f"({r['ratio']:.2f}x); {r['peak_rss_mb']:.0f} MB; {r['bytes_per_frame'] / 1e3:.1f} kB a frame in "
+                f"{r['files_per_video']} files |"
             )
     return lines
 
@@ -782,8 +757,8 @@ def summary(report: dict) -> str:
             f"{'within' if r['within_spread'] else 'outside'}, mean "
             f"{'within' if r['mean_within_spread'] else 'outside'} today's spread |"
         )
-    if report.get("predict_video"):
-        lines += _predict_lines(report["predict_video"])
+    if report.get("predict"):
+        lines += _predict_lines(report["predict"])
     if report.get("series_quick_seconds") is not None:
         lines.append(f"| notebook series, quick profile | {report['series_quick_seconds']:.0f} s |")
     return "\n".join(lines)

@@ -23,7 +23,7 @@ def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_s
         "distill_step_ratio_to_bound",
         "student_teacher_latency_ratio",
         "series_quick_seconds",
-        "predict_video",
+        "predict",
         "distill_step_ratio_to_old_bound",
         "epoch_speedup_teacher",
         "epoch_speedup_student",
@@ -46,11 +46,12 @@ def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_s
     assert check["mean_within_spread"] == (lo - bench.ROUNDING <= sum(new) / 2 <= hi + bench.ROUNDING)
     assert check["new_spread"] == [min(new), max(new)]
     assert "today / new" in bench.summary(report) and "today's seeds" in bench.summary(report)
-    video = report["predict_video"]
-    assert video["frames"] == 4 and all(
-        video[f"{b}_bs{n}"]["frames_per_s"] > 0 for b in ("torch", "onnxruntime") for n in (1, 8)
-    )
-    assert "| kdas predict on a video" in bench.summary(report)
+    for backend in ("torch", "onnx"):  # a second of 1280 x 1024 video at 25 frames/s, through kdas predict
+        video = report["predict"][f"{backend}-64"]
+        assert video["backend"] == backend and video["frames"] == 25 and video["files_per_video"] == 2
+        assert video["ratio"] == video["end_to_end_fps"] / video["network_fps"] and video["end_to_end_fps"] > 0
+        assert video["peak_rss_mb"] > 100 and video["bytes_per_frame"] > 0
+    assert "| kdas predict, 1280 x 1024 video, onnx at 64 px, batch 2 |" in bench.summary(report)
     assert report["distill_step_ratio_to_bound"] > 0 and report["student_teacher_latency_ratio"] > 0
     assert report["series_quick_seconds"] is None  # notebooks are timed only with --notebooks
     step = report["steps"]["tiny"]
