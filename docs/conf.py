@@ -10,7 +10,7 @@ author = "the KDAS notebooks contributors"
 copyright = "2026, " + author
 root_doc = "docs/index"
 extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinxarg.ext"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "results/**/*.md"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "results/**/*.md", "_mathjax"]
 nb_execution_mode = "off"  # the notebooks as make tutorial executed them: never a second run
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3
@@ -18,6 +18,24 @@ suppress_warnings = ["myst.header"]  # the pages keep GitHub's heading levels (a
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 napoleon_google_docstring = True
+
+# MathJax 2.7 from the site itself (kdas_utils.book copies jupyter-server-mathjax's files to _static/mathjax/),
+# so that formulas render offline and when the pages are opened from disk; Sphinx's default loads it from a CDN.
+html_static_path = ["_mathjax"]
+mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
+mathjax2_config = {
+    # Sphinx marks the page's body tex2jax_ignore and each formula "math": only those are typeset
+    "tex2jax": {
+        "inlineMath": [["\\(", "\\)"]],
+        "displayMath": [["\\[", "\\]"]],
+        "processEscapes": True,
+        "ignoreClass": "tex2jax_ignore|mathjax_ignore|document",
+        "processClass": "math|output_area",
+    },
+    "showMathMenu": False,
+    # the package ships the STIX-Web fonts only (as the classic Jupyter Notebook used them)
+    "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None},
+}
 
 html_theme = "sphinx_book_theme"
 html_title = "KDAS notebooks"

@@ -7,7 +7,8 @@ their figures and widget outputs; the book theme gives the sidebar of lessons, s
 Binder launch button on each lesson page; Sphinx builds the command-line reference from the
 argparse parser (``sphinx-argparse``) and the API reference from the docstrings (``autodoc``), and
 ``-W`` makes every warning (a broken link, a missing image) an error. Jupyter Book 1 is the same
-stack behind a wrapper; Jupyter Book 2 needs Node.js.
+stack behind a wrapper; Jupyter Book 2 needs Node.js. MathJax comes with the site (from the
+``jupyter-server-mathjax`` package), not from a CDN: the formulas render offline and from disk.
 
 The build reads a staging folder, ``<out>-src/``, that holds ``docs/`` (the pages, which GitHub
 shows as well), ``results/`` (the figures and tables they link) and ``notebooks/``: for each lesson,
@@ -23,6 +24,8 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import jupyter_server_mathjax
 
 from .config import project_root, runs_dir
 
@@ -48,6 +51,15 @@ def lesson_sources(root: Path | None = None, executed: Path | None = None) -> di
     return chosen
 
 
+MATHJAX = "_mathjax"  # the staging folder whose mathjax/ Sphinx copies to the site's _static/
+
+
+def mathjax_folder() -> Path:
+    """MathJax 2.7's files as the ``jupyter-server-mathjax`` package ships them (the ``book`` extra): the book
+    serves them itself, so its formulas render without a network, also when opened from disk."""
+    return Path(jupyter_server_mathjax.__file__).parent / "static"
+
+
 def stage(source: Path, root: Path | None = None, executed: Path | None = None) -> dict[str, Path]:
     """Fill ``source`` (emptied first) with what the book is built from; returns :func:`lesson_sources`."""
     root = root or project_root()
@@ -56,6 +68,7 @@ def stage(source: Path, root: Path | None = None, executed: Path | None = None) 
     for name in STAGED:
         shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("conf.py", "_build"))
     shutil.copy(root / "docs" / "conf.py", source / "conf.py")
+    shutil.copytree(mathjax_folder(), source / MATHJAX / "mathjax")  # -> _static/mathjax/ of the site
     (source / "notebooks").mkdir()
     lessons = lesson_sources(root, executed)
     for name, path in lessons.items():

@@ -348,3 +348,23 @@ def test_the_book_in_a_browser(browser, tutorial_01, tmp_path):
     finally:
         server.shutdown()
     assert found >= 1
+    formulas_render_offline(browser, book / "notebooks" / "05_student_distillation.html")
+
+
+def formulas_render_offline(browser, html: Path) -> None:
+    """A page of the book opened from disk with every request off the disk refused: each formula is
+    typeset by the MathJax the site serves itself (no raw ``\\(L_{KDAS} ...\\)`` left)."""
+    with _page(browser, "book-math", 1300, 900) as page:
+        on_disk = lambda route: route.continue_() if route.request.url.startswith("file://") else route.abort()  # noqa: E731
+        page.route("**/*", on_disk)
+        page.goto(html.as_uri(), wait_until="load")
+        spans = page.locator("span.math, div.math").count()
+        assert spans >= 5, f"{html.name} holds {spans} formulas"
+        page.wait_for_function(
+            "window.MathJax && MathJax.Hub && MathJax.Hub.getAllJax().length >= "
+            f"{spans} && document.querySelectorAll('.MathJax, .MathJax_Display').length >= {spans}",
+            timeout=60_000,
+        )
+        assert "\\(" not in page.locator("article").inner_text()
+        page.locator(".MathJax").first.scroll_into_view_if_needed()
+        page.screenshot(path=_artifacts() / "book-math-offline.png")

@@ -132,5 +132,8 @@ def test_official_files_are_rebuilt_as_teacher_or_student(tmp_path):
         assert loaded.backbone_name == source.backbone_name and not loaded.training
         assert _same_state(source, loaded)
     torch.save({"conv.weight": torch.zeros(3)}, tmp_path / "other.pth")
-    with pytest.raises(WeightLoadError, match="other.pth: not a Polyp-PVT-format checkpoint.*missing.*an engine checkpoint.*a state_dict of build_student"):
+    with pytest.raises(
+        WeightLoadError,
+        match="other.pth: not a Polyp-PVT-format checkpoint.*missing.*engine checkpoint.*state_dict of build_student",
+    ):
         load_official(tmp_path / "other.pth")
