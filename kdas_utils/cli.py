@@ -372,7 +372,7 @@ def _study(args) -> int:
     """The study of notebook 07 (:func:`kdas_utils.study.run_study`); every step loads what is finished."""
     profile = get_profile(args.profile)
     _use_test_roots(args)
-    plan = study.StudyPlan(seeds=args.seeds)
+    plan = study.StudyPlan(seeds=args.seeds, alpha_fraction=args.alpha_fraction)
     if args.export_only:  # the unseen step if it can run, then the export; nothing is trained
         _print_study(study.run_study(profile, plan, args.device, steps=("unseen",)))
         return _export_study(study, profile, args.export or "results")
@@ -447,6 +447,14 @@ def add_study(sub) -> None:
     )
     _profile_argument(p)
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds of each arm at its alpha (default 3)")
+    p.add_argument(
+        "--alpha-fraction",
+        type=fraction,
+        default=1.0,
+        metavar="F",
+        help="the alpha step chooses with the students seeing this share of the masks (default 1: every mask; "
+        "the quick profile's recorded choice was made at 0.25)",
+    )
     p.add_argument(
         "--step",
         action="append",

@@ -197,7 +197,7 @@ class Run:
     steps: list[dict]
 
 
-def _finished(out_dir: Path, epochs: int) -> dict | None:
+def finished_state(out_dir: Path, epochs: int) -> dict | None:
     """``last.pt``'s state if ``out_dir`` holds a run that trained all ``epochs`` (and its
     ``best.pt``), else ``None``: an unfinished run is resumed, a finished one loaded."""
     best, last = out_dir / "best.pt", out_dir / "last.pt"
@@ -299,14 +299,14 @@ def _train_or_load(
     if retrain and when_busy != "raise":
         raise ValueError(f"{out_dir}: retrain while other processes share the runs would train it twice")
     config = TrainConfig.from_profile(profile, seed=seed, **changes)
-    saved = None if retrain else _finished(out_dir, config.epochs)
+    saved = None if retrain else finished_state(out_dir, config.epochs)
     if saved is not None:
         return _load_finished(out_dir, saved, config, objective, device)
     # One process per run folder, taken before any work (kdas_utils.engine.lock); under torchrun only
     # process 0 writes the folder, so only it holds it.
     main_process = int(os.environ.get("RANK", "0")) == 0
     with _holding(out_dir, when_busy) if main_process else contextlib.nullcontext():
-        saved = None if retrain else _finished(out_dir, config.epochs)
+        saved = None if retrain else finished_state(out_dir, config.epochs)
         if saved is not None:  # another process finished it while this one waited
             return _load_finished(out_dir, saved, config, objective, device)
         print(_plan_line(name, out_dir, profile, config, resume=not retrain), flush=True)
@@ -594,7 +594,7 @@ def _teacher_for(profile: Profile, recipe: StudentRecipe, seed: int, device, who
         return load_trained(teacher_snapshot(profile, recipe.teacher_epoch), device or "cpu")
     if recipe.teacher_fraction < 1:
         folder = teacher_dir(profile, recipe.teacher_fraction, seed)
-        if _finished(folder, profile.teacher_epochs) is None:
+        if finished_state(folder, profile.teacher_epochs) is None:
             print(
                 f"{who} learns from a teacher that saw {recipe.teacher_fraction:.0%} of the masks, not trained yet: "
                 f"training it first (kdas train-teacher --profile {profile.name} --label-fraction "
@@ -608,7 +608,7 @@ def _teacher_for(profile: Profile, recipe: StudentRecipe, seed: int, device, who
     except MissingWeightsError:
         official = None  # train_teacher raises the error that says how to fetch it
     folder = checkpoint_dir("teacher", profile)
-    if official is None and _finished(folder, profile.teacher_epochs) is None:
+    if official is None and finished_state(folder, profile.teacher_epochs) is None:
         print(
             f"{who} learns from the {profile.name} teacher, which is not trained yet: training it first "
             f"(what `kdas train-teacher --profile {profile.name}` does)",
@@ -817,7 +817,7 @@ def finished_plan(profile: Profile, recipe: StudentRecipe = StudentRecipe()) -> 
     plan = {}
     for arm in ARMS:
         seeds = 0
-        while _finished(recipe.but(arm=arm).folder(profile, seeds), recipe.epochs or profile.epochs) is not None:
+        while finished_state(recipe.but(arm=arm).folder(profile, seeds), recipe.epochs or profile.epochs) is not None:
             seeds += 1
         if seeds:
             plan[arm] = seeds

@@ -195,8 +195,8 @@ def test_quick_pipeline_from_the_terminal(tmp_path, monkeypatch, capsys):
     assert main(["distill", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 0
     out = capsys.readouterr().out
     announced = out.index("the kdas student learns from the quick teacher, which is not trained yet: training it first")
-    planned = out.index("teacher: training 1 epoch (quick profile, 128 px) into checkpoints/teacher-quick;")
-    assert announced < planned < out.index("student-kdas-s0: training 1 epoch (quick profile, 128 px)")
+    planned = out.index("teacher: training 1 epoch (quick profile, 64 px) into checkpoints/teacher-quick;")
+    assert announced < planned < out.index("student-kdas-s0: training 1 epoch (quick profile, 64 px)")
     assert "student kdas (seed 0): trained" in out
     assert main(["train-teacher", "--profile", "quick", "--epochs", "1", "--device", "cpu"]) == 0
     assert "teacher: checkpoint ->" in capsys.readouterr().out  # trained by distill above, now loaded

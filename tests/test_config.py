@@ -96,3 +96,14 @@ def test_weights_and_download_folders_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("KDAS_WEIGHTS_DIR", str(tmp_path / "w"))
     monkeypatch.setenv("KDAS_DOWNLOAD_ROOT", str(tmp_path / "d"))
     assert config.weights_dir() == tmp_path / "w" and config.download_root() == tmp_path / "d"
+
+
+def test_a_profile_learning_rate_reaches_training_and_is_part_of_a_run_identity():
+    from kdas_utils.engine import TrainConfig, settings_changed
+
+    quick = config.PROFILES["quick"]
+    assert quick.lr == 3e-4 and TrainConfig.from_profile(quick).lr == 3e-4
+    assert TrainConfig.from_profile(config.PROFILES["standard"]).lr == 1e-4  # the paper's, where a profile sets none
+    assert TrainConfig.from_profile(quick, lr=1e-3).lr == 1e-3  # an explicit change wins
+    saved = {"config": {**TrainConfig.from_profile(quick).__dict__, "lr": 1e-4}}
+    assert settings_changed(saved, TrainConfig.from_profile(quick)) == ["lr: 0.0001 there, 0.0003 here"]

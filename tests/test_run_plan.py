@@ -5,7 +5,7 @@ from kdas_utils.engine import CHECKPOINT_FORMAT, TrainConfig, save_checkpoint
 from kdas_utils.runs import _plan_line, epoch_seconds
 
 
-def finished(folder, seconds, image_size=128):
+def finished(folder, seconds, image_size=64):
     state = {
         "format": CHECKPOINT_FORMAT,
         "history": [{"epoch": i + 1, "seconds": s} for i, s in enumerate(seconds)],
@@ -17,9 +17,9 @@ def finished(folder, seconds, image_size=128):
 def test_the_time_comes_from_runs_of_the_same_kind(tmp_path):
     finished(tmp_path / "student-kdas-s0-quick", [30.0, 10.0, 20.0])
     finished(tmp_path / "student-no-kd-s0-quick", [2.0, 2.0])
-    assert epoch_seconds(tmp_path / "student-kdas-s1-quick", 128) == 20.0  # another seed of the same arm
-    assert epoch_seconds(tmp_path / "student-no-kd-s1-quick", 128) == 2.0
-    assert epoch_seconds(tmp_path / "student-pixel-s0-quick", 128) is None  # nothing of that arm measured
+    assert epoch_seconds(tmp_path / "student-kdas-s1-quick", 64) == 20.0  # another seed of the same arm
+    assert epoch_seconds(tmp_path / "student-no-kd-s1-quick", 64) == 2.0
+    assert epoch_seconds(tmp_path / "student-pixel-s0-quick", 64) is None  # nothing of that arm measured
     assert epoch_seconds(tmp_path / "student-kdas-s1-quick", 352) is None  # another size is another cost
 
 
@@ -28,7 +28,7 @@ def test_the_plan_line(tmp_path):
     config = TrainConfig.from_profile(profile, epochs=8)
     line = _plan_line("teacher", folder, profile, config)
     assert line == (
-        "teacher: training 8 epochs (quick profile, 128 px) into checkpoints/teacher-quick; "
+        "teacher: training 8 epochs (quick profile, 64 px) into checkpoints/teacher-quick; "
         "each epoch's time is printed as it ends"
     )
     finished(folder, [15.0, 15.0])

@@ -373,3 +373,25 @@ def test_exchange_rate_interpolates_the_student_alone_in_log_share():
     assert study.exchange_rate(arms) == pytest.approx(2**-0.5)  # halfway from 0.5 to 1 in log share
     assert study.exchange_rate(arms.assign(seen=[0.4, 0.5, 0.6, 0.7])) == float("inf")
     assert study.exchange_rate(arms.assign(seen=[0.4, 0.5, 0.6, 0.3])) == 0.25
+
+
+def test_the_recorded_alpha_of_each_profile_is_the_validation_choice_of_its_committed_sweep():
+    """notebooks 04-06 distil at ``recorded_choice``: for the quick profile the sweep made with a quarter of
+    the masks (its story's setting), for the standard one with every mask; both committed in results/."""
+    from kdas_utils.config import project_root
+
+    for name, fraction in (("quick", 0.25), ("standard", None)):
+        sweep = pd.read_csv(project_root() / "results" / f"study-{name}" / "alpha.csv")
+        if fraction is not None:
+            assert set(sweep.label_fraction) == {fraction}
+        best = sweep.loc[sweep.groupby("arm")["validation"].idxmax()].set_index("arm")["alpha"].to_dict()
+        assert study.recorded_choice(get_profile(name)) == best == study.choose_alpha(sweep)
+
+
+@pytest.mark.slow
+def test_the_alpha_step_chooses_at_the_share_of_masks_asked_for(tiny):
+    plan = study.StudyPlan(arms=("kdas",), alphas=(0.1, 0.3), alpha_fraction=0.5)
+    sweep = study.alpha_sweep(tiny, plan, device="cpu", progress=False)
+    assert list(sweep.label_fraction) == [0.5, 0.5] and list(sweep.alpha) == [0.1, 0.3]
+    folders = sorted(p.name for p in (runs.checkpoint_dir("x", tiny).parent).glob("student-*"))
+    assert folders == ["student-kdas-a0.1-l0.5-s0-quick", "student-kdas-l0.5-s0-quick"]

@@ -31,6 +31,7 @@ MUST_MATCH = (
     "max_steps_per_epoch",
     "drop_path_rate",
     "label_fraction",
+    "lr",
 )
 
 

@@ -93,6 +93,8 @@ class TrainConfig:
             num_workers=profile.num_workers,
             drop_path_rate=profile.drop_path_rate,
         )
+        if profile.lr is not None:
+            values["lr"] = profile.lr
         values.update(changes)
         return cls(**values)
 

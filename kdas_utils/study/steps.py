@@ -16,9 +16,9 @@ from ..evaluate import average_seeds, domain_table, frame_dice, mean_dice
 from ..models import load_network, load_trained
 from ..runs import (
     StudentRecipe,
-    _finished,
     checkpoint_dir,
     claim_runs,
+    finished_state,
     profile_splits,
     run_ablation,
     sharing,
@@ -39,6 +39,8 @@ class StudyPlan:
         patient_factor: the long schedule, in multiples of the profile's student epochs.
         label_fraction: the share of training frames whose masks the students of the labeller
             step see (:func:`labeller`).
+        alpha_fraction: the share of the masks at which the alpha step chooses (1: every mask, as the
+            standard study did; the quick profile chooses at a quarter, where its story is told).
         labeller_seeds: seeds of ``no-kd`` and of the arm in the labeller step.
     """
 
@@ -49,6 +51,7 @@ class StudyPlan:
     patient_factor: int = 4
     label_fraction: float = 0.25
     labeller_seeds: int = 2
+    alpha_fraction: float = 1.0
 
 
 def study_dir(profile: Profile) -> Path:
@@ -65,12 +68,14 @@ def _ablation(profile: Profile, plan: dict[str, int], device, changes: dict, tea
 
 
 def alpha_sweep(profile: Profile, plan: StudyPlan = StudyPlan(), device=None, **changes):
-    """Seed 0 of every arm of ``plan`` at every alpha: one row per (arm, alpha), scored on the
-    validation split and the test sets. Written to ``study-<profile>/alpha.csv``."""
+    """Seed 0 of every arm of ``plan`` at every alpha, the students seeing ``plan.alpha_fraction`` of the
+    masks: one row per (arm, alpha), scored on the validation split and the test sets. Written to
+    ``study-<profile>/alpha.csv`` (with the column ``label_fraction``)."""
     tables = []
+    fraction = {"label_fraction": plan.alpha_fraction} if plan.alpha_fraction != 1 else {}
     for alpha in plan.alphas:
-        table = _ablation(profile, {arm: 1 for arm in plan.arms}, device, changes, alpha=alpha)
-        tables.append(table.assign(alpha=alpha))
+        table = _ablation(profile, {arm: 1 for arm in plan.arms}, device, changes, alpha=alpha, **fraction)
+        tables.append(table.assign(alpha=alpha, label_fraction=plan.alpha_fraction))
     table = pd.concat(tables, ignore_index=True)
     _write(table, profile, "alpha")
     return table
@@ -188,14 +193,14 @@ def final_runs(profile: Profile, chosen: dict[str, float], plan: StudyPlan = Stu
     wanted += [(arm, alpha, plan.label_fraction, plan.labeller_seeds) for arm, alpha in chosen.items()]
     runs = []
     teacher = checkpoint_dir("teacher", profile)
-    if _finished(teacher, profile.teacher_epochs) is not None:
+    if finished_state(teacher, profile.teacher_epochs) is not None:
         runs.append({"arm": "teacher", "alpha": float("nan"), "label_fraction": 1.0, "seed": 0})
         runs[-1]["path"] = teacher / "best.pt"
     for arm, alpha, fraction, seeds in wanted:
         for seed in range(seeds):
             recipe = StudentRecipe(arm, label_fraction=fraction, **({} if arm == "no-kd" else {"alpha": alpha}))
             folder = recipe.folder(profile, seed)
-            if _finished(folder, profile.epochs) is not None:
+            if finished_state(folder, profile.epochs) is not None:
                 runs.append({"arm": arm, "alpha": alpha, "label_fraction": fraction, "seed": seed})
                 runs[-1]["path"] = folder / "best.pt"
     return runs
