@@ -29,10 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
-from PIL import Image
 
 from .config import data_root
 from .data import find_dataset, read_mask
@@ -40,7 +38,7 @@ from .engine import CHECKPOINT_FORMAT, save_checkpoint
 from .engine.checkpoint import architecture
 from .metrics import dice_at
 from .models import build_student
-from .predict import Predictor, predict_inputs
+from .predict import Predictor, predict_inputs, write_clip
 
 VIDEO_SIZE = (1280, 1024)  # a colonoscope's frame (width, height)
 RATE = 25
@@ -49,29 +47,16 @@ RATE = 25
 def write_test_video(path: Path, seconds: float, size=VIDEO_SIZE, rate: int = RATE) -> Path:
     """An H.264 MP4 of real test frames (Kvasir, CVC-ClinicDB), each resized to ``size`` and shown for
     half a second, ``seconds`` long; synthetic noise frames where the real data is missing."""
-    frames = _frames(size)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "20"}
-        for index in range(round(seconds * rate)):
-            frame = av.VideoFrame.from_ndarray(frames[(index // (rate // 2)) % len(frames)], format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
+    return write_clip(_frames(size), path, frames_each=rate // 2, size=size, rate=rate, count=round(seconds * rate))
 
 
-def _frames(size) -> list[np.ndarray]:
-    root = data_root()
+def _frames(size) -> list:
     try:
-        tests = find_dataset(root)["test"]
-        paths = [image for pairs in tests.values() for image, _ in pairs[:10]]
+        tests = find_dataset(data_root())["test"]
     except Exception:  # no real data here: noise frames (the speed does not depend on the content)
         rng = np.random.default_rng(0)
         return [rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8) for _ in range(8)]
-    return [np.asarray(Image.open(p).convert("RGB").resize(size, Image.BILINEAR)) for p in paths]
+    return [image for pairs in tests.values() for image, _ in pairs[:10]]
 
 
 def seeded_student(path: Path, image_size: int) -> Path:
@@ -149,7 +134,7 @@ def predict_speed(
         threshold = 0.5
         if weights is None:  # a seeded student calls every pixel polyp at 0.5: a threshold that leaves 15% of a frame
             weights = seeded_student(tmp / "student.pt", max(sizes))
-            first = next(iter(_frames(VIDEO_SIZE)))
+            first = _frames(VIDEO_SIZE)[0]  # a real frame's path, or noise
             probability = Predictor(weights, backend="torch", size=min(sizes), device="cpu").predict(first).probability
             threshold = float(np.quantile(probability, 0.85))
         result = {}

@@ -15,6 +15,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
 from .config import Profile, runs_dir
 from .evaluate import mean_dice
 from .runs import StudentRecipe, profile_splits
@@ -88,3 +92,37 @@ def gains(story: dict) -> dict[str, list[float]]:
     every = [k - a for k, a in zip(story["kdas_test"], story["alone_test"])]
     few = [k - a for k, a in zip(story["kdas_l25_test"], story["alone_l25_test"])]
     return {"every mask": every, f"{story['label_fraction']:.0%} of the masks": few}
+
+
+def table(story: dict):
+    """The story as a table: one row per condition and seed, the student alone's and the KDAS student's test
+    Dice and their difference."""
+    rows = []
+    for condition, alone, kdas in (
+        ("every mask", "alone_test", "kdas_test"),
+        (f"{story['label_fraction']:.0%} of the masks", "alone_l25_test", "kdas_l25_test"),
+    ):
+        for seed, a, k in zip(story["seeds"], story[alone], story[kdas]):
+            rows.append({"masks": condition, "seed": seed, "student alone": a, "KDAS student": k, "gain": k - a})
+    return pd.DataFrame(rows)
+
+
+def plot_story(story: dict):
+    """Test Dice of the student alone and the KDAS student, per seed, with every mask and with a quarter; the
+    teacher's as a line."""
+    rows = table(story)
+    fig, ax = plt.subplots(figsize=(7.5, 3.6))
+    labels = [f"{r.masks}\nseed {r.seed}" for r in rows.itertuples()]
+    x = np.arange(len(rows))
+    ax.bar(x - 0.2, rows["student alone"], 0.4, label="student alone", color="#999999")
+    ax.bar(x + 0.2, rows["KDAS student"], 0.4, label=f"KDAS student (alpha {story['alpha']:g})", color="#1f77b4")
+    for xi, (kdas, gain) in zip(x, zip(rows["KDAS student"], rows["gain"])):
+        ax.annotate(f"{gain:+.3f}", (xi + 0.2, kdas), ha="center", va="bottom", fontsize=8)
+    ax.axhline(story["teacher_test"], color="#d62728", ls="--", lw=1, label=f"teacher {story['teacher_test']:.3f}")
+    ax.set_ylim(0, 1.3 * max(story["teacher_test"], rows[["student alone", "KDAS student"]].to_numpy().max()))
+    ax.set_xticks(x, labels)
+    ax.set_ylabel(f"mean Dice at 0.5, {story['test_set']} test set")
+    ax.set_title("Your run: what the teacher adds, with every mask and with a quarter")
+    ax.legend(fontsize=8, loc="upper left", ncol=3)
+    fig.tight_layout()
+    return fig

@@ -139,11 +139,68 @@ def run_notebooks(notebooks: list[Path], out: Path, timeout: int = 1200) -> dict
     return times
 
 
+# What a committed lesson keeps of an executed one: text, tables and printed lines; figures and widget views
+# are left to make tutorial's copies (runs/notebooks/), so the repository stays light.
+KEPT_OUTPUT = ("text/plain", "text/html", "text/markdown")
+
+
+def committed_copy(executed) -> nbformat.NotebookNode:
+    """An executed notebook as the repository keeps it: every text output (nbval compares the cells marked
+    ``# NBVAL_CHECK_OUTPUT`` with them), no images, no widget views, no timing metadata."""
+    notebook = nbformat.from_dict(executed)
+    notebook.metadata.pop("widgets", None)
+    for cell in notebook.cells:
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        kept = []
+        for output in cell.outputs:
+            if output.output_type in ("display_data", "execute_result"):
+                data = output.get("data", {})
+                if any(key.startswith("image/") for key in data) or "data:video/" in "".join(data.get("text/html", "")):
+                    continue  # a figure (its text/plain is only "<Figure size ...>") or an embedded video
+                output.data = {k: v for k, v in output.data.items() if k in KEPT_OUTPUT}
+                if not output.data:
+                    continue
+            kept.append(output)
+        cell.outputs = kept
+    return notebook
+
+
+def commit_outputs(executed: Path, notebooks: Path) -> list[Path]:
+    """Replace the outputs of each lesson in ``notebooks`` by the text outputs of its executed copy in
+    ``executed`` (:func:`committed_copy`), for the lessons that have one; the sources must be the same.
+    What a maintainer runs after ``make tutorial`` (``python -m kdas_utils.tutorial --commit-outputs``).
+
+    Raises:
+        ValueError: an executed copy's sources differ from the lesson's (it is not this lesson's run)."""
+    written = []
+    for lesson in sorted(notebooks.glob("*.ipynb")):
+        run = executed / lesson.name
+        if not run.exists():
+            continue
+        ours, theirs = nbformat.read(lesson, as_version=4), nbformat.read(run, as_version=4)
+        if [c.source for c in ours.cells] != [c.source for c in theirs.cells]:
+            raise ValueError(f"{run}: its cells are not those of {lesson}; run make tutorial again first")
+        nbformat.write(committed_copy(theirs), lesson)
+        written.append(lesson)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Execute the KDAS notebooks in order, headless.")
     parser.add_argument("--out", type=Path, default=Path("runs"), help="output folder (default: runs)")
     parser.add_argument("--only", default="", help="run only notebooks whose name starts with this, e.g. 01")
+    parser.add_argument(
+        "--commit-outputs",
+        action="store_true",
+        help="run nothing: copy the text outputs of <out>/notebooks/ into notebooks/ (for maintainers, after a run)",
+    )
     args = parser.parse_args(argv)
+    if args.commit_outputs:
+        for lesson in commit_outputs(args.out / "notebooks", project_root() / "notebooks"):
+            print(f"outputs of {args.out / 'notebooks' / lesson.name} written into {lesson}")
+        return 0
     notebooks = sorted((project_root() / "notebooks").glob(f"{args.only}*.ipynb"))
     if not notebooks:
         parser.error(f"no notebook matches {args.only!r} in {project_root() / 'notebooks'}")

@@ -345,6 +345,10 @@ def test_budget_step_trains_every_arm_and_teacher_once_and_resumes_from_its_tabl
     assert kdas.seen_gain == pytest.approx(mine.seen.mean() - alone.seen.mean())  # the same frames and seeds
     partial = arms[(arms.arm == "pixel") & (arms.teacher == "partial")].iloc[0]
     assert partial.seeds == 1 and not pd.isna(partial.unseen_gain)  # against no-kd's seed 0 only
+    lines = study.budget_answer(arms)
+    assert lines[0].startswith("With 50% of the masks, over the student alone: KDAS ") and "pixel-wise KD" in lines[0]
+    assert any(line.startswith("A teacher trained on the same 50% of the masks") for line in lines)
+    assert study.plot_budget(arms).axes[0].get_xscale() == "log"
     again, _ = study.budget(tiny, plan, device="cpu", chosen=chosen, progress=False)
     assert ": backbone from " not in capsys.readouterr().out
     pd.testing.assert_frame_equal(again, pd.read_csv(study.study_dir(tiny) / "budget.csv"))

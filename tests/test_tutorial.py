@@ -89,3 +89,32 @@ def test_the_kernels_talk_over_local_sockets_without_a_warning(capfd):
     assert km.transport == "ipc" and status == "ok"
     assert not Path(km.sockets).exists()  # its socket folder goes with it
     assert "without encryption" not in capfd.readouterr().err
+
+
+def test_a_committed_lesson_keeps_text_and_drops_figures_videos_and_timings():
+    import nbformat
+
+    from kdas_utils.tutorial import committed_copy
+
+    cell = nbformat.v4.new_code_cell("x")
+    cell.metadata["execution"] = {"iopub.execute_input": "2026-12-07T00:00:00Z"}
+    cell.outputs = [
+        nbformat.v4.new_output("stream", name="stdout", text="printed\n"),
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBOR", "text/plain": "<Figure size 1x1>"}),
+        nbformat.v4.new_output("display_data", data={"text/html": '<video src="data:video/mp4;base64,AAAA">'}),
+        nbformat.v4.new_output(
+            "execute_result", data={"text/plain": "table", "text/html": "<table/>"}, execution_count=1
+        ),
+        nbformat.v4.new_output(
+            "display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "m"}, "text/plain": "Box()"}
+        ),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[cell], metadata={"widgets": {"state": {}}})
+    kept = committed_copy(notebook).cells[0]
+    assert [o.get("text") or dict(o.data) for o in kept.outputs] == [
+        "printed\n",
+        {"text/plain": "table", "text/html": "<table/>"},
+        {"text/plain": "Box()"},
+    ]
+    assert "execution" not in kept.metadata and "widgets" not in committed_copy(notebook).metadata
+    assert notebook.cells[0].outputs[1].data["image/png"] == "iVBOR"  # the executed copy is left as it was

@@ -42,7 +42,17 @@ from .predictor import (
     recorded_size,
 )
 from .run import CSV_COLUMNS, VIDEO_ERRORS, FrameLog, PredictReport, predict_inputs, read_rows
-from .stream import Frame, MaskVideo, OverlayVideo, Pipeline, PipelineReport, VideoReader, count_frames, read_masks
+from .stream import (
+    Frame,
+    MaskVideo,
+    OverlayVideo,
+    Pipeline,
+    PipelineReport,
+    VideoReader,
+    count_frames,
+    read_masks,
+    write_clip,
+)
 
 __all__ = [
     "BACKENDS",
@@ -85,4 +95,5 @@ __all__ = [
     "read_rows",
     "recorded_size",
     "stream_source",
+    "write_clip",
 ]

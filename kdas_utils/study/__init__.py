@@ -30,7 +30,7 @@ Every step writes its table under ``runs/study-<profile>/``; ``kdas study --prof
 runs them in order and can be stopped and started again at any time.
 """
 
-from .budget import BudgetPlan, budget, budget_arms, budget_runs, exchange_rate
+from .budget import BudgetPlan, budget, budget_answer, budget_arms, budget_runs, exchange_rate, plot_budget
 from .results import UNSEEN_TABLES, against_alone, curves, export, figures, load_results, seed_spread
 from .run import RECORDED_ALPHA_STEPS, STEPS, run_study
 from .steps import (
@@ -38,6 +38,7 @@ from .steps import (
     alpha_sweep,
     best_of,
     choose_alpha,
+    chosen_alpha,
     final_runs,
     labeller,
     patient,
@@ -57,6 +58,7 @@ __all__ = [
     "STEPS",
     "BudgetPlan",
     "budget",
+    "budget_answer",
     "budget_arms",
     "budget_runs",
     "exchange_rate",
@@ -67,6 +69,7 @@ __all__ = [
     "answer",
     "best_of",
     "choose_alpha",
+    "chosen_alpha",
     "curves",
     "export",
     "figures",
@@ -75,6 +78,7 @@ __all__ = [
     "load_results",
     "patient",
     "patient_curves",
+    "plot_budget",
     "recorded_choice",
     "run_history",
     "run_study",

@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -228,3 +229,111 @@ def exchange_rate(arms, arm: str = "kdas", fraction: float = 0.25, scope: str = 
             t = (value - y[i - 1]) / (y[i] - y[i - 1])
             return float(math.exp(x[i - 1] + t * (x[i] - x[i - 1])))
     return float("inf")
+
+
+ARM_LABELS = {"no-kd": "student alone", "kdas": "KDAS", "pixel": "pixel-wise KD"}
+ARM_COLOURS = {"no-kd": "#7f7f7f", "kdas": "#1f77b4", "pixel": "#ff7f0e"}
+
+
+def plot_budget(arms):
+    """Dice against the share of the masks (log axis), seen and unseen test frames side by side: one line
+    per arm with the full teacher, its band the 95% interval over frames; the partial teacher's points as open
+    markers; the exchange rate (:func:`exchange_rate`) marked on the seen panel."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), sharex=True)
+    for ax, scope in zip(axes, ("seen", "unseen")):
+        for arm in ARMS:
+            rows = arms[(arms.arm == arm) & (arms.teacher == "full")].sort_values("label_fraction")
+            if rows.empty:
+                continue
+            alpha = "" if arm == "no-kd" else f" (alpha {rows.alpha.iloc[0]:g})"
+            ax.plot(rows.label_fraction, rows[scope], "o-", color=ARM_COLOURS[arm], label=ARM_LABELS[arm] + alpha)
+            ax.fill_between(
+                rows.label_fraction, rows[f"{scope}_low"], rows[f"{scope}_high"], color=ARM_COLOURS[arm], alpha=0.15
+            )
+            partial = arms[(arms.arm == arm) & (arms.teacher == "partial")]
+            if len(partial):
+                ax.plot(
+                    partial.label_fraction,
+                    partial[scope],
+                    "o",
+                    mfc="none",
+                    ms=9,
+                    color=ARM_COLOURS[arm],
+                    label=f"{ARM_LABELS[arm]}, teacher on the same masks",
+                )
+        ax.set_xscale("log")
+        fractions = sorted(set(arms.label_fraction))
+        ax.set_xticks(fractions, [f"{f:.0%}" for f in fractions])
+        ax.minorticks_off()
+        ax.set(xlabel="share of the training frames with a mask", ylabel=f"mean Dice at 0.5, {scope} test frames")
+        ax.set_title(f"{scope} hospitals" if scope == "unseen" else "seen hospitals (Kvasir, CVC-ClinicDB)")
+        ax.grid(alpha=0.3)
+    rate = exchange_rate(arms)
+    if math.isfinite(rate):
+        axes[0].axvline(rate, color=ARM_COLOURS["kdas"], ls=":", lw=1)
+        axes[0].annotate(
+            f"KDAS at 25% = alone at {rate:.0%}",
+            (rate, axes[0].get_ylim()[0]),
+            fontsize=7,
+            rotation=90,
+            va="bottom",
+            ha="right",
+            color=ARM_COLOURS["kdas"],
+        )
+    axes[0].legend(fontsize=7, loc="upper left")
+    fig.suptitle("How many masks is a teacher worth? (bands: 95% interval over frames, seeds averaged)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def budget_answer(arms) -> list[str]:
+    """What the budget table shows, in sentences: per share of the masks, each distilled arm's gain over the
+    student alone on the seen and unseen frames with its paired 95% interval; whether KDAS's attention terms
+    beat pixel-wise KD (soft pseudo-labels) there; the exchange rate; the teacher trained on the same masks.
+    Says what is not measured yet."""
+    if arms is None or len(arms) == 0:
+        return ["budget: not measured yet (kdas study --profile standard --step budget)."]
+    lines = []
+    full = arms[arms.teacher == "full"]
+    for fraction in sorted(set(full.label_fraction)):
+        here = full[full.label_fraction == fraction].set_index("arm")
+        parts = []
+        for arm in ("kdas", "pixel"):
+            if arm in here.index and not math.isnan(here.loc[arm].get("seen_gain", float("nan"))):
+                r = here.loc[arm]
+                parts.append(
+                    f"{ARM_LABELS[arm]} {r.seen_gain:+.3f} [{r.seen_gain_low:+.3f}, {r.seen_gain_high:+.3f}] seen, "
+                    f"{r.unseen_gain:+.3f} [{r.unseen_gain_low:+.3f}, {r.unseen_gain_high:+.3f}] unseen "
+                    f"({int(r.seeds)} seed{'s' if r.seeds > 1 else ''})"
+                )
+        if parts:
+            lines.append(f"With {fraction:.0%} of the masks, over the student alone: " + "; ".join(parts) + ".")
+        if {"kdas", "pixel"} <= set(here.index):
+            k, p = here.loc["kdas"], here.loc["pixel"]
+            better = "KDAS's attention terms ahead of" if k.seen > p.seen else "pixel-wise KD as good as or ahead of"
+            lines.append(
+                f"  at {fraction:.0%}: {better} pixel-wise KD on the seen frames ({k.seen:.3f} against {p.seen:.3f})."
+            )
+    rate = exchange_rate(full)
+    if math.isfinite(rate):
+        lines.append(
+            f"Exchange rate: KDAS with 25% of the masks scores what the student alone scores with {rate:.0%} of them."
+        )
+    elif rate == float("inf"):
+        lines.append(
+            "Exchange rate: KDAS with 25% of the masks scores more than the student alone with any share measured."
+        )
+    partial = arms[arms.teacher == "partial"]
+    for r in partial.itertuples():
+        if not math.isnan(getattr(r, "seen_gain", float("nan"))):
+            lines.append(
+                f"A teacher trained on the same {r.label_fraction:.0%} of the masks: {ARM_LABELS[r.arm]} "
+                f"{r.seen_gain:+.3f} [{r.seen_gain_low:+.3f}, {r.seen_gain_high:+.3f}] seen over the student alone "
+                f"({int(r.seeds)} seeds)."
+            )
+    missing = [f"{f:.0%}" for f in BudgetPlan().fractions if f not in set(full.label_fraction)]
+    if missing:
+        lines.append(f"Not measured yet: {', '.join(missing)} of the masks with the full teacher.")
+    if partial.empty:
+        lines.append("Not measured yet: the teacher trained on the same masks.")
+    return lines

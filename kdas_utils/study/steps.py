@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Profile, project_root, runs_dir
+from ..distill import ALPHA
 from ..engine import load_checkpoint
 from ..evaluate import average_seeds, domain_table, frame_dice, mean_dice
 from ..models import load_network, load_trained
@@ -272,11 +273,29 @@ def recorded_choice(profile: Profile) -> dict[str, float]:
     """The alphas chosen by the study's alpha step (:func:`choose_alpha` of ``alpha.csv``), read from
     ``study-<profile>/`` under the runs folder, else from the project's ``results/``; ``{}`` if neither
     holds one."""
+    table = _recorded_table(profile)
+    return choose_alpha(table) if table is not None else {}
+
+
+def chosen_alpha(profile: Profile, arm: str = "kdas") -> tuple[float, str]:
+    """``(alpha, where it comes from)`` for ``arm``: the study's validation choice for the profile
+    (:func:`recorded_choice`), else the released code's weight (:data:`~kdas_utils.distill.ALPHA`), said so.
+    What notebooks 04 to 06 distil with."""
+    chosen = recorded_choice(profile)
+    if arm not in chosen:
+        return ALPHA, f"the released code's (no alpha sweep is recorded for the {profile.name} profile)"
+    table = _recorded_table(profile)
+    fraction = float(table.label_fraction.iloc[0]) if "label_fraction" in table else 1.0
+    masks = "every mask" if fraction == 1 else f"{fraction:.0%} of the masks"
+    return chosen[arm], f"chosen on the validation split among {sorted(set(table.alpha))}, with {masks}"
+
+
+def _recorded_table(profile: Profile):
     for root in (study_dir(profile).parent, project_root() / "results"):
         path = root / f"study-{profile.name}" / "alpha.csv"
         if path.exists():
-            return choose_alpha(pd.read_csv(path))
-    return {}
+            return pd.read_csv(path)
+    return None
 
 
 def _run_label(run: dict) -> str:
