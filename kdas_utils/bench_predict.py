@@ -123,6 +123,7 @@ def predict_speed(
     backends=("torch", "onnx", "onnx-int8"),
     batch: int = 8,
     memory: bool = False,
+    memory_seconds: tuple[float, float] = (10, 60),
 ) -> dict:
     """The ``predict`` section of the bench's JSON: ``{"<backend>-<size>": measure(...)}``, plus
     ``memory`` (10-second against 60-second clip) with ``memory``. Without ``weights``, a seeded student
@@ -152,19 +153,21 @@ def predict_speed(
                 )
         if memory:
             fastest = max(result.values(), key=lambda r: r["end_to_end_fps"])
-            clips = {n: write_test_video(tmp / f"clip-{n}s.mp4", n) for n in (10, 60)}
+            short, long = memory_seconds
+            clips = {n: write_test_video(tmp / f"clip-{n}s.mp4", n) for n in (short, long)}
             rss = {
-                n: _in_child(weights, clips[n], fastest["backend"], fastest["size"], batch)["peak_rss_mb"]
+                n: _in_child(weights, clips[n], fastest["backend"], fastest["size"], batch, threshold)["peak_rss_mb"]
                 for n in clips
             }
             result["memory"] = {
                 "backend": fastest["backend"],
                 "size": fastest["size"],
-                "peak_rss_mb_10s": rss[10],
-                "peak_rss_mb_60s": rss[60],
-                "memory_ratio_60s_to_10s": rss[60] / rss[10],
+                "seconds": [short, long],
+                "peak_rss_mb_short": rss[short],
+                "peak_rss_mb_long": rss[long],
+                "memory_ratio_long_to_short": rss[long] / rss[short],
             }
-            print(f"memory: 10 s clip {rss[10]:.0f} MB, 60 s clip {rss[60]:.0f} MB", flush=True)
+            print(f"memory: {short:g} s clip {rss[short]:.0f} MB, {long:g} s clip {rss[long]:.0f} MB", flush=True)
     return result
 
 

@@ -105,3 +105,15 @@ def test_recipe_epochs_time_two_epochs_and_scale_them_to_the_whole_run(monkeypat
     )
     assert "the whole official teacher run: not trained in this profile" in lines
     assert "one own student epoch (4 x 64 px, one scale, 2 steps + validation)" in lines
+
+
+def test_the_predict_section_measures_memory_on_a_short_and_a_long_clip(monkeypatch):
+    from kdas_utils import bench_predict
+
+    section = bench_predict.predict_speed(
+        seconds=1, sizes=(64,), backends=("torch",), batch=2, memory=True, memory_seconds=(1, 2)
+    )
+    memory = section["memory"]
+    assert memory["backend"] == "torch" and memory["seconds"] == [1, 2]
+    assert memory["memory_ratio_long_to_short"] == memory["peak_rss_mb_long"] / memory["peak_rss_mb_short"] > 0
+    assert "1 s / 2 s clip" in "\n".join(bench._predict_lines(section))
