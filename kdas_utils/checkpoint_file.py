@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from .errors import KDASError
+from .files import atomic_path
 
 CHECKPOINT_FORMAT = "kdas-checkpoint/1"
 
@@ -22,17 +23,10 @@ def save_checkpoint(state: dict, path: str | Path) -> Path:
     """Write ``state`` with ``torch.save`` atomically: a ``.part`` file, flushed to disk, then
     renamed over ``path``. An interrupted write leaves the old file untouched."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    try:
-        with open(partial, "wb") as handle:
-            torch.save(state, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as partial, open(partial, "wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
     return path
 
 

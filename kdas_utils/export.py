@@ -17,6 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .files import atomic_path
+
 
 class ProbabilityModel(nn.Module):
     """A Polyp-PVT network with a plain tensor output: ``(B, 1, H, W)`` probabilities."""
@@ -48,18 +50,17 @@ def export_onnx(model: nn.Module, path: str | Path, image_size: int = 352, max_b
     predictor = ProbabilityModel(model.cpu().eval()).eval()
     example = torch.zeros(2, 3, image_size, image_size)
     batch = torch.export.Dim("batch", min=1, max=max_batch)
-    partial = path.with_name(path.name + ".part")
-    torch.onnx.export(
-        predictor,
-        (example,),
-        str(partial),
-        dynamo=True,
-        input_names=["image"],
-        output_names=["probability"],
-        dynamic_shapes={"image": {0: batch}},
-        verbose=False,
-    )
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        torch.onnx.export(
+            predictor,
+            (example,),
+            str(partial),
+            dynamo=True,
+            input_names=["image"],
+            output_names=["probability"],
+            dynamic_shapes={"image": {0: batch}},
+            verbose=False,
+        )
     return path
 
 
@@ -74,15 +75,14 @@ def quantize_onnx(source: str | Path, path: str | Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic  # optional: the export extra
 
     path = Path(path)
-    partial = path.with_name(path.name + ".part")
-    quantize_dynamic(
-        str(source),
-        str(partial),
-        weight_type=QuantType.QInt8,
-        op_types_to_quantize=["MatMul", "Gemm"],
-        per_channel=True,
-    )
-    partial.replace(path)
+    with atomic_path(path) as partial:
+        quantize_dynamic(
+            str(source),
+            str(partial),
+            weight_type=QuantType.QInt8,
+            op_types_to_quantize=["MatMul", "Gemm"],
+            per_channel=True,
+        )
     return path
 
 

@@ -11,7 +11,6 @@ means the same data, split and settings everywhere::
     run.model, run.source, run.history
     student = train_student(get_profile("quick"), StudentRecipe("kdas", alpha=0.1), seed=0)
 
-(Its former name, :mod:`kdas_utils.training`, still imports.)
 
 Scoring lives in :mod:`kdas_utils.evaluate`, figures in :mod:`kdas_utils.plots`.
 """
@@ -53,6 +52,7 @@ from .distill import ALPHA, KDAS_TERMS, TAU, DistillationObjective, KDASLoss
 from .engine import CheckpointError, RunLock, RunLockedError, TrainConfig, Trainer, load_checkpoint, settings_changed
 from .engine.lock import LOCK_NAME, describe, read_lock
 from .evaluate import score_run, teacher_summary
+from .files import atomic_path, write_text
 from .models import build_student, build_teacher, load_polyp_pvt, load_trained
 from .models.pretrained import MissingWeightsError, describe_teacher, official_teacher_file
 from .plots import plot_ablation, save_figure
@@ -444,10 +444,7 @@ def summarize_teacher(profile: Profile, run: Run, device=None, label_fraction: f
     prints. Returns the summary."""
     summary = teacher_summary(profile, run, profile_splits(profile), device)
     if run.source != "weights":
-        path = teacher_dir(profile, label_fraction, seed) / "summary.json"
-        partial = path.with_name(path.name + ".part")
-        partial.write_text(json.dumps(summary, indent=2))
-        partial.replace(path)
+        write_text(teacher_dir(profile, label_fraction, seed) / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -569,10 +566,9 @@ def _start_from_shorter(out_dir: Path, base_dir: Path, changes: dict) -> None:
     if out_dir == base_dir or (out_dir / "last.pt").exists() or changes.get("schedule", "constant") != "constant":
         return
     if (base_dir / "last.pt").exists() and (base_dir / "best.pt").exists():
-        out_dir.mkdir(parents=True, exist_ok=True)
         for name in ("best.pt", "last.pt"):  # last.pt last: it is what marks the run as started
-            shutil.copy2(base_dir / name, out_dir / f"{name}.part")
-            (out_dir / f"{name}.part").replace(out_dir / name)
+            with atomic_path(out_dir / name) as partial:
+                shutil.copy2(base_dir / name, partial)
 
 
 def teacher_snapshot(profile: Profile, epoch: int) -> Path:
@@ -803,10 +799,8 @@ def _merge_rows(csv: Path, rows: pandas.DataFrame) -> None:
 def write_csv(table: pandas.DataFrame, path: Path) -> Path:
     """``table`` to ``path`` (no index), whole or not at all: written under a name of this process's
     own, then renamed (processes that share the runs, :func:`share_runs`, write the same tables)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-    table.to_csv(partial, index=False)
-    partial.replace(path)
+    with atomic_path(path, per_process=True) as partial:
+        table.to_csv(partial, index=False)
     return path
 
 

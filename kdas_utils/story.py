@@ -21,6 +21,7 @@ import pandas as pd
 
 from .config import Profile, runs_dir
 from .evaluate import mean_dice
+from .files import write_text
 from .runs import StudentRecipe, profile_splits
 from .side_by_side import train_side_by_side
 
@@ -73,12 +74,7 @@ def quick_story(
 
 def write_story(story: dict, path: Path | None = None) -> Path:
     """``runs/quick_story.json``, written whole or not at all."""
-    path = Path(path) if path else runs_dir() / STORY_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    partial.write_text(json.dumps(story, indent=2))
-    partial.replace(path)
-    return path
+    return write_text(Path(path) if path else runs_dir() / STORY_FILE, json.dumps(story, indent=2))
 
 
 def read_story(path: Path | None = None) -> dict | None:

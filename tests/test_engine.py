@@ -72,8 +72,8 @@ def test_bad_settings_are_named(field, value, message):
 def test_config_from_profile_takes_its_fields_and_overrides():
     quick = get_profile("quick")
     config = TrainConfig.from_profile(quick, epochs=5)
-    assert (config.image_size, config.batch_size, config.max_steps_per_epoch) == (128, 8, 15)
-    assert config.epochs == 5 and config.lr == 1e-4 and config.weight_decay == 1e-4 and config.clip_value == 0.5
+    assert (config.image_size, config.batch_size, config.max_steps_per_epoch, config.lr) == (64, 16, 8, 3e-4)
+    assert config.epochs == 5 and config.weight_decay == 1e-4 and config.clip_value == 0.5
 
 
 def test_precision_per_device(monkeypatch):

@@ -91,25 +91,20 @@ def test_the_package_has_no_import_circle():
 
 def test_the_lowest_floors_look_only_down():
     graph = import_graph()
-    for low in ("kdas_utils.runtime", "kdas_utils.errors", "kdas_utils.checkpoint_file"):
-        assert graph[low] <= {"kdas_utils.errors"}, (low, graph[low])
+    for low in ("kdas_utils.runtime", "kdas_utils.errors", "kdas_utils.checkpoint_file", "kdas_utils.files"):
+        assert graph[low] <= {"kdas_utils.errors", "kdas_utils.files"}, (low, graph[low])
+    assert graph["kdas_utils.files"] == set()
     for module in ("kdas_utils.data.download", "kdas_utils.engine.trainer", "kdas_utils.evaluate"):
         assert "kdas_utils.notebook" not in graph[module], module
     assert "kdas_utils.cli" not in graph["kdas_utils.colab"]
     assert not any(name.startswith("kdas_utils.engine") for name in graph["kdas_utils.models.weights"])
 
 
-def test_the_former_names_are_kept_for_callers_only():
-    """``kdas_utils.training`` (now ``runs``) still imports for notebooks and scripts written against
-    it, but no module of the package goes through it."""
-    import kdas_utils.runs as runs
-    import kdas_utils.training as training
-
-    graph = import_graph()
-    assert graph["kdas_utils.training"] == {"kdas_utils.runs"}
-    assert [name for name, targets in graph.items() if "kdas_utils.training" in targets] == []
-    assert training.ARMS is runs.ARMS and training.train_student is runs.train_student
-    assert training.StudentRecipe is runs.StudentRecipe and training.profile_splits is runs.profile_splits
+def test_the_former_alias_of_runs_is_gone():
+    """``kdas_utils.training`` was an alias of ``runs`` that nothing used: one name per module."""
+    assert "kdas_utils.training" not in import_graph()
+    with pytest.raises(ModuleNotFoundError):
+        __import__("kdas_utils.training")
 
 
 @pytest.mark.parametrize(

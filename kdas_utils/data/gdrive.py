@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..files import atomic_path
 from .download import DownloadError, download, sha256sum
 
 
@@ -203,12 +204,10 @@ def _fsync(path: Path) -> None:
 
 
 def _write_record(record: Path, digest: str, name: str) -> None:
-    partial = record.with_name(record.name + ".part")
-    with open(partial, "w") as handle:
+    with atomic_path(record) as partial, open(partial, "w") as handle:
         handle.write(f"{digest}  {name}\n")
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(partial, record)
 
 
 def fetch_drive_file(

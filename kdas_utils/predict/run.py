@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..files import atomic_path
 from ..plots import overlay
 from ..runtime import progress_bars
 from .inputs import CSV_NAME, Source, check_out, collect_inputs, outputs_of
@@ -142,10 +143,8 @@ def read_rows(path: Path) -> list[dict]:
 
 def save_png(array: np.ndarray, path: Path) -> None:
     """Write a PNG atomically (``.part`` then rename): never a half-written file under ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    Image.fromarray(array).save(partial, format="PNG")
-    os.replace(partial, path)
+    with atomic_path(path) as partial:
+        Image.fromarray(array).save(partial, format="PNG")
 
 
 def predict_inputs(
