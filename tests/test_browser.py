@@ -272,6 +272,15 @@ def test_explorer_as_voila_app(browser, quick_teacher, real_pair, tmp_path):
     assert caption.startswith(f"{real_pair[0].name} (") and "threshold 0.5" in caption, caption
 
 
+def _mathjax_probe(text: str) -> bool:
+    """MathJax 2's HTML-CSS output tests how the browser answers a missing web font with
+    ``@font-face {font-family: MathJax_Blank; src: url('about:blank')}`` before it loads a STIX-Web
+    font a formula needs (bold, large delimiters); Chrome logs that probe as a CORS error. MathJax's
+    maintainers call it expected (mathjax/MathJax#926); the formulas still render (the test below
+    checks that), so that one message, and no other, is not counted as the page's error."""
+    return text.startswith("Access to font at 'about:blank'")
+
+
 @pytest.mark.after_notebooks
 def test_the_book_in_a_browser(browser, tutorial_01, tmp_path):
     """``make book``'s build, opened page by page in Chromium: no console error from the book's own
@@ -312,7 +321,7 @@ def test_the_book_in_a_browser(browser, tutorial_01, tmp_path):
                 "console",
                 lambda m: (
                     errors.append(f"{m.location.get('url')}: {m.text}")
-                    if m.type == "error" and m.location.get("url", "").startswith(base)
+                    if m.type == "error" and m.location.get("url", "").startswith(base) and not _mathjax_probe(m.text)
                     else None
                 ),
             )
@@ -348,7 +357,8 @@ def test_the_book_in_a_browser(browser, tutorial_01, tmp_path):
     finally:
         server.shutdown()
     assert found >= 1
-    formulas_render_offline(browser, book / "notebooks" / "05_student_distillation.html")
+    for lesson in ("04_sgm_covariance", "05_student_distillation"):  # 04 needs STIX-Web's bold font
+        formulas_render_offline(browser, book / "notebooks" / f"{lesson}.html")
 
 
 def formulas_render_offline(browser, html: Path) -> None:
@@ -366,5 +376,7 @@ def formulas_render_offline(browser, html: Path) -> None:
             timeout=60_000,
         )
         assert "\\(" not in page.locator("article").inner_text()
+        log = page.evaluate("MathJax.Message.Log()")  # MathJax says here when a font it needs did not load
+        assert "Can't load web font" not in log and "Math Processing Error" not in page.content(), log
         page.locator(".MathJax").first.scroll_into_view_if_needed()
-        page.screenshot(path=_artifacts() / "book-math-offline.png")
+        page.screenshot(path=_artifacts() / f"book-math-offline-{html.stem[:2]}.png")
