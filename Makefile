@@ -85,7 +85,7 @@ browser:
 	    echo "make test: no chromium here and no root to install it (apt-get install chromium); browser tests will be skipped"; \
 	  fi; }
 
-# Speed and memory on this machine (see kdas_utils/bench.py); writes benchmarks/results/*.json
+# Speed and memory on this machine (see kdas_utils/bench/); writes benchmarks/results/*.json
 # Sphinx with MyST-NB; runs no notebook (it takes runs/notebooks/ where newer, else the committed ones).
 book: $(VENV)/.installed-dev
 	$(BIN)/python -m kdas_utils.book --out runs/book

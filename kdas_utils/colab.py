@@ -35,9 +35,9 @@ from IPython.display import display
 from .config import WEIGHTS_VARIABLE, data_root, download_root, runs_dir, weights_dir
 from .data import DRIVE_FILES, prepare_kvasir_seg, prepare_pranet
 from .data.layout import PRANET_ARCHIVES
+from .environment import in_colab
 from .errors import USER_ERRORS
 from .models.pretrained import OFFICIAL_TEACHER, prepare_polyp_pvt
-from .runtime import in_colab
 
 DRIVE_MOUNT = Path("/content/drive")  # where Colab mounts Drive; the learner's files are under MyDrive/
 DRIVE_FOLDER = "kdas-notebooks"

@@ -18,7 +18,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from .engine import select_device
-from .models import count_parameters
+from .kdas import count_parameters
 
 
 @torch.inference_mode()

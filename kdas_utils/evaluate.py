@@ -25,9 +25,9 @@ from tqdm.auto import tqdm
 from .data import PolypDataset, denormalize, eval_transforms, read_mask
 from .data.pairs import Pair
 from .engine import select_device
+from .environment import progress_bars
 from .intervals import mean_interval, paired_difference
 from .metrics import KEYS, dice_at, image_scores, normalize_map, summarize
-from .runtime import progress_bars
 
 if TYPE_CHECKING:
     import pandas

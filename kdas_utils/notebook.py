@@ -9,8 +9,8 @@ from importlib.metadata import PackageNotFoundError, version
 import torch
 
 from .colab import offer
+from .environment import PROGRESS_VARIABLE, in_colab, progress_bars  # noqa: F401 (part of this module's API)
 from .plots import save_figure  # noqa: F401 (part of this module's API: the notebooks import it from here)
-from .runtime import PROGRESS_VARIABLE, in_colab, progress_bars  # noqa: F401 (part of this module's API)
 
 REPORTED_PACKAGES = ("torch", "torchvision", "timm", "albumentations", "numpy", "matplotlib", "ipywidgets")
 

@@ -20,7 +20,8 @@ from concurrent.futures import ProcessPoolExecutor
 import torch
 
 from .config import Profile
-from .runs import ARMS, Run, StudentRecipe, finished_state, train_student, train_teacher
+from .kdas import ARMS
+from .runs import Run, StudentRecipe, finished_state, train_student, train_teacher
 
 
 def default_jobs(device=None) -> int:

@@ -27,7 +27,7 @@ from .engine import select_device
 from .errors import USER_ERRORS
 from .models import load_network
 from .plots import show_prediction
-from .predict import Predictor, as_rgb
+from .predict.predictor import Predictor, as_rgb
 from .runs import figure_samples, trained_checkpoints
 
 
@@ -62,7 +62,7 @@ class AttentionExplorer:
         self._image = None
 
     def output(self, frame: int, model: str):
-        """The model's :class:`~kdas_utils.models.PolypOutput` on a frame (cached)."""
+        """The model's :class:`~kdas_utils.kdas.PolypOutput` on a frame (cached)."""
         key = (frame, model)
         if key not in self._outputs:
             net = self.models[model]

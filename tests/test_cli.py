@@ -11,7 +11,8 @@ import torch
 from helpers.cli import one_line_error, run_main
 
 from kdas_utils import config
-from kdas_utils.cli import _side_by_side, main
+from kdas_utils.cli import main
+from kdas_utils.cli.studies import side_by_side
 from kdas_utils.data import eval_transforms, read_image
 from kdas_utils.errors import KDASError
 from kdas_utils.models import build_student
@@ -241,8 +242,8 @@ def test_evaluate_official_weights(tmp_path, monkeypatch):
     """``kdas evaluate --weights`` scores a Polyp-PVT-format file (here a random B0 student)."""
     import torch
 
+    from kdas_utils.kdas.remap import to_polyp_pvt_keys
     from kdas_utils.models import build_student
-    from kdas_utils.models.weights import to_polyp_pvt_keys
 
     monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
     torch.manual_seed(0)
@@ -273,7 +274,7 @@ def test_study_jobs_name_a_job_that_failed_and_put_the_threads_back(tmp_path):
     threads = torch.get_num_threads()
     args = argparse.Namespace(jobs=2, argv=["study", "--no-such-option"])
     with pytest.raises(KDASError, match=r"job 2 ended with exit status 2 \(see .*job-2\.log\)"):
-        with _side_by_side(args, tmp_path):
+        with side_by_side(args, tmp_path):
             assert torch.get_num_threads() == max(1, (os.cpu_count() or 1) // 2)
     assert "unrecognized arguments: --no-such-option" in (tmp_path / "job-2.log").read_text()
     assert torch.get_num_threads() == threads

@@ -5,20 +5,21 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdas_utils.distill import (
+from kdas_utils.engine import TrainConfig, Trainer, int8_teacher
+from kdas_utils.kdas import (
     AttentionKD,
     CovarianceGuidance,
     DistillationObjective,
     FeatureAttentionKD,
     KDASLoss,
+    PolypOutput,
     SymmetricGuidance,
     activation_attention,
     channel_covariance,
     self_attention_map,
     symmetric,
 )
-from kdas_utils.engine import TrainConfig, Trainer
-from kdas_utils.models import PolypOutput, build_student, build_teacher
+from kdas_utils.models import build_student, build_teacher
 
 
 @pytest.fixture(scope="module")
@@ -207,8 +208,7 @@ def test_kdas_loss_combines_its_terms(nets, batch, at, sgm):
 
 
 def test_the_default_loss_is_the_kdas_arm_with_the_released_weights():
-    from kdas_utils.distill import ALPHA, TAU
-    from kdas_utils.runs import ARMS
+    from kdas_utils.kdas import ALPHA, ARMS, TAU
 
     settings = KDASLoss().settings()
     assert {k: settings[k] for k in ("at", "sgm")} == ARMS["kdas"]
@@ -218,8 +218,7 @@ def test_the_default_loss_is_the_kdas_arm_with_the_released_weights():
 
 
 def test_pixel_arm_is_pixel_kd_mixed_by_alpha(nets, batch):
-    from kdas_utils.distill import pixel_kd
-    from kdas_utils.runs import ARMS
+    from kdas_utils.kdas import ARMS, pixel_kd
 
     student, _ = nets
     x, mask = batch
@@ -267,7 +266,8 @@ def test_a_bf16_distillation_step_computes_its_losses_in_fp32(nets, batch, teach
     losses in fp32, and the int8 teacher (whose quantised layers take fp32 only) outside autocast."""
     student, teacher = nets
     x, mask = batch
-    objective = DistillationObjective(teacher, KDASLoss(at="paper", sgm="covariance"), teacher_int8=teacher_int8)
+    teacher = int8_teacher(teacher) if teacher_int8 else teacher
+    objective = DistillationObjective(teacher, KDASLoss(at="paper", sgm="covariance"))
     seen = []
     hook = objective.teacher.register_forward_hook(lambda module, inputs, output: seen.append(output))
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -329,8 +329,8 @@ def test_released_form_trains_with_the_released_gradients(nets, batch):
 def test_stage_maps_come_from_features_before_the_layernorm():
     """After a PVTv2 stage's LayerNorm, ``sum_c F_c^2`` is the same everywhere to rounding; before
     it, the map varies across the frame: the maps the lessons show and the feature AT-KD use."""
-    from kdas_utils.distill import FeatureAttentionKD, activation_energy
     from kdas_utils.distill.maps import layer_map
+    from kdas_utils.kdas import FeatureAttentionKD, activation_energy
 
     torch.manual_seed(0)
     student, teacher = build_student().eval(), build_teacher().eval()

@@ -131,3 +131,15 @@ def test_the_unseen_step_alone_trains_nothing_and_says_what_is_missing(
     result = run_main(capsys, "study", "--profile", "standard", "--step", "unseen", "--test-root", str(unseen_root))
     assert result.returncode == 2 and "no finished run of the standard profile's final comparison" in result.stderr
     assert not (tmp_path / "runs" / "checkpoints").exists()  # nothing was trained
+
+
+def test_counts_are_told_against_pranets_split():
+    from kdas_utils.data import against_pranet
+
+    assert against_pranet(1450, {"Kvasir": 100, "CVC-ClinicDB": 62, "Synthetic": 60}) == []
+    lines = against_pranet(1446, {"Kvasir": 99, "CVC-ClinicDB": 62, "ETIS-LaribPolypDB": 20})
+    assert lines == [
+        "TrainDataset: 1446 frames here, 1450 in PraNet's split (4 fewer in this copy)",
+        "Kvasir: 99 frames here, 100 in PraNet's split (1 fewer in this copy)",
+        "ETIS-LaribPolypDB: 20 frames here, 196 in PraNet's split (176 fewer in this copy)",
+    ]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from kdas_utils.losses import boundary_weights, deep_supervision_loss, structure_loss
+from kdas_utils.kdas.losses import boundary_weights, deep_supervision_loss, structure_loss
 
 
 def _avgpool31(g):
@@ -92,3 +92,15 @@ def test_the_separable_boundary_mean_equals_the_31_by_31_pool():
     masks = (torch.rand(3, 1, 70, 90, generator=torch.Generator().manual_seed(0)) > 0.6).float()
     reference = 1 + 5 * torch.abs(F.avg_pool2d(masks, kernel_size=31, stride=1, padding=15) - masks)
     assert torch.allclose(boundary_weights(masks), reference, atol=1e-6)
+
+
+def test_the_two_terms_add_up_and_only_the_bce_depends_on_the_variant():
+    from kdas_utils.kdas import structure_terms
+
+    g = torch.Generator().manual_seed(3)
+    logits, mask = torch.randn(3, 1, 32, 32, generator=g), (torch.rand(3, 1, 32, 32, generator=g) > 0.7).float()
+    wbce, wiou = structure_terms(logits, mask)
+    assert wbce.shape == wiou.shape == (3, 1)
+    assert torch.allclose((wbce + wiou).mean(), structure_loss(logits, mask), atol=1e-6)
+    released_bce, released_iou = structure_terms(logits, mask, "released")
+    assert torch.equal(released_iou, wiou) and not torch.allclose(released_bce, wbce)

@@ -1,7 +1,8 @@
 import pytest
 import torch
 
-from kdas_utils.models import PolypOutput, build_student, build_teacher, count_parameters
+from kdas_utils.kdas import PolypOutput, count_parameters
+from kdas_utils.models import build_student, build_teacher
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_pretrained_offline_gives_clear_error(monkeypatch, tmp_path):
 
 
 def test_feature_lookup_and_channels_from_the_backbone(student):
-    from kdas_utils.models import feature_channels
+    from kdas_utils.kdas import feature_channels
 
     out = student(torch.randn(1, 3, 64, 64))
     assert out.feature("stage2") is out.stages[1] and out.feature("cfm") is out.cfm and out.feature("p1") is out.p1

@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from kdas_utils.data import PartialLabels, PolypDataset, eval_transforms, find_pairs, labelled_indices
-from kdas_utils.distill import DistillationObjective, KDASLoss
-from kdas_utils.engine import CheckpointError, SegmentationObjective, TrainConfig, Trainer, load_checkpoint
+from kdas_utils.engine import CheckpointError, TrainConfig, Trainer, load_checkpoint
 from kdas_utils.engine.checkpoint import settings_changed
-from kdas_utils.losses import deep_supervision_loss, is_labelled, structure_loss
+from kdas_utils.kdas import DistillationObjective, KDASLoss, SegmentationObjective
+from kdas_utils.kdas.losses import deep_supervision_loss, is_labelled, structure_loss
+from kdas_utils.kdas.polyp_pvt import PolypOutput
 from kdas_utils.models import build_student, build_teacher
-from kdas_utils.models.polyp_pvt import PolypOutput
 
 
 @pytest.fixture(scope="module")

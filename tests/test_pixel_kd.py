@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from kdas_utils.distill.pixel import KD_FORMS, ChannelWiseKD, PixelKD, channel_wise_kd, make_logit_kd, pixel_kd
-from kdas_utils.models import PolypOutput
+from kdas_utils.kdas import PolypOutput
+from kdas_utils.kdas.baselines import KD_FORMS, ChannelWiseKD, PixelKD, channel_wise_kd, make_logit_kd, pixel_kd
 
 
 def logits(*shape, seed=0, scale=3.0, dtype=torch.float32):

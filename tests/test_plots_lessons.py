@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from kdas_utils import plots
-from kdas_utils.distill import symmetric
+from kdas_utils.kdas import symmetric
 
 
 def test_shown_path_is_relative_inside_the_project_and_anonymous_outside(tmp_path):

@@ -19,8 +19,8 @@ from kdas_utils.cli import main
 from kdas_utils.data import read_image
 from kdas_utils.engine import CHECKPOINT_FORMAT, save_checkpoint
 from kdas_utils.engine.checkpoint import architecture
+from kdas_utils.kdas.remap import to_polyp_pvt_keys
 from kdas_utils.models import build_student
-from kdas_utils.models.weights import to_polyp_pvt_keys
 from kdas_utils.predict import CSV_NAME, Prediction, Predictor, collect_inputs, read_masks
 
 SIZE = 128  # the size the test checkpoint says it was trained at: small, so the tests stay quick

@@ -71,7 +71,7 @@ def test_timm_files_give_exactly_their_tensors(weights):
 
 
 def test_the_profiles_build_path_loads_them(weights, monkeypatch):
-    """runs._train_or_load builds with the profile's `pretrained`; its Trainer is replaced here by
+    """runs.train_or_load builds with the profile's `pretrained`; its Trainer is replaced here by
     one that keeps the network it is given."""
     source = random_model(build_student, 4)
     (weights / "pvt_v2_b0.pth").write_bytes(release_backbone(source))
@@ -85,11 +85,11 @@ def test_the_profiles_build_path_loads_them(weights, monkeypatch):
             built["model"] = model
             raise Built
 
-    monkeypatch.setattr(runs, "Trainer", Keep)
-    monkeypatch.setattr(runs, "profile_datasets", lambda profile, augment=True: (None, None))
+    monkeypatch.setattr(runs.store, "Trainer", Keep)
+    monkeypatch.setattr(runs.store, "profile_datasets", lambda profile, augment=True: (None, None))
     for name, pretrained in (("colab", True), ("paper", True), ("standard", False)):
         with pytest.raises(Built):
-            runs._train_or_load("student", weights / name, build_student, get_profile(name))
+            runs.train_or_load("student", weights / name, build_student, get_profile(name))
         assert same(built["model"].backbone, source.backbone) is pretrained, name
 
 

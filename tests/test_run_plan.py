@@ -2,7 +2,7 @@
 
 from kdas_utils.config import get_profile
 from kdas_utils.engine import CHECKPOINT_FORMAT, TrainConfig, save_checkpoint
-from kdas_utils.runs import _plan_line, epoch_seconds
+from kdas_utils.runs import epoch_seconds, plan_line
 
 
 def finished(folder, seconds, image_size=64):
@@ -23,20 +23,20 @@ def test_the_time_comes_from_runs_of_the_same_kind(tmp_path):
     assert epoch_seconds(tmp_path / "student-kdas-s1-quick", 352) is None  # another size is another cost
 
 
-def test_the_plan_line(tmp_path):
+def test_theplan_line(tmp_path):
     profile, folder = get_profile("quick"), tmp_path / "checkpoints" / "teacher-quick"
     config = TrainConfig.from_profile(profile, epochs=8)
-    line = _plan_line("teacher", folder, profile, config)
+    line = plan_line("teacher", folder, profile, config)
     assert line == (
         "teacher: training 8 epochs (quick profile, 64 px) into checkpoints/teacher-quick; "
         "each epoch's time is printed as it ends"
     )
     finished(folder, [15.0, 15.0])
-    line = _plan_line("teacher", folder, profile, config)
+    line = plan_line("teacher", folder, profile, config)
     assert line.startswith("teacher: resuming at epoch 3 of 8") and line.endswith(
         "about 2 minutes, as measured by earlier epochs here"
     )
-    retrain = _plan_line("teacher", folder, profile, config, resume=False)
+    retrain = plan_line("teacher", folder, profile, config, resume=False)
     assert retrain.startswith("teacher: training 8 epochs") and retrain.endswith(
         "about 2 minutes, as measured by earlier epochs here"
     )

@@ -1,5 +1,7 @@
 """The speed-ups of :mod:`kdas_utils.speed` compute what the code of before computed, and
-:func:`~kdas_utils.speed.baseline` really brings that code back (the bench's "today's path")."""
+:data:`~kdas_utils.speed.BASELINE`'s settings really bring that code back (the bench's "today's path")."""
+
+import dataclasses
 
 import pytest
 import torch
@@ -7,9 +9,9 @@ import torch.nn.functional as F
 
 from kdas_utils import speed
 from kdas_utils.data import PolypDataset, eval_transforms, find_pairs, train_transforms
-from kdas_utils.distill import DistillationObjective, KDASLoss
-from kdas_utils.engine import SegmentationObjective, TrainConfig, Trainer
-from kdas_utils.losses import boundary_weights
+from kdas_utils.engine import TrainConfig, Trainer, int8_teacher
+from kdas_utils.kdas import DistillationObjective, KDASLoss, SegmentationObjective
+from kdas_utils.kdas.losses import boundary_weights
 from kdas_utils.models import build_student, build_teacher
 
 
@@ -32,37 +34,33 @@ class CountingTeacher(torch.nn.Module):
         return self.net(x)
 
 
-def distilled_trainer(sets, folder):
+def distilled_trainer(sets, folder, **changes):
     torch.manual_seed(0)
     teacher = CountingTeacher()
     objective = DistillationObjective(teacher, KDASLoss(alpha=0.5))
-    config = TrainConfig(epochs=1, batch_size=4, image_size=64, max_steps_per_epoch=1, progress=False)
+    config = TrainConfig(epochs=1, batch_size=4, image_size=64, max_steps_per_epoch=1, progress=False, **changes)
     return Trainer(build_student(), *sets, config, folder, objective=objective, device="cpu"), teacher
 
 
-def test_the_baseline_is_the_31_by_31_mean_and_equals_the_separable_one():
+def test_the_separable_boundary_equals_the_31_by_31_mean():
     masks = (torch.rand(2, 1, 64, 64, generator=torch.Generator().manual_seed(0)) > 0.6).float()
-    reference = 1 + 5 * torch.abs(F.avg_pool2d(masks, 31, stride=1, padding=15) - masks)
-    with speed.baseline():
-        old = boundary_weights(masks)
-    assert torch.equal(old, reference)  # the very operation of before
-    assert torch.allclose(boundary_weights(masks), old, atol=1e-6)
-    assert speed.current() == speed.NEW  # the block put the path back
+    reference = 1 + 5 * torch.abs(F.avg_pool2d(masks, 31, stride=1, padding=15) - masks)  # the released code's
+    assert torch.allclose(boundary_weights(masks), reference, atol=1e-6)
 
 
 def test_the_baseline_builds_the_loop_adamw(sets, tmp_path):
-    with speed.baseline():
-        old, _ = distilled_trainer(sets, tmp_path / "old")
-    new, _ = distilled_trainer(sets, tmp_path / "new")
+    old, _ = distilled_trainer(sets, tmp_path / "old", **speed.BASELINE.changes(cpu=True))
+    new, _ = distilled_trainer(sets, tmp_path / "new", **speed.NEW.changes(cpu=True))
     assert old.optimizer.defaults["fused"] is False and new.optimizer.defaults["fused"] is True
+    assert old.config.amp == "off" and new.config.amp == "auto"  # fp32 on the old path, whatever the CPU
 
 
 def test_lean_validation_skips_the_teacher_and_scores_alike(sets, tmp_path):
-    trainer, teacher = distilled_trainer(sets, tmp_path / "run")
-    with speed.baseline():
-        before = trainer.validate()
+    trainer, teacher = distilled_trainer(sets, tmp_path / "run", lean_validation=False)
+    before = trainer.validate()
     calls = teacher.calls
     assert calls == 2  # 6 frames in batches of 4: the teacher ran on each batch
+    trainer.config = dataclasses.replace(trainer.config, lean_validation=True)  # the default
     lean = trainer.validate()
     assert teacher.calls == calls  # not once more
     assert lean["val_dice"] == before["val_dice"]  # what selects the checkpoint does not move
@@ -72,12 +70,9 @@ def test_lean_validation_skips_the_teacher_and_scores_alike(sets, tmp_path):
 
 
 def test_switched_off_speed_ups_are_named():
-    assert speed.NEW.off() == [] and set(speed.BASELINE.off()) == {
-        "separable_boundary",
-        "fused_adamw",
-        "lean_validation",
-        "cpu_bf16",
-    }
+    assert speed.NEW.off() == [] and set(speed.BASELINE.off()) == {"fused_adamw", "lean_validation", "cpu_bf16"}
+    assert speed.NEW.changes(cpu=False) == {"fused_adamw": True, "lean_validation": True}
+    assert speed.BASELINE.changes(cpu=False) == {"fused_adamw": False, "lean_validation": False}  # a GPU's own amp
 
 
 def test_the_int8_teacher_is_recorded_close_to_fp32_and_cpu_only(real_pair):
@@ -87,7 +82,7 @@ def test_the_int8_teacher_is_recorded_close_to_fp32_and_cpu_only(real_pair):
 
     torch.manual_seed(2)
     teacher = build_teacher().eval()
-    objective = DistillationObjective(teacher, KDASLoss(), teacher_int8=True)
+    objective = DistillationObjective(int8_teacher(teacher), KDASLoss())
     assert (
         objective.settings()["teacher"] == "int8"
         and "teacher" not in DistillationObjective(teacher, KDASLoss()).settings()

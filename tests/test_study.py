@@ -274,7 +274,7 @@ SHARING_JOB = """
 from kdas_utils import runs
 from kdas_utils.config import get_profile
 
-runs.WAIT_SECONDS = 0.2
+runs.share.WAIT_SECONDS = 0.2
 tiny = get_profile("quick").replace(
     image_size=64, epochs=1, teacher_epochs=2, keep_epochs=(1,), max_steps_per_epoch=1, synthetic_train=16,
     synthetic_test=4,
@@ -296,7 +296,7 @@ def test_two_processes_share_the_runs_and_train_each_once(tiny, tmp_path, monkey
     script.write_text(SHARING_JOB)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     other = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, env=env)
-    monkeypatch.setattr(runs, "WAIT_SECONDS", 0.2)
+    monkeypatch.setattr(runs.share, "WAIT_SECONDS", 0.2)
     with runs.share_runs():
         table = runs.run_ablation(tiny, {"no-kd": 2, "pixel": 2}, device="cpu", progress=False)
     outputs = [capsys.readouterr().out, other.communicate(timeout=300)[0]]

@@ -6,9 +6,10 @@ from kdas_utils.config import get_profile
 from kdas_utils.data import DatasetError, read_mask
 from kdas_utils.engine import load_checkpoint
 from kdas_utils.evaluate import mean_dice
-from kdas_utils.models import build_student, build_teacher, count_parameters, describe
-from kdas_utils.models.polyp_pvt import PolypOutput
-from kdas_utils.models.weights import to_polyp_pvt_keys
+from kdas_utils.kdas import count_parameters
+from kdas_utils.kdas.polyp_pvt import PolypOutput
+from kdas_utils.kdas.remap import to_polyp_pvt_keys
+from kdas_utils.models import build_student, build_teacher, describe
 from kdas_utils.runs import checkpoint_dir, profile_splits, train_teacher
 
 
@@ -124,9 +125,9 @@ def test_unknown_arm_is_named(tiny_profile):
 
 
 def test_other_weights_train_apart_and_a_finished_run_is_never_taken_for_other_settings(tiny_profile):
-    from kdas_utils.distill import DistillationObjective, KDASLoss
     from kdas_utils.engine import CheckpointError
-    from kdas_utils.runs import StudentRecipe, _train_or_load, finished_plan, train_student
+    from kdas_utils.kdas import DistillationObjective, KDASLoss
+    from kdas_utils.runs import StudentRecipe, finished_plan, train_or_load, train_student
 
     # the folder names of the runs made before the recipe existed (the study's checkpoints)
     assert StudentRecipe("kdas").folder(tiny_profile, 0).name == "student-kdas-s0-quick"
@@ -156,7 +157,7 @@ def test_other_weights_train_apart_and_a_finished_run_is_never_taken_for_other_s
         match=r"student-kdas-s0-quick: holds a finished run made with other settings"
         r" \(objective sgm: covariance there, None here.*--retrain",
     ):
-        _train_or_load(
+        train_or_load(
             "student",
             StudentRecipe("kdas").folder(tiny_profile, 0),
             build_student,

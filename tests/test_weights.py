@@ -5,8 +5,8 @@ import pickle
 import pytest
 import torch
 
+from kdas_utils.kdas.remap import to_polyp_pvt_keys, to_pvt_release_keys
 from kdas_utils.models import WeightLoadError, build_student, build_teacher, load_backbone_weights, load_polyp_pvt
-from kdas_utils.models.weights import to_polyp_pvt_keys, to_pvt_release_keys
 
 
 def _random(builder, seed):

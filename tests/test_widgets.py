@@ -86,3 +86,14 @@ def test_explorer_app_needs_a_trained_network(tmp_path, monkeypatch):
     monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path / "runs"))
     with pytest.raises(FileNotFoundError, match=r"kdas train-teacher --profile standard"):
         explorer_app(get_profile("standard"))
+
+
+def test_the_bar_share_of_bars_stripes_and_noise():
+    from kdas_utils.distill.maps import bar_share
+
+    bars = np.tile(np.array([0.0, 1.0, 1.0, 0.0]), (4, 1))  # every row the same profile
+    stripes = bars.T  # every column the same: rows differ, their means too
+    noise = np.random.default_rng(0).normal(size=(64, 64))
+    shares = bar_share(np.stack([bars, stripes, np.ones((4, 4))]))
+    assert shares.tolist() == [1.0, 0.0, 0.0]
+    assert 0 < bar_share(noise[None])[0] < 0.05

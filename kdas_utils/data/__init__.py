@@ -5,7 +5,7 @@ The names most notebooks need are re-exported here::
     from kdas_utils.data import find_pairs, make_synthetic, PolypDataset, train_transforms
 """
 
-from .catalog import DOMAINS, PAPER_DATASETS, SEEN_TEST_SETS, UNSEEN_TEST_SETS, domain
+from .catalog import DOMAINS, PAPER_DATASETS, SEEN_TEST_SETS, UNSEEN_TEST_SETS, against_pranet, domain
 from .dataset import PolypDataset, train_val_split
 from .download import SOURCES, DownloadError, UnsafeArchiveError, download, download_dataset, extract_archive
 from .gdrive import DRIVE_FILES, DriveDownloadError, fetch_drive_file, mirror_fetch
@@ -28,6 +28,7 @@ from .transforms import denormalize, eval_transforms, train_transforms
 
 __all__ = [
     "DOMAINS",
+    "against_pranet",
     "DRIVE_FILES",
     "PAPER_DATASETS",
     "DatasetError",

@@ -65,3 +65,24 @@ def domain(name: str, extra_root: bool = False) -> str:
     if name in UNSEEN_TEST_SETS:
         return "unseen"
     return "unseen" if extra_root else "seen"
+
+
+# PraNet's split as published: the training frames (Kvasir-SEG 900 + CVC-ClinicDB 550) and each test set.
+PRANET_COUNTS = {"TrainDataset": 1450} | {row["dataset"].split(" ")[0]: row["test"] for row in PAPER_DATASETS}
+PRANET_COUNTS["Kvasir"] = PRANET_COUNTS.pop("Kvasir-SEG")
+
+
+def against_pranet(train_frames: int, test_frames: dict[str, int]) -> list[str]:
+    """One line for each count of a PraNet-layout copy that differs from PraNet's published split
+    (:data:`PRANET_COUNTS`): ``train_frames`` (training plus validation) and ``{test set: frames}``.
+    Sets PraNet does not have (the synthetic ones) are left out; an empty list: every count agrees."""
+    found = {"TrainDataset": train_frames} | test_frames
+    lines = []
+    for name, n in found.items():
+        published = PRANET_COUNTS.get(name)
+        if published is not None and n != published:
+            share = "fewer" if n < published else "more"
+            lines.append(
+                f"{name}: {n} frames here, {published} in PraNet's split ({abs(published - n)} {share} in this copy)"
+            )
+    return lines

@@ -34,8 +34,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
+from ..environment import progress_bars
 from ..errors import KDASError
-from ..runtime import progress_bars
 
 
 class DownloadError(KDASError, RuntimeError):

@@ -203,7 +203,7 @@ def _fsync(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def _write_record(record: Path, digest: str, name: str) -> None:
+def write_record(record: Path, digest: str, name: str) -> None:
     with atomic_path(record) as partial, open(partial, "w") as handle:
         handle.write(f"{digest}  {name}\n")
         handle.flush()
@@ -246,7 +246,7 @@ def fetch_drive_file(
         if check is not None:
             check(dest)
         if expected is None:
-            _write_record(record, digest, dest.name)
+            write_record(record, digest, dest.name)
         return dest
     staging = dest.with_name(f".{dest.name}.partial")
     staging.mkdir(parents=True, exist_ok=True)
@@ -283,7 +283,7 @@ def fetch_drive_file(
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # after a failed check: nothing of it is kept
     if expected is None:
-        _write_record(record, digest, dest.name)
+        write_record(record, digest, dest.name)
         print(f"{dest.name}: sha256 {digest} (recorded in {record})")
     return dest
 

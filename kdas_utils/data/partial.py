@@ -3,7 +3,7 @@
 This is the setting where a teacher is known to pay: it has seen every mask, the student sees a
 few, and the teacher's maps on the other frames are all the student learns from there. The
 masks of the frames left unlabelled are replaced by NaN, the marker that
-:func:`kdas_utils.losses.deep_supervision_loss` reads to leave a frame out of ``L_seg``; the
+:func:`kdas_utils.kdas.losses.deep_supervision_loss` reads to leave a frame out of ``L_seg``; the
 distillation terms still see every frame. Which frames keep their mask is drawn from the run's
 seed, so the student alone and the distilled student of one seed see the same masks.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..losses import is_labelled
+from ..kdas.losses import is_labelled
 
 __all__ = ["PartialLabels", "is_labelled", "labelled_indices"]
 

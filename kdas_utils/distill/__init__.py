@@ -1,39 +1,11 @@
-"""Distillation: Attention-KD, the Symmetrical Guiding Module, the logit-KD baselines and the KDAS loss.
+"""The attention maps the lessons draw (:mod:`.maps`), and the distillation names of the method by the
+package name they had before it had a home: the method itself is :mod:`kdas_utils.kdas`.
 
-from kdas_utils.distill import KDASLoss, DistillationObjective
+from kdas_utils.distill import KDASLoss, DistillationObjective   # = from kdas_utils.kdas import ...
 loss_fn = KDASLoss()                                  # KDAS as the series teaches it (alpha 0.3, tau 2)
 parts = loss_fn(student(x), teacher(x), mask)         # {"total", "seg", "at", "sgm", "kd"}
 """
 
-from ..engine.objectives import DistillationObjective, clone_output
-from .attention import AttentionKD, FeatureAttentionKD, activation_attention, activation_energy, self_attention_map
-from .kdas_loss import ALPHA, AT_FORMS, KDAS_TERMS, SGM_FORMS, TAU, KDASLoss
-from .pixel import KD_FORMS, ChannelWiseKD, PixelKD, channel_wise_kd, make_logit_kd, pixel_kd
-from .sgm import CovarianceGuidance, SymmetricGuidance, channel_covariance, normalized_covariance, symmetric
+from ..kdas import DistillationObjective, KDASLoss
 
-__all__ = [
-    "ALPHA",
-    "AT_FORMS",
-    "AttentionKD",
-    "ChannelWiseKD",
-    "CovarianceGuidance",
-    "DistillationObjective",
-    "FeatureAttentionKD",
-    "KDASLoss",
-    "KDAS_TERMS",
-    "KD_FORMS",
-    "PixelKD",
-    "SGM_FORMS",
-    "SymmetricGuidance",
-    "TAU",
-    "activation_attention",
-    "activation_energy",
-    "channel_covariance",
-    "channel_wise_kd",
-    "clone_output",
-    "make_logit_kd",
-    "normalized_covariance",
-    "pixel_kd",
-    "self_attention_map",
-    "symmetric",
-]
+__all__ = ["DistillationObjective", "KDASLoss"]

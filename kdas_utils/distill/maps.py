@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .attention import activation_energy, self_attention_map
+from ..kdas.attention import activation_energy, self_attention_map
 
 # every map is relative (1 = the frame's mean, or uniform): figures and explorers show it on [0, MAP_SCALE]
 MAP_SCALE = 4.0
@@ -44,7 +44,7 @@ def head_attention(logits: torch.Tensor, tau: float = 2.0) -> np.ndarray:
 
 
 def layer_map(out, layer: str, size: tuple[int, int], p: float = 2.0, tau: float = 2.0) -> np.ndarray:
-    """The map of ``layer`` (one of :data:`LAYERS`) from a :class:`~kdas_utils.models.PolypOutput`."""
+    """The map of ``layer`` (one of :data:`LAYERS`) from a :class:`~kdas_utils.kdas.PolypOutput`."""
     if layer not in LAYERS:
         raise ValueError(f"layer={layer!r}: choose one of {LAYERS}")
     if layer.startswith("stage"):
@@ -66,3 +66,14 @@ def polyp_contrast(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
         if polyp.any() and (~polyp).any():
             out[i] = values[polyp].mean() / max(values[~polyp].mean(), 1e-12)
     return out
+
+
+def bar_share(maps: np.ndarray) -> np.ndarray:
+    """``(B,)``: the share of each ``(H, W)`` map's variance that one profile repeated down its rows
+    explains (its column means broadcast to every row): 1 for vertical bars, 0 when every row has
+    the same mean. Head maps read the logit map's rows as tokens, and each row of ``A(P)`` is a
+    weighted mean of the rows of ``P``: this measures how far that makes the rows alike."""
+    maps = np.asarray(maps, dtype=np.float64)
+    profile = np.broadcast_to(maps.mean(axis=1, keepdims=True), maps.shape)
+    total = maps.var(axis=(1, 2))
+    return np.where(total > 0, profile.var(axis=(1, 2)) / np.where(total > 0, total, 1), 0.0)

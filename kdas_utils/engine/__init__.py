@@ -3,18 +3,19 @@
 Its rooms follow the steps of the loop:
 
 ==================  ==================================================================
-``config.py``       :class:`TrainConfig`, every knob of a run
+``train_config.py`` :class:`TrainConfig`, every knob of a run
 ``runtime.py``      :class:`Runtime`: device, precision, processes, network wrapping
 ``sampling.py``     :class:`EpochSampler`: the data order, a function of (seed, epoch, sample)
-``objectives.py``   what is minimised: the student alone or taught by a frozen teacher
 ``checkpoint.py``   atomic save and load, RNG states, the settings check on resume
 ``lock.py``         :class:`RunLock`: one process per run folder
+``int8.py``         :func:`int8_teacher`: the CPU's int8 teacher (an option of this series)
+``step.py``         :func:`training_step`: forward, objective, backward, clip, step (notebook 02)
 ``trainer.py``      :class:`Trainer`: ``fit``, ``train_step``, ``validate``
 ==================  ==================================================================
 
 The engine knows nothing about what it trains. It gets a model, an *objective* (a callable
-``objective(model, images, masks) -> (loss, output, parts)``) and two datasets, and does the
-rest the same way for both networks:
+``objective(model, images, masks) -> (loss, output, parts)``, :mod:`kdas_utils.kdas.objective`) and
+two datasets, and does the rest the same way for both networks:
 
 * **device and precision**: CUDA, then Apple MPS, then CPU. On CUDA it trains in mixed
   precision (bf16 where the GPU supports it, else fp16 with a gradient scaler) and in the
@@ -47,10 +48,11 @@ from .checkpoint import (
     save_checkpoint,
     settings_changed,
 )
+from .int8 import Int8Teacher, int8_teacher
 from .lock import RunLock, RunLockedError
-from .objectives import DistillationObjective, SegmentationObjective, clone_output, objective_settings
 from .runtime import Precision, Runtime, choose_precision, cpu_has_native_bf16, init_distributed, select_device
 from .sampling import EpochSampler, SeededItems
+from .step import training_step, validation_pass
 from .train_config import TrainConfig
 from .trainer import Trainer, TrainResult
 
@@ -58,27 +60,27 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "MUST_MATCH",
     "CheckpointError",
-    "DistillationObjective",
     "EpochSampler",
+    "Int8Teacher",
     "NonFiniteLossError",
     "Precision",
     "RunLock",
     "RunLockedError",
     "Runtime",
     "SeededItems",
-    "SegmentationObjective",
     "TrainConfig",
     "TrainResult",
     "Trainer",
     "choose_precision",
     "cpu_has_native_bf16",
-    "clone_output",
     "dice_at",
     "init_distributed",
+    "int8_teacher",
     "load_checkpoint",
     "load_trained",
-    "objective_settings",
     "save_checkpoint",
     "select_device",
     "settings_changed",
+    "training_step",
+    "validation_pass",
 ]

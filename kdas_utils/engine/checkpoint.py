@@ -1,6 +1,6 @@
 """Checkpoints that survive a crash: the RNG states, and the check that a checkpoint fits the run
 that wants to resume it (or to take it as finished). The file itself (atomic write, checked read)
-is :mod:`kdas_utils.checkpoint_file`."""
+is :mod:`kdas_utils.files`."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..checkpoint_file import (  # noqa: F401 (the file format, re-exported here for the engine's callers)
+from ..errors import KDASError
+from ..files import (  # noqa: F401 (the file format, re-exported here for the engine's callers)
     CHECKPOINT_FORMAT,
     CheckpointError,
     load_checkpoint,
     save_checkpoint,
 )
-from ..errors import KDASError
-from .objectives import SegmentationObjective, objective_settings
+from ..kdas.objective import SegmentationObjective, objective_settings
 from .train_config import TrainConfig
 
 # Settings that must be those of a checkpoint to resume it or to take it as the finished run.

@@ -54,7 +54,7 @@ def read_lock(path: Path) -> dict:
     return holder if isinstance(holder, dict) else {}
 
 
-def describe(holder: dict) -> str:
+def describe_holder(holder: dict) -> str:
     """``"pid 123 on host h, since 2026-12-02 18:40:01"`` for a lock's holder."""
     started = holder.get("started")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)) if isinstance(started, (int, float)) else "?"
@@ -103,11 +103,11 @@ class RunLock:
                 continue
             if holder and not (same_host and isinstance(pid, int) and not _alive(pid)):
                 raise RunLockedError(
-                    f"{self.folder}: this run folder is in use by another process ({describe(holder)}); "
+                    f"{self.folder}: this run folder is in use by another process ({describe_holder(holder)}); "
                     f"wait for it to finish or stop it. If it is not running any more, delete {self.path}"
                 )
             warnings.warn(
-                f"{self.folder}: taking over a stale lock ({describe(holder) if holder else 'unreadable'}: "
+                f"{self.folder}: taking over a stale lock ({describe_holder(holder) if holder else 'unreadable'}: "
                 f"that process is gone); its run resumes from last.pt",
                 stacklevel=3,
             )

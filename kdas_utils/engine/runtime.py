@@ -13,7 +13,6 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .. import speed
 from .train_config import TrainConfig
 
 
@@ -56,12 +55,12 @@ def choose_precision(device: torch.device, amp: str = "auto") -> Precision:
     """bf16 autocast on CUDA GPUs that support it natively (Ampere and later), fp16 + scaler on
     older ones such as Colab's T4 (which only emulates bf16, slowly); on the CPU bf16 autocast where
     the CPU does bf16 in hardware (:func:`cpu_has_native_bf16`; about 1.45x faster steps measured on
-    a 2-core AMD EPYC with AVX512-BF16, see docs/results.md; :func:`kdas_utils.speed.baseline` switches it off) and fp32
+    a 2-core AMD EPYC with AVX512-BF16, see docs/results.md; ``amp="off"`` switches it off) and fp32
     elsewhere; fp32 on Apple MPS. ``amp="bf16"`` asks for bf16 on any CPU, ``"off"`` for fp32."""
     if amp == "off" or device.type not in ("cuda", "cpu"):
         return Precision(None, False)
     if device.type == "cpu":
-        native = amp == "auto" and speed.current().cpu_bf16 and cpu_has_native_bf16()
+        native = amp == "auto" and cpu_has_native_bf16()
         return Precision(torch.bfloat16, False) if amp == "bf16" or native else Precision(None, False)
     if amp == "bf16" or (amp == "auto" and torch.cuda.is_bf16_supported(including_emulation=False)):
         return Precision(torch.bfloat16, False)

@@ -22,7 +22,8 @@ class TrainConfig:
         max_steps_per_epoch: cap on batches per epoch (``None``: the whole training set).
         num_workers: data-loader worker processes.
         seed: seeds the weights' training order, augmentation and RNGs.
-        amp: ``"auto"`` (bf16/fp16 on CUDA, fp32 elsewhere), ``"bf16"``, ``"fp16"`` or ``"off"``.
+        amp: ``"auto"`` (bf16/fp16 on CUDA, bf16 on a CPU with native bf16, fp32 elsewhere), ``"bf16"``,
+            ``"fp16"`` or ``"off"``.
         channels_last: ``None`` means on CUDA only.
         checkpoint_every: also write ``last.pt`` every this many steps (0: end of epoch only).
         progress: show tqdm bars and a log line per epoch.
@@ -42,6 +43,13 @@ class TrainConfig:
             (about 2 minutes for the student on a CPU); validation and checkpoints use the
             uncompiled network. Off by default; ``python -m kdas_utils.bench --compile``
             measures whether it helps.
+        fused_adamw: AdamW's single kernel for all parameters (torch >= 2.4 on CUDA and the CPU);
+            ``False``: its loop over tensors, as before the CPU speed-ups (same numbers to rounding).
+        lean_validation: a distilled student validates without the teacher's forward (its
+            ``val_loss`` is ``L_seg``; ``val_dice`` and the choice of ``best.pt`` do not change);
+            ``False``: the objective's own loss, teacher included, as before the speed-ups.
+        Neither is part of a run's identity; ``python -m kdas_utils.bench --epoch-times`` times both
+        settings (:mod:`kdas_utils.speed`).
     """
 
     epochs: int = 1
@@ -66,6 +74,8 @@ class TrainConfig:
     drop_path_rate: float = 0.0
     keep_epochs: tuple[int, ...] = ()
     label_fraction: float = 1.0
+    fused_adamw: bool = True
+    lean_validation: bool = True
 
     def __post_init__(self):
         if self.image_size % 32:
@@ -97,6 +107,11 @@ class TrainConfig:
             values["lr"] = profile.lr
         values.update(changes)
         return cls(**values)
+
+    def minutes_left(self, seconds_per_epoch: float, epochs_done: int) -> int:
+        """The whole minutes, at least 1, that the epochs after ``epochs_done`` take at this pace (the
+        "about N min" of the epoch log and of the line a run prints before it starts)."""
+        return max(1, round(seconds_per_epoch * (self.epochs - epochs_done) / 60))
 
     def sizes(self) -> list[int]:
         """Training sizes of one batch: ``round(image_size * rate / 32) * 32`` per rate."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -17,11 +18,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .. import speed
 from ..data.partial import PartialLabels
-from ..losses import is_labelled
+from ..environment import progress_bars
+from ..kdas.losses import is_labelled
+from ..kdas.objective import SegmentationObjective, objective_settings
 from ..metrics import dice_at
-from ..runtime import progress_bars
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     CheckpointError,
@@ -34,9 +35,9 @@ from .checkpoint import (
     settings_changed,
 )
 from .lock import RunLock
-from .objectives import SegmentationObjective, objective_settings
 from .runtime import Runtime
 from .sampling import EpochSampler, SeededItems
+from .step import training_step, validation_pass
 from .train_config import TrainConfig
 
 
@@ -111,10 +112,13 @@ class Trainer:
             self.trainable,
             lr=config.lr,
             weight_decay=config.weight_decay,
-            # one kernel for all parameters (torch >= 2.4 on the CPU); kdas_utils.speed.baseline: the loop
-            fused=self.device.type in ("cuda", "cpu") and speed.current().fused_adamw,
+            # one kernel for all parameters (torch >= 2.4 on the CPU); fused_adamw=False: the loop over tensors
+            fused=self.device.type in ("cuda", "cpu") and config.fused_adamw,
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.precision.scaler)
+        # what training_step does besides the forward and backward passes
+        self.step_settings = dict(parameters=self.trainable, clip_value=config.clip_value, clip_norm=config.clip_norm)
+        self.step_settings |= dict(precision=self.runtime.autocast, scaler=self.scaler)
         self.steps_per_epoch = math.ceil(len(train_set) / (config.batch_size * self.world))
         if config.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, config.max_steps_per_epoch)
@@ -245,6 +249,7 @@ class Trainer:
     # ----------------------------------------------------------------- steps
 
     def _check_finite(self, loss: torch.Tensor, batch: dict, scale_index: int) -> None:
+        loss = self.runtime.mean_over_processes(loss.detach())  # every process stops, or none
         if torch.isfinite(loss).item():
             return
         # The parameters have not been touched by this loss, but the forward pass has updated the
@@ -270,7 +275,8 @@ class Trainer:
         )
 
     def train_step(self, batch: dict) -> dict:
-        """One batch: at each training size, forward, loss, backward, clip, optimiser step."""
+        """One batch: at each training size, :func:`~kdas_utils.engine.step.training_step` (forward, loss,
+        backward, clip, optimiser step) and the schedule's step; returns the logged values."""
         self.network.train()
         images, masks = self.runtime.to_device(batch)
         record = {}
@@ -281,18 +287,10 @@ class Trainer:
             if size != images.shape[-1]:
                 x = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=True)
                 y = F.interpolate(masks, size=(size, size), mode="bilinear", align_corners=True)
-            with self.runtime.autocast():
-                loss, out, parts = self.objective(self.network, x, y)
-            self._check_finite(self.runtime.mean_over_processes(loss.detach()), batch, scale_index)
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)
-            if self.config.clip_value is not None:
-                nn.utils.clip_grad_value_(self.trainable, self.config.clip_value)
-            if self.config.clip_norm is not None:
-                nn.utils.clip_grad_norm_(self.trainable, self.config.clip_norm)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
+            check = functools.partial(self._check_finite, batch=batch, scale_index=scale_index)
+            loss, out, parts = training_step(
+                self.network, self.objective, self.optimizer, x, y, **self.step_settings, check=check
+            )
             self.scheduler.step()
             if size == images.shape[-1] or not record:
                 values = torch.stack(
@@ -311,10 +309,9 @@ class Trainer:
         """The mean loss and the mean Dice at 0.5 (:func:`kdas_utils.metrics.dice_at`) over the
         validation images, with the network in ``eval()`` mode. The loss is the objective's, except
         that an objective with a ``validation_objective()`` (a distilled student's: ``L_seg`` without
-        the teacher) uses that one, unless :func:`kdas_utils.speed.baseline` is in force."""
-        self.model.eval()
+        the teacher) uses that one, unless ``TrainConfig(lean_validation=False)``."""
         objective = self.objective
-        if speed.current().lean_validation and hasattr(objective, "validation_objective"):
+        if self.config.lean_validation and hasattr(objective, "validation_objective"):
             objective = objective.validation_objective()
         loader = DataLoader(
             self.val_set,
@@ -323,14 +320,7 @@ class Trainer:
             num_workers=self.config.num_workers,
             pin_memory=self.device.type == "cuda",
         )
-        losses, dices = [], []
-        for batch in loader:
-            images, masks = self.runtime.to_device(batch)
-            with self.runtime.autocast():
-                loss, out, _ = objective(self.model, images, masks)
-            losses.append(loss.item() * len(images))
-            dices.append(dice_at(torch.sigmoid(out.logits.float()), masks))
-        return {"val_loss": sum(losses) / len(self.val_set), "val_dice": torch.cat(dices).mean().item()}
+        return validation_pass(self.model, objective, loader, self.runtime.autocast, self.runtime.to_device)
 
     # ----------------------------------------------------------------- the loop
 
@@ -457,4 +447,4 @@ class Trainer:
     def _time_left(self, seconds: float) -> str:
         """``"; about 3 min to go"`` from this epoch's time, or ``""`` after the last epoch."""
         left = self.config.epochs - self.epoch
-        return f"; about {max(1, round(seconds * left / 60))} min to go" if left > 0 else ""
+        return f"; about {self.config.minutes_left(seconds, self.epoch)} min to go" if left > 0 else ""

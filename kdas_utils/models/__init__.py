@@ -1,19 +1,14 @@
-"""Models: the Polyp-PVT teacher, the KDAS student, and loading their official weights.
+"""Models: building the teacher and the student with their ImageNet backbones, and loading weight files.
+
+The networks themselves are the method's (:mod:`kdas_utils.kdas.polyp_pvt`); here they are built
+by role with the weights a user has (:mod:`.pretrained`, :mod:`.weights`) and described
+(:mod:`.summary`).
 
 from kdas_utils.models import build_teacher, build_student
 out = build_teacher()(x)     # out.p1, out.p2 (B, 1, H, W) logits; out.stages, out.cim, out.cfm, out.sam
 """
 
-from .blocks import CFM, CIM, GCN, SAM, BasicConv2d, ChannelAttention, SpatialAttention
 from .builders import build_student, build_teacher
-from .polyp_pvt import (
-    BACKBONES,
-    FEATURES,
-    PolypOutput,
-    PolypPVT,
-    count_parameters,
-    feature_channels,
-)
 from .summary import describe
 from .weights import (
     LoadReport,
@@ -27,25 +22,12 @@ from .weights import (
 )
 
 __all__ = [
-    "BACKBONES",
-    "BasicConv2d",
-    "CFM",
-    "FEATURES",
-    "CIM",
-    "ChannelAttention",
-    "GCN",
     "LoadReport",
     "MissingWeightsError",
-    "PolypOutput",
-    "PolypPVT",
-    "SAM",
-    "SpatialAttention",
     "WeightLoadError",
     "build_student",
     "build_teacher",
-    "count_parameters",
     "describe",
-    "feature_channels",
     "load_backbone_weights",
     "load_network",
     "load_official",

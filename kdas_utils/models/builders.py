@@ -1,16 +1,16 @@
 """The two networks of KDAS, built by role: the teacher (Polyp-PVT on PVTv2-B2) and the student
 (the same decoder on PVTv2-B0), optionally with ImageNet backbones. Above the network
-(:mod:`.polyp_pvt`), the weight formats (:mod:`.weights`) and the finding of weight files
-(:mod:`.pretrained`), so that none of those needs to import it."""
+(:func:`kdas_utils.kdas.polyp_pvt`), the weight formats (:mod:`.weights`) and the finding of weight
+files (:mod:`.pretrained`), so that none of those needs to import it."""
 
 from __future__ import annotations
 
-from .polyp_pvt import BACKBONES, PolypPVT
+from ..kdas.polyp_pvt import PolypPVT, polyp_pvt
 from .pretrained import load_pretrained_backbone
 
 
 def _build(role: str, pretrained: bool, drop_path_rate: float) -> PolypPVT:
-    model = PolypPVT(BACKBONES[role], drop_path_rate=drop_path_rate)
+    model = polyp_pvt(role, drop_path_rate=drop_path_rate)
     if pretrained:
         load_pretrained_backbone(model)
     return model

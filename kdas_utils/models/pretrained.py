@@ -41,17 +41,10 @@ from torch import nn
 
 from ..config import WEIGHTS_VARIABLE, Profile, weights_dir
 from ..data.download import download, sha256sum
-from ..data.gdrive import DRIVE_FILES, Fetch, _write_record, fetch_drive_file
-from .polyp_pvt import BACKBONES, PolypPVT
-from .weights import (
-    MissingWeightsError,
-    WeightLoadError,
-    _backbone_from_release,
-    _load,
-    _read,
-    is_pvt_release,
-    load_polyp_pvt,
-)
+from ..data.gdrive import DRIVE_FILES, Fetch, fetch_drive_file, write_record
+from ..kdas.polyp_pvt import BACKBONES, PolypPVT
+from ..kdas.remap import backbone_from_release, is_pvt_release
+from .weights import MissingWeightsError, WeightLoadError, load_into, load_polyp_pvt, read_state_dict
 
 # The PVTv2 authors' GitHub release (whai362/PVT, tag v2): a stable direct address for the ImageNet backbones.
 PVT_V2_RELEASE = "https://github.com/whai362/PVT/releases/download/v2"
@@ -102,7 +95,7 @@ def _short(digest: str) -> str:
 
 
 def load_pretrained_backbone(model: nn.Module) -> str:
-    """Load ImageNet weights into ``model.backbone`` (a :class:`~kdas_utils.models.PolypPVT`) from
+    """Load ImageNet weights into ``model.backbone`` (a :class:`~kdas_utils.kdas.PolypPVT`) from
     ``KDAS_WEIGHTS_DIR``, else timm's hub; set and return ``model.weights_source``.
 
     Raises:
@@ -112,10 +105,10 @@ def load_pretrained_backbone(model: nn.Module) -> str:
     name = model.backbone_name
     path = backbone_file(name)
     if path is not None:
-        state = _read(path)
+        state = read_state_dict(path)
         form = "PVTv2 release format" if is_pvt_release(state) else "timm format"
-        mapped, ignored = _backbone_from_release(state, model.backbone)
-        _load(model.backbone, mapped, path, ignored, strict=True, expected=name)
+        mapped, ignored = backbone_from_release(state, model.backbone)
+        load_into(model.backbone, mapped, path, ignored, strict=True, expected=name)
         model.weights_source = f"ImageNet {name}: {path} ({form}, sha256 {_short(sha256sum(path))})"
         return model.weights_source
     cause = f"{HUB_HOST} cannot be reached"
@@ -125,7 +118,7 @@ def load_pretrained_backbone(model: nn.Module) -> str:
         except Exception as error:  # offline, hub errors, a partial cache: all mean "not from the hub"
             cause = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
         else:
-            _load(model.backbone, state, f"timm hub {HUB_TAGS.get(name, name)}", [], strict=True, expected=name)
+            load_into(model.backbone, state, f"timm hub {HUB_TAGS.get(name, name)}", [], strict=True, expected=name)
             model.weights_source = f"ImageNet {name}: timm hub {HUB_TAGS.get(name, name)}"
             return model.weights_source
     looked = ", ".join(
@@ -161,7 +154,7 @@ def prepare_pvt_v2(backbones: tuple[str, ...] = ("pvt_v2_b2", "pvt_v2_b0"), url:
             dest.unlink()
             raise
         if pinned is None:
-            _write_record(record, sha256sum(dest), dest.name)
+            write_record(record, sha256sum(dest), dest.name)
         paths.append(dest)
     return paths
 

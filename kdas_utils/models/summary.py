@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
-from .polyp_pvt import PolypPVT, count_parameters
+from ..kdas.polyp_pvt import PolypPVT, count_parameters
 
 if TYPE_CHECKING:
     import pandas

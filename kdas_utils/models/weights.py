@@ -1,4 +1,4 @@
-"""Loading the official weight files into :class:`~kdas_utils.models.PolypPVT`.
+"""Loading the official weight files into :class:`~kdas_utils.kdas.PolypPVT`.
 
 Two formats are understood:
 
@@ -9,47 +9,43 @@ Two formats are understood:
 * the **Polyp-PVT checkpoint** ``PolypPVT.pth``: the backbone under ``backbone.`` in the
   release names above, and the decoder under Polyp-PVT's module names (``Translayer2_0``,
   ``CFM``, ``ca``, ``sa``, ``SAM``, ``out_CFM``, ``out_SAM``), mapped by
-  :data:`POLYP_PVT_DECODER_NAMES`.
+  :data:`~kdas_utils.kdas.remap.POLYP_PVT_DECODER_NAMES`. The names themselves (both ways) live
+  beside the model, in :mod:`kdas_utils.kdas.remap`.
 
 Files are read with ``torch.load(..., weights_only=True)``: a weight file cannot run code.
 Every load returns a :class:`LoadReport`; keys that do not fit raise unless ``strict=False``.
 
 No official file can be downloaded here, so ``tests/test_weights.py`` writes files in these
-formats from randomly initialised models (with :func:`to_pvt_release_keys` and
-:func:`to_polyp_pvt_keys`, written independently of timm's mapping) and proves that loading
+formats from randomly initialised models (with :func:`~kdas_utils.kdas.remap.to_pvt_release_keys` and
+:func:`~kdas_utils.kdas.remap.to_polyp_pvt_keys`, written independently of timm's mapping) and proves that loading
 them reproduces the weights exactly.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
-from timm.models.pvt_v2 import checkpoint_filter_fn
 from torch import nn
 
-from ..checkpoint_file import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
 from ..errors import KDASError
-from .polyp_pvt import BACKBONES, PolypPVT
+from ..files import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint
+from ..kdas.polyp_pvt import BACKBONES, PolypPVT
+from ..kdas.remap import backbone_from_release, is_pvt_release, polyp_pvt_to_ours
 
-# Polyp-PVT module name -> our module name (decoder only).
-POLYP_PVT_DECODER_NAMES = {
-    "ca": "cim.ca",
-    "sa": "cim.sa",
-    "Translayer2_0": "translate1",
-    "Translayer2_1": "translate2",
-    "Translayer3_1": "translate3",
-    "Translayer4_1": "translate4",
-    "CFM": "cfm",
-    "SAM": "sam",
-    "out_CFM": "head_p1",
-    "out_SAM": "head_p2",
-}
-# Keys of the PVTv2 release that a segmentation model has no use for.
-IGNORED_RELEASE_KEYS = re.compile(r"^head\.")
+__all__ = [
+    "LoadReport",
+    "MissingWeightsError",
+    "WeightLoadError",
+    "is_pvt_release",
+    "load_backbone_weights",
+    "load_network",
+    "load_official",
+    "load_polyp_pvt",
+    "load_trained",
+]
 
 
 class WeightLoadError(KDASError, RuntimeError):
@@ -81,7 +77,7 @@ class LoadReport:
         return "\n".join(lines)
 
 
-def _read(path: str | Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """The state dict in a ``.pth`` / ``.pt`` / ``.bin`` file (``torch.save``) or a ``.safetensors``
     file (timm's hub format), without a ``module.`` prefix or a ``state_dict`` / ``model`` wrapper."""
     path = Path(path)
@@ -106,19 +102,7 @@ def _read(path: str | Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
-def _backbone_from_release(state: dict[str, torch.Tensor], backbone: nn.Module):
-    """PVTv2 release names -> timm ``features_only`` names (``stages_N.``).
-
-    Returns ``(mapped_state, ignored_keys)``: the classifier head of the release is dropped
-    and reported, since a segmentation model has no use for it.
-    """
-    ignored = sorted(k for k in state if IGNORED_RELEASE_KEYS.match(k))
-    kept = {k: v for k, v in state.items() if k not in ignored}
-    timm_state = checkpoint_filter_fn(kept, backbone)
-    return {re.sub(r"^stages\.(\d+)\.", r"stages_\1.", k): v for k, v in timm_state.items()}, ignored
-
-
-def _load(
+def load_into(
     module: nn.Module, state: dict[str, torch.Tensor], path, ignored: list[str], strict: bool, expected: str
 ) -> LoadReport:
     own = module.state_dict()
@@ -138,36 +122,21 @@ def _load(
     return report
 
 
-def is_pvt_release(state: dict[str, torch.Tensor]) -> bool:
-    """Whether a backbone state dict uses the PVTv2 release's names (``patch_embed1.``, ``block1.``)
-    rather than timm's (``patch_embed.``, ``stages.``); timm's ``checkpoint_filter_fn`` draws the
-    same line."""
-    return "patch_embed.proj.weight" not in state and "patch_embed1.proj.weight" in state
-
-
 def load_backbone_weights(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
     """Load a PVTv2 release file (or a timm-format backbone state dict, ``.pth`` or ``.safetensors``)
     into ``model.backbone``."""
-    mapped, ignored = _backbone_from_release(_read(path), model.backbone)
-    return _load(model.backbone, mapped, path, ignored, strict, model.backbone_name)
+    mapped, ignored = backbone_from_release(read_state_dict(path), model.backbone)
+    return load_into(model.backbone, mapped, path, ignored, strict, model.backbone_name)
 
 
 def load_polyp_pvt(model: nn.Module, path: str | Path, strict: bool = True) -> LoadReport:
     """Load an official Polyp-PVT checkpoint (``PolypPVT.pth``) into a :class:`PolypPVT`."""
-    return _load_polyp_pvt_state(model, _read(path), path, strict)
+    return _load_polyp_pvt_state(model, read_state_dict(path), path, strict)
 
 
 def _load_polyp_pvt_state(model: nn.Module, state: dict[str, torch.Tensor], path, strict: bool) -> LoadReport:
-    backbone = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
-    backbone, ignored = _backbone_from_release(backbone, model.backbone)
-    mapped = {"backbone." + k: v for k, v in backbone.items()}
-    ignored = ["backbone." + k for k in ignored]
-    for key, value in state.items():
-        if key.startswith("backbone."):
-            continue
-        head, _, rest = key.partition(".")
-        mapped[f"{POLYP_PVT_DECODER_NAMES.get(head, head)}.{rest}"] = value
-    return _load(model, mapped, path, ignored, strict, model.backbone_name)
+    mapped, ignored = polyp_pvt_to_ours(state, model.backbone)
+    return load_into(model, mapped, path, ignored, strict, model.backbone_name)
 
 
 def load_official(path: str | Path) -> nn.Module:
@@ -175,7 +144,7 @@ def load_official(path: str | Path) -> nn.Module:
     teacher (PVTv2-B2) or a KDAS student saved the released code's way (PVTv2-B0), told
     apart by the width of ``backbone.patch_embed1``. Returned in ``eval()`` mode."""
     roles = {64: "teacher", 32: "student"}  # the width of the first patch embedding
-    state = _read(path)
+    state = read_state_dict(path)
     stem = state.get("backbone.patch_embed1.proj.weight")
     width = None if stem is None else stem.shape[0]
     if width not in roles:
@@ -245,35 +214,3 @@ def _load_own_state(state: dict[str, torch.Tensor], path) -> nn.Module:
         raise WeightLoadError(f"{path}: a state_dict that does not fit the {roles[width]} ({first[0]})") from error
     model.weights_source = f"state_dict of the {roles[width]}: {path}"
     return model.eval()
-
-
-# --------------------------------------------------------------------------- writing (tests, export)
-
-
-def to_pvt_release_keys(backbone_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm ``features_only`` backbone names -> PVTv2 release names (the inverse mapping)."""
-    out = {}
-    for key, value in backbone_state.items():
-        key = key.replace("patch_embed.", "patch_embed1.")
-        key = re.sub(r"^stages_(\d+)\.downsample\.", lambda m: f"patch_embed{int(m.group(1)) + 1}.", key)
-        key = re.sub(r"^stages_(\d+)\.blocks\.(\d+)\.", lambda m: f"block{int(m.group(1)) + 1}.{m.group(2)}.", key)
-        key = re.sub(r"^stages_(\d+)\.norm\.", lambda m: f"norm{int(m.group(1)) + 1}.", key)
-        key = key.replace(".mlp.dwconv.", ".mlp.dwconv.dwconv.")
-        out[key] = value
-    return out
-
-
-def to_polyp_pvt_keys(model_state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Our :class:`PolypPVT` names -> Polyp-PVT checkpoint names."""
-    ours_to_theirs = {v: k for k, v in POLYP_PVT_DECODER_NAMES.items()}
-    backbone = {k.removeprefix("backbone."): v for k, v in model_state.items() if k.startswith("backbone.")}
-    out = {"backbone." + k: v for k, v in to_pvt_release_keys(backbone).items()}
-    for key, value in model_state.items():
-        if key.startswith("backbone."):
-            continue
-        for ours, theirs in ours_to_theirs.items():
-            if key.startswith(ours + "."):
-                key = theirs + key[len(ours) :]
-                break
-        out[key] = value
-    return out

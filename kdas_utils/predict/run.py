@@ -36,9 +36,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..environment import progress_bars
 from ..files import atomic_path
 from ..plots import overlay
-from ..runtime import progress_bars
 from .inputs import CSV_NAME, Source, check_out, collect_inputs, outputs_of
 from .predictor import PredictInputError, Prediction, Predictor, read_rgb
 from .stream import (
@@ -113,7 +113,7 @@ class FrameLog:
         self.path = Path(path)
         self.earlier = read_rows(self.path) if resume else []
         self._lock = threading.Lock()
-        self._handle = open(self.path, "w", newline="")  # noqa: SIM115: closed by close()
+        self._handle = open(self.path, "w", newline="")  # closed by close()
         self._writer = csv.DictWriter(self._handle, fieldnames=CSV_COLUMNS, restval="")
         self._writer.writeheader()
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import plots
 from ..config import Profile, project_root, runs_dir
-from ..distill import ALPHA
+from ..kdas import ALPHA
 from ..plots import save_figure
 from ..runs import checkpoint_dir
 from .steps import study_dir, teacher_curve
@@ -106,13 +106,13 @@ def seed_spread(results: dict, column: str = "validation"):
     arm has several seeds."""
     rows = [
         {"table": name, "arm": arm, "seeds": int(stats["count"]), "std": stats["std"]}
-        for name, table in _comparisons(results).items()
+        for name, table in comparisons(results).items()
         for arm, stats in table.groupby("arm", sort=False)[column].agg(["count", "std"]).iterrows()
         if stats["count"] > 1
     ]
     return pd.DataFrame(rows, columns=["table", "arm", "seeds", "std"])
 
 
-def _comparisons(results: dict) -> dict:
+def comparisons(results: dict) -> dict:
     """The tables of ``results`` that compare arms with the student alone, seed by seed."""
     return {name: t for name, t in results.items() if name in ("seeds", "labeller") or name.startswith("ablation-")}

@@ -11,9 +11,9 @@ import numpy as np
 import pandas as pd
 
 from ..config import Profile, project_root, runs_dir
-from ..distill import ALPHA
 from ..engine import load_checkpoint
 from ..evaluate import average_seeds, domain_table, frame_dice, mean_dice
+from ..kdas import ALPHA
 from ..models import load_network, load_trained
 from ..runs import (
     StudentRecipe,
@@ -279,7 +279,7 @@ def recorded_choice(profile: Profile) -> dict[str, float]:
 
 def chosen_alpha(profile: Profile, arm: str = "kdas") -> tuple[float, str]:
     """``(alpha, where it comes from)`` for ``arm``: the study's validation choice for the profile
-    (:func:`recorded_choice`), else the released code's weight (:data:`~kdas_utils.distill.ALPHA`), said so.
+    (:func:`recorded_choice`), else the released code's weight (:data:`~kdas_utils.kdas.ALPHA`), said so.
     What notebooks 04 to 06 distil with."""
     chosen = recorded_choice(profile)
     if arm not in chosen:

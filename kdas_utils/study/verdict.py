@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .results import _comparisons, against_alone
+from .results import against_alone, comparisons
 
 
 def answer(results: dict, column: str = "validation") -> list[str]:
@@ -21,7 +21,7 @@ def answer(results: dict, column: str = "validation") -> list[str]:
     The last two are read against the seed spread of the student alone in ``seeds`` (the short
     schedule; their runs have one seed each). Nothing is said of a table that is not there."""
     lines = []
-    for name, table in _comparisons(results).items():
+    for name, table in comparisons(results).items():
         if not (table.arm == "no-kd").any():
             lines.append(f"{name}: no student alone in this table to compare with.")
             continue

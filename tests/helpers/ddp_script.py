@@ -17,7 +17,7 @@ from torch import nn
 
 from kdas_utils.data import PolypDataset, eval_transforms, find_pairs, train_transforms
 from kdas_utils.engine import TrainConfig, Trainer
-from kdas_utils.models import PolypPVT
+from kdas_utils.kdas import PolypPVT
 
 
 class FrozenBatchNorm(PolypPVT):

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from kdas_utils.data import DRIVE_FILES
-from kdas_utils.models.weights import to_polyp_pvt_keys, to_pvt_release_keys
+from kdas_utils.kdas.remap import to_polyp_pvt_keys, to_pvt_release_keys
 
 
 class Mirror:

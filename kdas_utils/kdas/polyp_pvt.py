@@ -1,7 +1,7 @@
 """Polyp-PVT (the KDAS teacher) and its PVTv2-B0 twin (the KDAS student).
 
 Both are :class:`PolypPVT`: a timm PVTv2 backbone with ``features_only`` (four stages at
-strides 4, 8, 16, 32) and the decoder of :mod:`kdas_utils.models.blocks`:
+strides 4, 8, 16, 32) and the decoder of :mod:`kdas_utils.kdas.blocks`:
 
     stage1 --CIM--> translate1 (C) --x0.5--+
     stage2 --translate2 (C)--+             |
@@ -144,3 +144,16 @@ class PolypPVT(nn.Module):
 def count_parameters(module: nn.Module) -> int:
     """Number of parameters (trainable or not)."""
     return sum(p.numel() for p in module.parameters())
+
+
+def polyp_pvt(role: str, drop_path_rate: float = 0.0) -> PolypPVT:
+    """The network of ``role`` (a key of :data:`BACKBONES`), timm's way: the variants are data.
+
+    ``"teacher"``: Polyp-PVT on PVTv2-B2, 25.11M parameters (backbone 24.85M);
+    ``"student"``: the same decoder on PVTv2-B0, 3.65M parameters (backbone 3.41M). Randomly
+    initialised; :func:`kdas_utils.models.build_teacher` and ``build_student`` add the ImageNet
+    backbones. ``drop_path_rate``: the backbone's stochastic depth (the released code trains with 0.1).
+    """
+    if role not in BACKBONES:
+        raise ValueError(f"role={role!r}: choose one of {list(BACKBONES)}")
+    return PolypPVT(BACKBONES[role], drop_path_rate=drop_path_rate)

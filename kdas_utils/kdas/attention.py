@@ -1,6 +1,6 @@
 """Attention-KD: the student learns where the teacher looks.
 
-Three forms, selectable in :class:`~kdas_utils.distill.KDASLoss` with ``at=``:
+Three forms, selectable in :class:`~kdas_utils.kdas.KDASLoss` with ``at=``:
 
 ``"paper"`` (the method as the paper intends). A prediction map ``P`` ``(B, 1, H, W)`` is read
 as ``H`` tokens (its rows) of ``W`` features, and its self-attention map is

@@ -2,7 +2,7 @@
 
 Both forms compare the student's logits ``z_s`` with the teacher's ``z_t`` on the prediction
 heads P1 and P2, each ``(B, 1, H, W)`` for a one-channel sigmoid output, and are selectable in
-:class:`~kdas_utils.distill.KDASLoss` with ``kd=``. Both already contain the factor ``T^2``
+:class:`~kdas_utils.kdas.KDASLoss` with ``kd=``. Both already contain the factor ``T^2``
 (Hinton et al.'s compensation for the ``1/T^2`` shrinking of soft gradients), so a caller adds
 them without scaling.
 

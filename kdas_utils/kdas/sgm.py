@@ -1,6 +1,6 @@
 """The Symmetrical Guiding Module: the student matches the teacher's symmetric structure.
 
-Two forms, selectable in :class:`~kdas_utils.distill.KDASLoss` with ``sgm=``:
+Two forms, selectable in :class:`~kdas_utils.kdas.KDASLoss` with ``sgm=``:
 
 ``"released"`` (the released code). With the logit map ``P1`` read as a ``(B, H, W)`` matrix,
 
@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.polyp_pvt import BACKBONES, FEATURES, feature_channels
+from .polyp_pvt import BACKBONES, FEATURES, feature_channels
 
 
 def symmetric(p: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ setting         value                        source
 ==============  ===========================  ==================================================
 
 So ``KDASLoss()`` with no arguments is KDAS as this series teaches it, the ``kdas`` arm of
-:data:`kdas_utils.runs.ARMS`.
+:data:`kdas_utils.kdas.ARMS`.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..losses import deep_supervision_loss
 from .attention import AttentionKD, FeatureAttentionKD
-from .pixel import KD_FORMS, make_logit_kd
+from .baselines import KD_FORMS, make_logit_kd
+from .losses import deep_supervision_loss
 from .sgm import CovarianceGuidance, SymmetricGuidance
 
 AT_FORMS = ("paper", "released", "feature", None)
@@ -54,7 +54,7 @@ class KDASLoss(nn.Module):
         covariance_features: the features of the covariance SGM.
 
     Call: ``loss_fn(student_out, teacher_out, mask)`` with two
-    :class:`~kdas_utils.models.PolypOutput` and a ``(B, 1, H, W)`` float mask; returns a dict
+    :class:`~kdas_utils.kdas.PolypOutput` and a ``(B, 1, H, W)`` float mask; returns a dict
     of scalar tensors ``total``, ``seg``, ``at``, ``sgm``, ``kd`` (a disabled term is 0). With
     ``sgm="covariance"`` the module holds learned projections: give its parameters to the
     student's optimiser (the engine does, for a :class:`DistillationObjective`).

@@ -28,8 +28,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import speed
-
 VARIANTS = ("paper", "released")
 
 
@@ -37,11 +35,9 @@ def boundary_weights(mask: torch.Tensor) -> torch.Tensor:
     """``(B, 1, H, W)`` weights ``1 + 5 |avgpool_31(G) - G|`` (zero padding counted, as released).
 
     The 31 x 31 mean is taken as a 31 x 1 mean of 1 x 31 means: the same average (a box filter is
-    separable, and with zero padding counted both divide by 31 * 31), equal to rounding, in 62
-    additions per pixel instead of 961 (it was 9% of a teacher training step on the CPU). Under
-    :func:`kdas_utils.speed.baseline`, the 31 x 31 mean of before."""
-    if not speed.current().separable_boundary:
-        return 1 + 5 * torch.abs(F.avg_pool2d(mask, kernel_size=31, stride=1, padding=15) - mask)
+    separable, and with zero padding counted both divide by 31 * 31), equal to rounding
+    (``tests/test_losses.py`` compares it with the released 31 x 31 ``avg_pool2d``), in 62 additions
+    per pixel instead of 961 (it was 9% of a teacher training step on the CPU)."""
     rows = F.avg_pool2d(mask, kernel_size=(1, 31), stride=1, padding=(0, 15))
     return 1 + 5 * torch.abs(F.avg_pool2d(rows, kernel_size=(31, 1), stride=1, padding=(15, 0)) - mask)
 
@@ -54,6 +50,14 @@ def structure_loss(logits: torch.Tensor, mask: torch.Tensor, variant: str = "pap
         mask: ``(B, 1, H, W)`` ground truth in [0, 1] (soft values allowed).
         variant: ``"paper"`` (weighted BCE) or ``"released"`` (unweighted BCE, as the code).
     """
+    wbce, wiou = structure_terms(logits, mask, variant)
+    return (wbce + wiou).mean()
+
+
+def structure_terms(
+    logits: torch.Tensor, mask: torch.Tensor, variant: str = "paper"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The two terms of :func:`structure_loss`, ``(wBCE, wIoU)``, each ``(B, 1)`` (one per image)."""
     if variant not in VARIANTS:
         raise ValueError(f"variant={variant!r}: choose one of {VARIANTS}")
     if logits.shape != mask.shape:
@@ -74,7 +78,7 @@ def structure_loss(logits: torch.Tensor, mask: torch.Tensor, variant: str = "pap
     inter = (probability * mask * weights).sum(dim=(2, 3))
     union = ((probability + mask) * weights).sum(dim=(2, 3))
     wiou = 1 - (inter + 1) / (union - inter + 1)
-    return (wbce + wiou).mean()
+    return wbce, wiou
 
 
 def is_labelled(mask: torch.Tensor) -> torch.Tensor:
@@ -83,7 +87,7 @@ def is_labelled(mask: torch.Tensor) -> torch.Tensor:
 
 
 def deep_supervision_loss(out, mask: torch.Tensor, variant: str = "paper") -> torch.Tensor:
-    """``L_st(P1, G) + L_st(P2, G)`` for a :class:`~kdas_utils.models.PolypOutput`, over the
+    """``L_st(P1, G) + L_st(P2, G)`` for a :class:`~kdas_utils.kdas.PolypOutput`, over the
     labelled frames of the batch (a frame whose ``(1, H, W)`` mask is NaN is left out)."""
     known = is_labelled(mask)
     if known.all():

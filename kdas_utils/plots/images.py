@@ -1,7 +1,4 @@
-"""Figures the notebooks draw. Every function takes arrays or tables and returns a matplotlib
-``Figure``: nothing here loads data or runs a network (the frames a figure shows come from
-:func:`kdas_utils.runs.figure_samples`, predictions on them from
-:func:`kdas_utils.evaluate.predict_samples`)."""
+"""Figures of frames and maps: overlays, predictions, attention maps, covariance matrices, error maps."""
 
 from __future__ import annotations
 
@@ -16,15 +13,13 @@ import torch.nn.functional as F
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
 
-from .config import project_root, runs_dir
-from .data.pairs import Pair, read_image, read_mask
-from .data.transforms import denormalize
-from .distill.maps import MAP_SCALE
-from .evaluate import score_columns
-from .losses import boundary_weights
-from .metrics import dice_at
+from ..config import project_root, runs_dir
+from ..data.pairs import Pair, read_image, read_mask
+from ..data.transforms import denormalize
+from ..distill.maps import MAP_SCALE
+from ..kdas.losses import boundary_weights
+from ..metrics import dice_at
 
 POLYP_GREEN = (60, 255, 90)
 
@@ -157,52 +152,6 @@ def show_weight_map(image: np.ndarray, mask: np.ndarray, size: float = 2.8):
     return fig
 
 
-def _finish_epoch_axes(fig, axes, title: str = ""):
-    """Integer epoch ticks, a light grid and a legend on each axis; the title; a tight layout."""
-    for ax in axes:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_history(history: list[dict], steps: list[dict] | None = None, title: str = ""):
-    """Training curves from :class:`~kdas_utils.engine.TrainResult`: the loss per step (faint)
-    and per epoch with the validation loss (left), and train / validation Dice per epoch (right)."""
-    fig, (loss_ax, dice_ax) = plt.subplots(1, 2, figsize=(10, 3.4))
-    epochs = [h["epoch"] for h in history]
-    if steps:
-        per_epoch = max(s["step"] for s in steps) / max(epochs)
-        loss_ax.plot(
-            [s["step"] / per_epoch for s in steps],
-            [s["loss"] for s in steps],
-            color="tab:blue",
-            alpha=0.25,
-            lw=0.8,
-            label="train (step)",
-        )
-    loss_ax.plot(epochs, [h["train_loss"] for h in history], "o-", color="tab:blue", label="train (epoch mean)")
-    loss_ax.plot(epochs, [h["val_loss"] for h in history], "s-", color="tab:orange", label="validation")
-    loss_ax.set(xlabel="epoch", ylabel="L_st(P1) + L_st(P2)", title="loss")
-    dice_ax.plot(epochs, [h["train_dice"] for h in history], "o-", color="tab:blue", label="train")
-    dice_ax.plot(epochs, [h["val_dice"] for h in history], "s-", color="tab:orange", label="validation")
-    best = max(history, key=lambda h: h["val_dice"])
-    dice_ax.axvline(best["epoch"], color="grey", ls=":", lw=1)
-    dice_ax.annotate(
-        f"selected: epoch {best['epoch']}\nval Dice {best['val_dice']:.3f}",
-        (best["epoch"], best["val_dice"]),
-        textcoords="offset points",
-        xytext=(-10, -30),
-        ha="right",
-        fontsize=8,
-    )
-    dice_ax.set(xlabel="epoch", ylabel="mean Dice at 0.5", title="Dice", ylim=(0, 1))
-    return _finish_epoch_axes(fig, (loss_ax, dice_ax), title)
-
-
 def show_predictions(samples: list[dict], size: float = 2.3):
     """One column per sample: the frame with the ground truth outlined, the predicted
     probability map, and the thresholded prediction with true positives green, false
@@ -289,140 +238,6 @@ def show_matrices(rows: dict[str, dict[str, np.ndarray]], cmap: str = "RdBu_r", 
     return fig
 
 
-def plot_runs(histories: dict[str, list[dict]], title: str = ""):
-    """Validation Dice and the segmentation part of the training loss per epoch, one line per run."""
-    fig, (loss_ax, dice_ax) = plt.subplots(1, 2, figsize=(10, 3.4))
-    for name, history in histories.items():
-        epochs = [h["epoch"] for h in history]
-        loss_ax.plot(epochs, [h["train_seg"] for h in history], "o-", label=name)
-        dice_ax.plot(epochs, [h["val_dice"] for h in history], "o-", label=name)
-    loss_ax.set(xlabel="epoch", ylabel="L_seg (train)", title="segmentation loss")
-    dice_ax.set(xlabel="epoch", ylabel="validation mean Dice at 0.5", title="validation Dice", ylim=(0, 1))
-    return _finish_epoch_axes(fig, (loss_ax, dice_ax), title)
-
-
-def plot_validation_curves(curves: dict, title: str = "validation Dice per epoch"):
-    """Validation Dice against the epoch, one line per run: ``{label: table}`` with the columns
-    ``epoch`` and ``val_dice`` (a DataFrame, or a list of epoch records), such as the teacher's
-    curve and the patient runs of :mod:`kdas_utils.study`."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for label, curve in curves.items():
-        rows = _records(curve)
-        ax.plot([row["epoch"] for row in rows], [row["val_dice"] for row in rows], "o-", ms=3, label=label)
-    ax.set(xlabel="epoch", ylabel="validation mean Dice at 0.5", ylim=(0, 1))
-    return _finish_epoch_axes(fig, (ax,), title)
-
-
-def _records(curve) -> list[dict]:
-    return curve.to_dict("records") if hasattr(curve, "to_dict") else list(curve)
-
-
-def _seeds(n: int) -> str:
-    return f"{n} seed{'s' if n > 1 else ''}"
-
-
-def plot_ablation(table, sets: list[str] | None = None):
-    """Each arm's mean Dice *minus the student alone's* (``no-kd``), one group of bars per data split,
-    from :func:`kdas_utils.runs.run_ablation`: differences of a hundredth stay visible.
-
-    Bars: the difference of the means. Error bars: the seed spread it is read against (the larger of
-    the arm's and the student alone's standard deviations over seeds, as
-    :func:`kdas_utils.study.against_alone`; none where both have one seed). Dots: each seed of the arm
-    minus the student alone's mean. The tick labels give the student alone's own mean. A table
-    without ``no-kd`` rows (e.g. an alpha sweep's) is drawn as mean Dice on an axis zoomed to the data."""
-    sets = sets or score_columns(table)
-    stats = table.groupby("arm", sort=False)[sets]
-    means, stds, counts = stats.mean(), stats.std(), stats.size()
-    relative = "no-kd" in means.index
-    base = means.loc["no-kd"] if relative else means.iloc[0] * 0
-    arms = [arm for arm in means.index if not (relative and arm == "no-kd")]
-    width = 0.8 / max(len(arms), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(sets) + 2), 3.8))
-    for i, arm in enumerate(arms):
-        x = np.arange(len(sets)) + (i - (len(arms) - 1) / 2) * width
-        spread = np.fmax(stds.loc[arm], stds.loc["no-kd"]) if relative else stds.loc[arm]
-        ax.bar(
-            x,
-            (means.loc[arm] - base).to_numpy(),
-            width,
-            yerr=spread.to_numpy() if spread.notna().any() else None,
-            capsize=3,
-            label=f"{arm} ({_seeds(counts[arm])})",
-        )
-        for _, row in table[table["arm"] == arm].iterrows():
-            ax.plot(x, (row[sets] - base).to_numpy(dtype=float), "k.", ms=3)
-    if relative:
-        ax.axhline(0, color="k", lw=1, label=f"student alone ({_seeds(counts['no-kd'])})")
-        ax.set_xticks(np.arange(len(sets)), [f"{name}\nalone {base[name]:.3f}" for name in sets])
-        ax.set(
-            ylabel="mean Dice minus the student alone's",
-            title="each arm against the student alone (mean Dice at 0.5; error bars: seed spread)",
-        )
-    else:
-        values = table[sets].to_numpy(dtype=float)
-        margin = max(0.02, 0.15 * (np.nanmax(values) - np.nanmin(values)))
-        ax.set_xticks(np.arange(len(sets)), sets)
-        ax.set(
-            ylabel="mean Dice at 0.5",
-            ylim=(np.nanmin(values) - margin, np.nanmax(values) + margin),
-            title="mean Dice per arm (no student alone in this table; axis zoomed)",
-        )
-    ax.legend(fontsize=8, ncols=2)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def plot_alpha_sweep(sweep):
-    """Validation Dice against the weight alpha of the distillation terms, one line per arm, from
-    :func:`kdas_utils.study.alpha_sweep` (one seed per point: no error bars); each arm's chosen alpha
-    (the best validation Dice) is ringed."""
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for arm, rows in sweep.groupby("arm", sort=False):
-        rows = rows.sort_values("alpha")
-        (line,) = ax.plot(rows["alpha"], rows["validation"], "o-", label=arm)
-        best = rows.loc[rows["validation"].idxmax()]  # the choice of study.choose_alpha
-        ax.plot(best["alpha"], best["validation"], "o", ms=12, mfc="none", color=line.get_color())
-    ax.plot([], [], "o", ms=12, mfc="none", color="grey", label="chosen")
-    ax.set(
-        xlabel="alpha (weight of the distillation terms)",
-        ylabel="validation mean Dice at 0.5",
-        title="alpha, chosen on the validation split",
-        xscale="log",
-    )
-    ax.set_xticks(sorted(set(sweep["alpha"])), [f"{a:g}" for a in sorted(set(sweep["alpha"]))])
-    ax.minorticks_off()  # only the alphas tried are labelled
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-def plot_teacher_strength(table, baseline: float | None = None):
-    """The student's validation Dice against its teacher's, one line per arm, from
-    :func:`kdas_utils.study.teacher_strength`; ``baseline`` (the student alone) as a dashed line."""
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    for arm, rows in table.groupby("arm", sort=False):
-        rows = rows.sort_values("teacher_validation")
-        ax.plot(rows["teacher_validation"], rows["validation"], "o-", label=arm)
-        for row in rows.itertuples():
-            ax.annotate(
-                "final" if row.teacher_epoch == "best" else f"epoch {row.teacher_epoch}",
-                (row.teacher_validation, row.validation),
-                fontsize=7,
-                textcoords="offset points",
-                xytext=(3, 3),
-            )
-    if baseline is not None:
-        ax.axhline(baseline, color="k", ls="--", lw=1, label="student alone (mean)")
-    ax.set(xlabel="teacher's validation Dice", ylabel="student's validation Dice", title="teacher strength")
-    ax.margins(x=0.15, y=0.15)  # room for the labels of the outer points
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
 def metric_example_maps(size: int = 96, seed: int = 0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """A disk-shaped mask and four imperfect predictions of it, each wrong in another way, to
     show what each metric rewards: ``(mask, {name: map in [0, 1]})``."""
@@ -467,18 +282,6 @@ def show_metric_examples(
     return fig
 
 
-def plot_dice_curves(curves: dict[str, np.ndarray], title: str = "Dice against the threshold"):
-    """Mean Dice against the binarisation threshold (0..255), one line per model or test set."""
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    for name, curve in curves.items():
-        ax.plot(np.arange(256), curve, label=f"{name} (mean {curve.mean():.3f}, max {curve.max():.3f})")
-    ax.set(xlabel="threshold on the min-max normalised map (0-255)", ylabel="mean Dice", ylim=(0, 1), title=title)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
-
-
 ERROR_COLOURS = (((60, 200, 90), "hit"), ((230, 60, 50), "false alarm"), ((60, 110, 240), "missed polyp"))
 
 
@@ -512,40 +315,6 @@ def show_comparison(frames: list[dict], maps: dict[str, list[np.ndarray]], size:
     fig.legend(handles=legend, loc="lower center", ncols=3, fontsize=7, frameon=False)
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
-
-
-def plot_efficiency(table, accuracy: dict[str, float], metric: str = "meanDice"):
-    """Accuracy against latency, marker area proportional to the parameter count. Labels of
-    models with nearly the same accuracy (the two students) go one below, one above."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.6))
-    order = sorted(table.index, key=lambda model: accuracy[model])
-    span = max(accuracy[m] for m in order) - min(accuracy[m] for m in order) or 1.0
-    offset = {model: (8, -4) for model in order}
-    for lower, upper in zip(order, order[1:]):
-        if accuracy[upper] - accuracy[lower] < 0.15 * span:
-            offset[lower], offset[upper] = (8, -14), (8, 4)
-    for model, row in table.iterrows():
-        ax.scatter(row["latency bs1 (ms)"], accuracy[model], s=40 * row["parameters (M)"], alpha=0.6)
-        ax.annotate(
-            f"{model}\n{row['parameters (M)']:.2f}M, {row['GFLOPs']:.1f} GFLOPs",
-            (row["latency bs1 (ms)"], accuracy[model]),
-            fontsize=7,
-            xytext=offset[model],
-            textcoords="offset points",
-        )
-    ax.set(
-        xlabel=f"latency at batch 1, 352 px, {table.attrs.get('device', '')} (ms)",
-        ylabel=f"{metric}, mean over the test sets",
-        title="accuracy, size and speed",
-    )
-    ax.set_xlim(0, 1.6 * table["latency bs1 (ms)"].max())  # room for the labels right of the points
-    ax.margins(y=0.3)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
-# --------------------------------------------------------------------------- lessons: paths, the phantom twin
 
 
 def shown_path(path, root=None) -> str:
@@ -596,29 +365,6 @@ def show_phantom_twin(maps: dict[str, np.ndarray] | None = None, size: float = 2
     return fig
 
 
-def plot_domain_drop(table, models: list[str] | None = None):
-    """Seen against unseen mean Dice per model, from :func:`kdas_utils.evaluate.domain_table`: one line
-    per model from its ``seen`` mean to its ``unseen`` mean, each with its 95% interval (bootstrap over
-    frames), and the drop (seen minus unseen) in the model's legend entry, where close lines cannot
-    hide it."""
-    models = models or list(dict.fromkeys(table.index.get_level_values("model")))
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
-    for i, model in enumerate(models):
-        rows = table.loc[model].loc[["seen", "unseen"]]
-        x = np.array([0, 1]) + (i - (len(models) - 1) / 2) * 0.06
-        errors = np.abs(rows[["low", "high"]].to_numpy().T - rows["mean"].to_numpy())
-        (line,) = ax.plot(x, rows["mean"], "o-", label=f"{model}: drop {rows.loc['unseen', 'drop']:.3f}")
-        ax.errorbar(x, rows["mean"], yerr=errors, fmt="none", ecolor=line.get_color(), capsize=3)
-    frames = table.xs("seen", level="scope")["frames"].iloc[0], table.xs("unseen", level="scope")["frames"].iloc[0]
-    ax.set_xticks([0, 1], [f"seen\n({frames[0]} frames)", f"unseen\n({frames[1]} frames)"])
-    ax.set_xlim(-0.3, 1.3)
-    ax.set(ylabel="mean Dice at 0.5", title="from seen to unseen domains (95% bootstrap intervals)")
-    ax.legend(fontsize=8)
-    ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig
-
-
 def show_prediction(frame: np.ndarray, probability: np.ndarray, mask: np.ndarray, title: str = "", size: float = 2.6):
     """One frame's prediction in four panels: the ``(H, W, 3) uint8`` frame, the ``(H, W)``
     probability map in [0, 1], the binary mask and the overlay (:func:`overlay`)."""
@@ -644,26 +390,3 @@ def show_overlays(images: list[np.ndarray], titles: list[str], size: float = 2.6
         ax.axis("off")
     fig.tight_layout()
     return fig
-
-
-def study_figures(tables: dict, curves: dict, profile_name: str) -> dict:
-    """The study's figures from its tables that exist (:func:`kdas_utils.study.load_results`),
-    ``{name: Figure}``: ``curves`` (``curves``: ``{label: per-epoch table}``, see
-    :func:`kdas_utils.study.curves`), ``alpha``, ``teacher-strength`` (with the student alone as a
-    dashed line) and ``unseen`` (seen to unseen, the runs with every mask)."""
-    drawn = {}
-    if curves:
-        drawn["curves"] = plot_validation_curves(curves, title=f"{profile_name} profile: validation Dice per epoch")
-    if "alpha" in tables:
-        drawn["alpha"] = plot_alpha_sweep(tables["alpha"])
-    if "unseen-arms" in tables:
-        arms = tables["unseen-arms"]
-        full = arms[arms.label_fraction == 1]
-        seeds = full.groupby("model", sort=False)["seeds"].first()
-        named = {m: f"{m} ({n} seed{'s' if n > 1 else ''})" if m != "teacher" else m for m, n in seeds.items()}
-        drawn["unseen"] = plot_domain_drop(full.assign(model=full.model.map(named)).set_index(["model", "scope"]))
-    if "teacher-strength" in tables:
-        strength = tables["teacher-strength"]
-        alone = (strength.validation - strength.gain).mean()  # gain is measured against the student alone
-        drawn["teacher-strength"] = plot_teacher_strength(strength, baseline=alone)
-    return drawn

@@ -1,0 +1,5 @@
+"""``python -m kdas_utils.bench``."""
+
+from .command import main
+
+raise SystemExit(main())
