@@ -136,7 +136,10 @@ def test_the_unseen_step_alone_trains_nothing_and_says_what_is_missing(
 def test_counts_are_told_against_pranets_split():
     from kdas_utils.data import against_pranet
 
-    assert against_pranet(1450, {"Kvasir": 100, "CVC-ClinicDB": 62, "Synthetic": 60}) == []
+    assert against_pranet(1450, {"Kvasir": 100, "CVC-ClinicDB": 62}) == ["every count agrees with PraNet's split"]
+    assert against_pranet(240, {"Synthetic": 60, "Synthetic-Shift": 60}) == [
+        "no set of PraNet's split here (synthetic frames): no published count to compare with"
+    ]
     lines = against_pranet(1446, {"Kvasir": 99, "CVC-ClinicDB": 62, "ETIS-LaribPolypDB": 20})
     assert lines == [
         "TrainDataset: 1446 frames here, 1450 in PraNet's split (4 fewer in this copy)",

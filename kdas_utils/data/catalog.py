@@ -73,9 +73,12 @@ PRANET_COUNTS["Kvasir"] = PRANET_COUNTS.pop("Kvasir-SEG")
 
 
 def against_pranet(train_frames: int, test_frames: dict[str, int]) -> list[str]:
-    """One line for each count of a PraNet-layout copy that differs from PraNet's published split
-    (:data:`PRANET_COUNTS`): ``train_frames`` (training plus validation) and ``{test set: frames}``.
-    Sets PraNet does not have (the synthetic ones) are left out; an empty list: every count agrees."""
+    """How the counts of a copy compare with PraNet's published split (:data:`PRANET_COUNTS`), one
+    line each: ``train_frames`` (training plus validation) and ``{test set: frames}``. A line for each
+    count that differs, one saying that all agree, or, when no test set is one of PraNet's (the
+    synthetic frames), one saying there is nothing to compare with."""
+    if not any(name in PRANET_COUNTS for name in test_frames):
+        return ["no set of PraNet's split here (synthetic frames): no published count to compare with"]
     found = {"TrainDataset": train_frames} | test_frames
     lines = []
     for name, n in found.items():
@@ -85,4 +88,4 @@ def against_pranet(train_frames: int, test_frames: dict[str, int]) -> list[str]:
             lines.append(
                 f"{name}: {n} frames here, {published} in PraNet's split ({abs(published - n)} {share} in this copy)"
             )
-    return lines
+    return lines or ["every count agrees with PraNet's split"]
