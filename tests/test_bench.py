@@ -118,3 +118,27 @@ def test_the_predict_section_measures_memory_on_a_short_and_a_long_clip(monkeypa
     assert memory["backend"] == "torch" and memory["seconds"] == [1, 2]
     assert memory["memory_ratio_long_to_short"] == memory["peak_rss_mb_long"] / memory["peak_rss_mb_short"] > 0
     assert "1 s / 2 s clip" in "\n".join(bench.report.predict_lines(section))
+
+
+def test_a_childs_peak_memory_is_its_own():
+    """``ru_maxrss`` survives ``exec`` on Linux: a measuring child started by a large process reported
+    the parent's peak (4.3 GB for every backend in a bench run). ``peak_rss_mb`` reads the child's own."""
+    import subprocess
+    import sys
+
+    from kdas_utils import bench_predict
+
+    held = bytearray(2500 * 1024 * 1024)  # this process: at least 2.5 GB resident (bytearray writes its zeros)
+    code = "from kdas_utils.bench_predict import peak_rss_mb; print(peak_rss_mb())"
+    child = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    assert bench_predict.peak_rss_mb() > 2500 and 50 < child < 2000, (len(held), child)
+
+
+def test_two_empty_masks_agree_and_disjoint_ones_do_not():
+    import numpy as np
+
+    from kdas_utils.bench_predict import _agreement
+
+    empty, full = np.zeros((8, 8), bool), np.ones((8, 8), bool)
+    assert _agreement(empty, empty) == 1.0 and _agreement(full, full) == 1.0
+    assert _agreement(empty, full) == 0.0 and _agreement(full[:, :4].repeat(2, 1), full) == 1.0

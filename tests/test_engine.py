@@ -20,12 +20,11 @@ from kdas_utils.engine import (
     Trainer,
     choose_precision,
     load_checkpoint,
-    load_trained,
     save_checkpoint,
     select_device,
 )
 from kdas_utils.kdas import SegmentationObjective
-from kdas_utils.models import build_student
+from kdas_utils.models import build_student, load_trained
 
 SCRIPT = Path(__file__).parent / "helpers" / "train_script.py"
 

@@ -17,12 +17,11 @@ from ..engine import (
     TrainConfig,
     Trainer,
     int8_teacher,
-    load_trained,
     select_device,
 )
 from ..kdas import ARMS, DistillationObjective, KDASLoss, SegmentationObjective
 from ..metrics import dice_at
-from ..models import build_student, build_teacher
+from ..models import build_student, build_teacher, load_trained
 from ..runs import profile_datasets
 from ..tutorial import run_notebooks
 

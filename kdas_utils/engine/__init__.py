@@ -37,8 +37,6 @@ two datasets, and does the rest the same way for both networks:
   epochs and steps that notebooks plot.
 """
 
-from ..metrics import dice_at
-from ..models.weights import load_trained
 from .checkpoint import (
     CHECKPOINT_FORMAT,
     MUST_MATCH,
@@ -73,11 +71,9 @@ __all__ = [
     "Trainer",
     "choose_precision",
     "cpu_has_native_bf16",
-    "dice_at",
     "init_distributed",
     "int8_teacher",
     "load_checkpoint",
-    "load_trained",
     "save_checkpoint",
     "select_device",
     "settings_changed",
