@@ -2,16 +2,16 @@
 
 Its rooms follow the steps of the loop:
 
-==================  ==================================================================
-``train_config.py`` :class:`TrainConfig`, every knob of a run
-``runtime.py``      :class:`Runtime`: device, precision, processes, network wrapping
-``sampling.py``     :class:`EpochSampler`: the data order, a function of (seed, epoch, sample)
-``checkpoint.py``   atomic save and load, RNG states, the settings check on resume
-``lock.py``         :class:`RunLock`: one process per run folder
-``int8.py``         :func:`int8_teacher`: the CPU's int8 teacher (an option of this series)
-``step.py``         :func:`training_step`: forward, objective, backward, clip, step (notebook 02)
-``trainer.py``      :class:`Trainer`: ``fit``, ``train_step``, ``validate``
-==================  ==================================================================
+===================  =============================================================================
+``train_config.py``  :class:`TrainConfig`, every knob of a run
+``runtime.py``       :class:`Runtime`: device, precision, processes, network wrapping
+``sampling.py``      :class:`EpochSampler`: the data order, a function of (seed, epoch, sample)
+``checkpoint.py``    atomic save and load, RNG states, the settings check on resume
+``lock.py``          :class:`RunLock`: one process per run folder
+``int8.py``          :func:`int8_teacher`: the CPU's int8 teacher (an option of this series)
+``step.py``          :func:`training_step`: forward, objective, backward, clip, step (notebook 02)
+``trainer.py``       :class:`Trainer`: ``fit``, ``train_step``, ``validate``
+===================  =============================================================================
 
 The engine knows nothing about what it trains. It gets a model, an *objective* (a callable
 ``objective(model, images, masks) -> (loss, output, parts)``, :mod:`kdas_utils.kdas.objective`) and

@@ -1,7 +1,7 @@
 """Polyp-PVT (the KDAS teacher) and its PVTv2-B0 twin (the KDAS student).
 
 Both are :class:`PolypPVT`: a timm PVTv2 backbone with ``features_only`` (four stages at
-strides 4, 8, 16, 32) and the decoder of :mod:`kdas_utils.kdas.blocks`:
+strides 4, 8, 16, 32) and the decoder of :mod:`kdas_utils.kdas.blocks`::
 
     stage1 --CIM--> translate1 (C) --x0.5--+
     stage2 --translate2 (C)--+             |
