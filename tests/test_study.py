@@ -365,6 +365,20 @@ def test_budget_plan_orders_a_quarter_first_then_the_partial_teacher_then_every_
     assert len(runs_) == 3 * 3 * 3 + 4 + 3 * 3
 
 
+def test_budget_plan_of_one_arm_keeps_its_runs_in_order_and_needs_no_other_alpha(tiny):
+    alone = study.budget_runs(study.BudgetPlan(arms=("no-kd",)))
+    assert alone == [run for run in study.budget_runs() if run[0] == "no-kd"] and len(alone) == 3 * 3 + 3
+    with pytest.raises(ValueError, match="choose one or more of"):
+        study.BudgetPlan(arms=("kd",))
+    # no-kd alone asks for no alpha: the step goes on to its next check (the tiny profile's test sets)
+    with pytest.raises(ValueError, match="no alpha chosen for \\['pixel'\\]"):
+        study.budget(tiny, study.BudgetPlan(arms=("no-kd", "pixel")), chosen={"kdas": 0.1})
+    from kdas_utils.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["study", "--step", "budget", "--budget-arm", "teacher"])
+
+
 def test_exchange_rate_interpolates_the_student_alone_in_log_share():
     arms = pd.DataFrame(
         {

@@ -25,6 +25,7 @@ from ..runs import (
     share_runs,
 )
 from ..study import STEPS
+from ..study.budget import ARMS, BudgetPlan
 from .common import (
     config_changes,
     profile_argument,
@@ -48,7 +49,11 @@ def _study(args) -> int:
         if not steps:
             return 0
         with share_runs():
-            _print_study(study.run_study(profile, plan, args.device, steps=steps, **config_changes(args)))
+            _print_study(
+                study.run_study(
+                    profile, plan, args.device, steps=steps, budget_plan=_budget_plan(args), **config_changes(args)
+                )
+            )
         return 0
     if args.jobs > 1:
         with side_by_side(args, study.study_dir(profile)), share_runs():
@@ -59,8 +64,16 @@ def _study(args) -> int:
 def _study_here(args, profile, plan, steps) -> int:
     # --step unseen or budget asks for that step: if it cannot run, that is the command's error
     strict = bool(study.RECORDED_ALPHA_STEPS & set(args.step or []))
-    _print_study(study.run_study(profile, plan, args.device, steps=steps, strict=strict, **config_changes(args)))
+    tables = study.run_study(
+        profile, plan, args.device, steps=steps, strict=strict, budget_plan=_budget_plan(args), **config_changes(args)
+    )
+    _print_study(tables)
     return _export_study(study, profile, args.export) if args.export else 0
+
+
+def _budget_plan(args):
+    """The budget step's plan: every arm, or those of ``--budget-arm``."""
+    return BudgetPlan(arms=tuple(args.budget_arm or ARMS))
 
 
 @contextlib.contextmanager
@@ -128,6 +141,13 @@ def add_study(sub) -> None:
         help="run only these steps (repeatable; alpha runs first, it is what the others use, except for "
         "unseen, which scores the finished runs at the alphas the alpha step recorded and trains nothing, and "
         "budget, the label-budget curve, which trains at those alphas: docs/results.md)",
+    )
+    p.add_argument(
+        "--budget-arm",
+        action="append",
+        choices=ARMS,
+        help="with --step budget, train only these arms (repeatable; default all three). no-kd needs no teacher: "
+        "the student alone's curve on a machine that cannot keep one",
     )
     p.add_argument(
         "--export",

@@ -58,6 +58,8 @@ class BudgetPlan:
         partial_fractions: shares at which the ``partial`` teacher (trained on the same masks) is tried.
         partial_seeds: seeds of ``kdas`` and ``pixel`` with the partial teacher (one teacher per seed).
         full_seeds: seeds of each arm with every mask (the final comparison's runs; trained last).
+        arms: the arms to train (a subset of :data:`ARMS`; e.g. ``("no-kd",)``, which needs no teacher:
+            the student alone's curve on a machine that cannot keep a teacher).
     """
 
     fractions: tuple[float, ...] = (0.25, 0.1, 0.5)
@@ -65,6 +67,12 @@ class BudgetPlan:
     partial_fractions: tuple[float, ...] = (0.25,)
     partial_seeds: int = 2
     full_seeds: int = 3
+    arms: tuple[str, ...] = ARMS
+
+    def __post_init__(self):
+        unknown = [arm for arm in self.arms if arm not in ARMS]
+        if unknown or not self.arms:
+            raise ValueError(f"budget arms {list(self.arms)}: choose one or more of {list(ARMS)}")
 
 
 def budget_runs(plan: BudgetPlan = BudgetPlan()) -> list[tuple[str, str, float, int]]:
@@ -77,7 +85,8 @@ def budget_runs(plan: BudgetPlan = BudgetPlan()) -> list[tuple[str, str, float, 
         for seed in range(plan.partial_seeds)
         for arm in ARMS[1:]
     ]
-    return runs + [(arm, "full", 1.0, seed) for seed in range(plan.full_seeds) for arm in ARMS]
+    runs += [(arm, "full", 1.0, seed) for seed in range(plan.full_seeds) for arm in ARMS]
+    return [run for run in runs if run[0] in plan.arms]
 
 
 def recipe_of(arm: str, teacher: str, fraction: float, chosen: dict[str, float]) -> StudentRecipe:
@@ -99,7 +108,7 @@ def budget(profile: Profile, plan: BudgetPlan = BudgetPlan(), device=None, chose
         ValueError: no alpha recorded for ``kdas`` or ``pixel``, or no unseen test set.
     """
     chosen = chosen or recorded_choice(profile)
-    missing = [arm for arm in ARMS[1:] if arm not in chosen]
+    missing = [arm for arm in ARMS[1:] if arm in plan.arms and arm not in chosen]
     if missing:
         raise ValueError(
             f"no alpha chosen for {missing} in the {profile.name} study: run its alpha step first "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..config import Profile
 from ..runs import checkpoint_dir
-from .budget import budget
+from .budget import BudgetPlan, budget
 from .steps import (
     StudyPlan,
     alpha_sweep,
@@ -31,6 +31,7 @@ def run_study(
     device=None,
     steps=STEPS,
     strict: bool = False,
+    budget_plan: BudgetPlan | None = None,
     **changes,
 ) -> dict:
     """The study's ``steps`` (names of :data:`STEPS`) in order, each resumable (finished runs are
@@ -43,7 +44,8 @@ def run_study(
     nothing: it scores the finished runs at the alphas the alpha step recorded. ``budget``
     (:func:`~kdas_utils.study.budget.budget`) trains at those alphas too. An unseen or budget step that
     cannot run (no unseen test set, no finished run, no recorded alpha) raises its ``ValueError`` with
-    ``strict``, else is left out with a note.
+    ``strict``, else is left out with a note. ``budget_plan``: the budget step's size and arms (default
+    :class:`~kdas_utils.study.budget.BudgetPlan`).
     The teacher's curve (:func:`teacher_curve`) is written when the teacher has started.
     ``changes``: TrainConfig overrides, e.g. ``epochs=3`` (see :func:`_ablation`).
     """
@@ -75,7 +77,7 @@ def run_study(
     if "budget" in wanted:
         try:
             tables["budget"], tables["budget-arms"] = budget(
-                profile, device=device, chosen=tables.get("chosen"), **changes
+                profile, budget_plan or BudgetPlan(), device=device, chosen=tables.get("chosen"), **changes
             )
         except ValueError as error:
             if strict:
