@@ -1,8 +1,8 @@
 """Interactive explorers for the notebooks: pure functions that make the pictures, and a thin
 ipywidgets layer on top.
 
-The logic (``render_overlay``, ``AttentionExplorer.render``) is plain NumPy and torch, tested
-without a browser. ``AttentionExplorer.widget()`` wires it to dropdowns and sliders; the
+The logic (``AttentionExplorer.render``, drawn by :func:`kdas_utils.plots.render_overlay`) is plain NumPy
+and torch, tested without a browser. ``AttentionExplorer.widget()`` wires it to dropdowns and sliders; the
 picture is an ``ipywidgets.Image`` holding PNG bytes, so it works in JupyterLab, Colab and Voila.
 """
 
@@ -12,7 +12,6 @@ import io
 
 import cv2
 import ipywidgets as w
-import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -22,23 +21,13 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import get_profile, runs_dir
 from .data import denormalize
-from .distill.maps import LAYERS, MAP_SCALE, layer_map
+from .distill.maps import LAYERS, is_head, layer_map, nice_scale
 from .engine import select_device
 from .errors import USER_ERRORS
 from .models import load_network
-from .plots import show_prediction
+from .plots import attention_heat, render_overlay, show_prediction
 from .predict.predictor import Predictor, as_rgb
 from .runs import figure_samples, trained_checkpoints
-
-
-def render_overlay(image: np.ndarray, heat: np.ndarray, opacity: float = 0.5, cmap: str = "jet") -> np.ndarray:
-    """``(H, W, 3) uint8``: ``(1 - opacity) * image + opacity * cmap(heat)``, ``heat`` in [0, 1]."""
-    if image.shape[:2] != heat.shape:
-        raise ValueError(f"image {image.shape[:2]} and heat map {heat.shape} must have the same height and width")
-    if not 0 <= opacity <= 1:
-        raise ValueError(f"opacity={opacity}: must lie in [0, 1]")
-    colours = matplotlib.colormaps[cmap](np.clip(heat, 0, 1))[..., :3] * 255
-    return np.round((1 - opacity) * image.astype(np.float64) + opacity * colours).astype(np.uint8)
 
 
 class AttentionExplorer:
@@ -71,10 +60,21 @@ class AttentionExplorer:
                 self._outputs[key] = net.eval()(self.samples[frame]["image"][None].to(device))
         return self._outputs[key]
 
-    def heat(self, frame: int, model: str, layer: str, p: float = 2.0, tau: float = 2.0) -> np.ndarray:
-        """``(H, W)`` in [0, 1]: the map of ``layer`` (1 = the frame's mean) scaled from [0, MAP_SCALE]."""
+    def map(self, frame: int, model: str, layer: str, p: float = 2.0, tau: float = 2.0) -> np.ndarray:
+        """``(H, W)``: the map of ``layer`` at the frame's size, relative (1 = the frame's mean for a
+        stage, uniform for a head; :func:`~kdas_utils.distill.maps.layer_map`)."""
         size = self.frames[frame].shape[:2]
-        return layer_map(self.output(frame, model), layer, size, p, tau)[0] / MAP_SCALE
+        return layer_map(self.output(frame, model), layer, size, p, tau)[0]
+
+    def scale(self, frame: int, layer: str, p: float = 2.0, tau: float = 2.0) -> float:
+        """The top of the colour bar for ``layer`` on a frame: every model's map fits under it
+        (:func:`~kdas_utils.distill.maps.nice_scale`), so teacher and student share one scale."""
+        return nice_scale(max(float(self.map(frame, m, layer, p, tau).max()) for m in self.models))
+
+    def heat(self, frame: int, model: str, layer: str, p: float = 2.0, tau: float = 2.0, scale=None) -> np.ndarray:
+        """``(H, W)`` in [0, 1]: :meth:`map` on the colour scale up to ``scale`` (default :meth:`scale`;
+        linear for a stage, logarithmic for a head: :func:`kdas_utils.plots.attention_norm`)."""
+        return attention_heat(layer, self.map(frame, model, layer, p, tau), scale or self.scale(frame, layer, p, tau))
 
     def render(
         self,
@@ -84,10 +84,12 @@ class AttentionExplorer:
         p: float = 2.0,
         tau: float = 2.0,
         opacity: float = 0.5,
+        scale: float | None = None,
     ) -> np.ndarray:
-        """``(H, W, 3) uint8``: the frame with the attention map overlaid."""
+        """``(H, W, 3) uint8``: the frame with the attention map overlaid, coloured from 0 to ``scale``
+        (default :meth:`scale`)."""
         model = model or next(iter(self.models))
-        return render_overlay(self.frames[frame], self.heat(frame, model, layer, p, tau), opacity)
+        return render_overlay(self.frames[frame], self.heat(frame, model, layer, p, tau, scale), opacity)
 
     def widget(self):
         """The interactive explorer: frame, model, layer, p, tau and opacity controls over the picture."""
@@ -104,7 +106,16 @@ class AttentionExplorer:
         def redraw(*_):
             rgb = self.render(frame.value, model.value, layer.value, p.value, tau.value, opacity.value)
             picture.value = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))[1].tobytes()
-            caption.value = f"<b>{model.value}</b>, {layer.value}, frame {self.samples[frame.value]['name']}"
+            top = self.scale(frame.value, layer.value, p.value, tau.value)
+            scale = (
+                "0.1 (blue) to {:g} (red) x uniform, log scale"
+                if is_head(layer.value)
+                else "0 (blue) to {:g} (red) x the frame's mean"
+            )
+            caption.value = (
+                f"<b>{model.value}</b>, {layer.value}, frame {self.samples[frame.value]['name']}; "
+                f"colour {scale.format(top)}"
+            )
 
         for control in controls:
             control.observe(redraw, names="value")

@@ -16,9 +16,11 @@ from kdas_utils.kdas import (
     SymmetricGuidance,
     activation_attention,
     channel_covariance,
+    normalized_covariance,
     self_attention_map,
     symmetric,
 )
+from kdas_utils.kdas.sgm import covariance_distance
 from kdas_utils.models import build_student, build_teacher
 
 
@@ -155,6 +157,36 @@ def test_channel_covariance_matches_torch_cov_and_is_symmetric():
     cov = channel_covariance(f)
     assert torch.allclose(cov[1].double(), torch.cov(f[1].flatten(1)).float().double(), atol=1e-5)
     assert torch.equal(cov, cov.transpose(1, 2))
+
+
+@pytest.mark.parametrize("channels, side", [(512, 2), (256, 4), (32, 8), (16, 2)])
+def test_covariance_distance_equals_the_distance_of_the_normalised_matrices(channels, side):
+    """The N x N form (fewer positions than channels) and the C x C form give the distance of the normalised
+    covariance matrices, value and gradient, to float32 rounding (both compute in float32, as the loss does
+    under mixed precision), a constant feature included (its normalised covariance is 0)."""
+
+    def reference(fs, ft):  # the matrices themselves, in float64
+        def normalised(f):
+            x = f.flatten(2) - f.flatten(2).mean(dim=2, keepdim=True)
+            cov = x @ x.transpose(1, 2)
+            return cov / cov.flatten(1).norm(dim=1).clamp(min=1e-30)[:, None, None]
+
+        return (normalised(fs) - normalised(ft)).pow(2).sum(dim=(1, 2))
+
+    torch.manual_seed(0)
+    fs = torch.randn(3, channels, side, side, dtype=torch.float64, requires_grad=True)
+    ft = torch.randn(3, channels, side, side, dtype=torch.float64)
+    ft[1] = 7.0  # constant: Sigma = 0
+    expected = reference(fs, ft)
+    (expected_gradient,) = torch.autograd.grad(expected.sum(), fs)
+    fast = covariance_distance(fs, ft)
+    (gradient,) = torch.autograd.grad(fast.sum(), fs)
+    torch.testing.assert_close(fast.double(), expected.detach(), rtol=1e-5, atol=1e-6)
+    assert (gradient - expected_gradient).abs().max() <= 1e-5 * expected_gradient.abs().max()
+    assert fast[1].item() == pytest.approx(1.0, abs=1e-5)  # |Sigma_s / ||Sigma_s|| - 0|^2
+    assert covariance_distance(fs, fs)[0].item() == pytest.approx(0.0, abs=1e-5)
+    direct = (normalized_covariance(fs) - normalized_covariance(ft)).pow(2).sum(dim=(1, 2))
+    torch.testing.assert_close(fast.double(), direct.double(), rtol=3e-5, atol=1e-6)
 
 
 def test_covariance_guidance(nets, batch):

@@ -80,6 +80,31 @@ def test_study_figures_draw_the_data_they_are_given():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0.05", "0.1", "0.3"]
 
 
+def test_the_teacher_strength_figure_names_each_arms_alpha_and_draws_the_seed_spread():
+    import pandas as pd
+
+    strength = pd.DataFrame(
+        {
+            "teacher_epoch": ["3", "best", "3", "best"],
+            "teacher_validation": [0.5, 0.85, 0.5, 0.85],
+            "alpha": [0.05, 0.05, 0.3, 0.3],
+            "arm": ["kdas", "kdas", "pixel", "pixel"],
+            "seed": [0, 0, 0, 0],
+            "validation": [0.59, 0.62, 0.60, 0.61],
+            "gain": [-0.01, 0.02, 0.0, 0.01],
+        }
+    )
+    seeds = pd.DataFrame({"arm": ["no-kd"] * 3, "validation": [0.59, 0.60, 0.61]})
+    fig = plots.study_figures({"teacher-strength": strength, "seeds": seeds}, {}, "standard")["teacher-strength"]
+    ax = fig.axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels[:2] == ["kdas (alpha 0.05; 1 seed per point)", "pixel (alpha 0.3; 1 seed per point)"]
+    assert labels[-1] == "+- its seed std (3 seeds)"
+    band = [p for p in ax.patches if p.get_label().startswith("+-")][0]
+    low, high = band.get_path().transformed(band.get_patch_transform()).get_extents().get_points()[:, 1]
+    assert (low, high) == pytest.approx((0.60 - 0.01, 0.60 + 0.01))  # the alone's mean 0.60, std 0.01
+
+
 def test_the_ablation_figure_draws_each_arm_against_the_student_alone():
     import pandas as pd
 
@@ -122,6 +147,64 @@ def test_the_domain_drop_names_each_models_drop_in_its_legend():
         ]
     fig = plots.plot_domain_drop(pd.DataFrame(rows).set_index(["model", "scope"]))
     labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
-    assert labels == ["student alone: drop 0.316", "kdas (alpha 0.05): drop 0.327"]
+    # the drop and its share of the seen Dice (the floor effect: a weak model has little to lose)
+    assert labels == ["student alone: drop 0.316 (55% of seen)", "kdas (alpha 0.05): drop 0.327 (55% of seen)"]
+    assert fig.axes[0].get_ylim()[0] == 0
     assert [tick.get_text() for tick in fig.axes[0].get_xticklabels()] == ["seen\n(161 frames)", "unseen\n(39 frames)"]
     matplotlib.pyplot.close(fig)
+
+
+def test_the_lessons_figures_are_saved_in_one_naming_style(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDAS_RUNS_DIR", str(tmp_path))
+    fig = matplotlib.pyplot.figure()
+    names = ("07_teacher-strength_standard", "06_unseen_Synthetic-Shift", "02_weight_map")
+    saved = [plots.save_figure(fig, name) for name in names]
+    assert [path.name for path in saved] == [
+        "07_teacher_strength_standard.png",
+        "06_unseen_synthetic_shift.png",
+        "02_weight_map.png",
+    ]
+    assert {path.parent for path in saved} == {tmp_path / "figures"}
+    # beside a table, a figure keeps the table's name
+    assert plots.save_figure(fig, "ablation-standard", folder=tmp_path).name == "ablation-standard.png"
+    matplotlib.pyplot.close(fig)
+
+
+def test_the_predictions_colour_bar_leaves_every_column_the_same_width():
+    rng = np.random.default_rng(0)
+    mask = np.zeros((32, 32), bool)
+    mask[8:20, 8:20] = True
+    samples = [
+        {
+            "image": rng.integers(0, 255, (32, 32, 3), dtype=np.uint8),
+            "mask": mask,
+            "name": f"f{i}",
+            "dice": 0.5,
+            "probability": rng.random((32, 32)),
+        }
+        for i in range(3)
+    ]
+    fig = plots.show_predictions(samples)
+    fig.canvas.draw()
+    widths = {round(ax.get_position().width, 4) for ax in fig.axes if ax.images}
+    assert len(widths) == 1 and len(fig.axes) == 3 * 3 + 1  # nine panels and the bar
+    matplotlib.pyplot.close(fig)
+
+
+def test_the_objective_figure_follows_the_loss_it_is_given():
+    from kdas_utils.kdas import KDASLoss
+
+    kdas = plots.objective_terms(KDASLoss(alpha=0.1).settings())
+    assert list(kdas) == ["seg", "at", "sgm"]
+    assert kdas["sgm"]["tensors"] == ["stage4", "cfm", "sam"] and kdas["at"]["tensors"] == ["p1", "p2"]
+    assert kdas["seg"]["mask"] and not kdas["seg"]["teacher"] and kdas["at"]["teacher"]
+    assert kdas["at"]["label"].endswith("= 0.4") and kdas["seg"]["label"].endswith("= 0.9")  # alpha tau^2, 1 - alpha
+    released = plots.objective_terms(KDASLoss(at="released", sgm="released").settings())
+    assert released["sgm"]["tensors"] == ["p1"] and "zero gradient" in released["at"]["formula"]
+    assert list(plots.objective_terms(KDASLoss(at=None, sgm=None, kd="pixel").settings())) == ["seg", "kd"]
+    fig = plots.show_objective(KDASLoss(alpha=0.1), highlight="sgm")
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert any(t.startswith("L_SGM\n") for t in texts) and any(t.startswith("mask G") for t in texts)
+    with pytest.raises(ValueError, match="this loss has the terms"):
+        plots.show_objective(KDASLoss(sgm=None), highlight="sgm")
+    matplotlib.pyplot.close("all")

@@ -77,6 +77,40 @@ def test_widget_redraws_when_a_control_moves(explorer):
     assert picture.value != before
     layer = next(c for c in controls if c.description == "map")
     assert list(layer.options) == ["stage1", "stage2", "stage3", "stage4", "P1", "P2"]
+    caption = box.children[1].children[1]
+    layer.value = "P1"
+    top = explorer.scale(0, "P1")
+    assert f"0.1 (blue) to {top:g} (red) x uniform, log scale" in caption.value
+
+
+def test_nice_scale_is_the_next_of_1_2_5_at_or_above_the_largest_value():
+    from kdas_utils.distill.maps import nice_scale
+
+    assert [nice_scale(x) for x in (0.2, 1.0, 1.01, 3.0, 4.0, 5.0, 17.0, 20.0, 21.0, 160.0)] == [
+        1,
+        1,
+        2,
+        5,
+        5,
+        5,
+        20,
+        20,
+        50,
+        200,
+    ]
+    assert nice_scale(float("nan")) == 1.0
+
+
+def test_the_grid_gives_stages_and_heads_a_colour_bar_each_that_clips_no_map(explorer):
+    from kdas_utils.plots import show_attention_grid
+
+    fig = show_attention_grid(explorer, frames=[0, 1])
+    bars = {ax.get_xlabel(): ax.get_xlim()[1] for ax in fig.axes if ax.get_xlabel().startswith(("stages", "heads"))}
+    assert set(bars) == {"stages: x the frame's mean energy", "heads: x uniform (log scale)"}
+    for kind, top in bars.items():
+        layers = ("P1", "P2") if kind.startswith("heads") else ("stage1", "stage2", "stage3", "stage4")
+        largest = max(explorer.map(f, m, layer).max() for f in (0, 1) for m in explorer.models for layer in layers)
+        assert largest <= top < 2.5 * largest or top == 1  # the bar reaches the data, not far beyond
 
 
 def test_explorer_app_needs_a_trained_network(tmp_path, monkeypatch):

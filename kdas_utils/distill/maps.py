@@ -13,16 +13,30 @@ Two kinds of map, both returned as ``(B, H, W)`` float arrays at the input size:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..kdas.attention import activation_energy, self_attention_map
 
-# every map is relative (1 = the frame's mean, or uniform): figures and explorers show it on [0, MAP_SCALE]
-MAP_SCALE = 4.0
-
 LAYERS = ("stage1", "stage2", "stage3", "stage4", "P1", "P2")
+
+
+def is_head(layer: str) -> bool:
+    """Whether ``layer`` is a head's distribution (``P1``, ``P2``: 1 = uniform) rather than a stage's
+    energy (1 = the frame's mean): the two quantities get a colour bar each."""
+    return not layer.startswith("stage")
+
+
+def nice_scale(largest: float) -> float:
+    """The top of a colour bar that clips none of the maps shown: the smallest of 1, 2, 5, 10, 20, 50, ...
+    at or above ``largest``. Every map is relative (1 = the frame's mean, or uniform), so the bar starts at 0."""
+    if not largest > 1:  # NaN too
+        return 1.0
+    decade = 10.0 ** math.floor(math.log10(largest))
+    return next(m * decade for m in (1, 2, 5, 10) if m * decade >= largest)
 
 
 def _to_size(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

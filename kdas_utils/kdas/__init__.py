@@ -64,8 +64,8 @@ __all__ = [
     "KDASLoss", "KDAS_TERMS", "KD_FORMS", "PixelKD", "PolypOutput", "PolypPVT", "SAM", "SGM_FORMS",
     "SegmentationObjective", "SpatialAttention", "SymmetricGuidance", "TAU", "activation_attention",
     "activation_energy", "boundary_weights", "channel_covariance", "channel_wise_kd", "clone_output",
-    "count_parameters", "deep_supervision_loss", "feature_channels", "is_labelled", "make_logit_kd",
-    "normalized_covariance", "objective_settings", "pixel_kd", "polyp_pvt", "self_attention_map", "structure_loss",
-    "structure_terms", "symmetric",
+    "count_parameters", "deep_supervision_loss", "feature_channels", "is_labelled",
+    "make_logit_kd", "normalized_covariance", "objective_settings", "pixel_kd", "polyp_pvt", "self_attention_map",
+    "structure_loss", "structure_terms", "symmetric",
 ]
 # fmt: on

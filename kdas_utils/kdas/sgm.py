@@ -25,8 +25,11 @@ student and teacher, averaged over the batch and summed over the chosen features
 
 By default the features are the decoder's CFM and SAM outputs (32 channels in both networks)
 and backbone stage 4, where the student's 256 channels are first mapped to the teacher's 512 by
-a learned 1x1 convolution (trained with the student). Matrices are ``C x C`` (at most 512 x 512),
-never ``HW x HW``, so the cost does not grow with the image size.
+a learned 1x1 convolution (trained with the student).
+
+The distance needs no ``C x C`` matrix (:func:`covariance_distance`): ``<X_s X_s^T, X_t X_t^T> =
+||X_s^T X_t||_F^2`` for centred ``(C, N)`` features, an ``N x N`` product: about 90x cheaper for stage 4
+(512 channels, ``N = 4`` at 64 px, 16 at 128 px). Exact, like the ``C x C`` form; they differ by rounding.
 """
 
 from __future__ import annotations
@@ -59,6 +62,20 @@ def normalized_covariance(feature: torch.Tensor) -> torch.Tensor:
     """:func:`channel_covariance` divided by its Frobenius norm (zero for a constant feature)."""
     cov = channel_covariance(feature)
     return cov / cov.flatten(1).norm(dim=1).clamp(min=1e-12)[:, None, None]
+
+
+def covariance_distance(fs: torch.Tensor, ft: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: ``|| Sigma(F_s)/||Sigma(F_s)|| - Sigma(F_t)/||Sigma(F_t)|| ||_F^2`` of two ``(B, C, H, W)``
+    features (:func:`normalized_covariance`), through ``C x C`` or ``N x N`` products, whichever are smaller
+    (``N = H W``; the module docstring gives the identity). A constant feature's normalised covariance is 0,
+    as in :func:`normalized_covariance`."""
+    xs, xt = (f.float().flatten(2) for f in (fs, ft))
+    if xs.shape[2] >= xs.shape[1]:  # at least as many positions as channels: the C x C matrices are the small ones
+        return (normalized_covariance(fs) - normalized_covariance(ft)).pow(2).sum(dim=(1, 2))
+    xs, xt = xs - xs.mean(dim=2, keepdim=True), xt - xt.mean(dim=2, keepdim=True)
+    ss, tt, st = ((a.transpose(1, 2) @ b).pow(2).sum(dim=(1, 2)) for a, b in ((xs, xs), (xt, xt), (xs, xt)))
+    norm_s, norm_t = ss.sqrt().clamp(min=1e-12), tt.sqrt().clamp(min=1e-12)  # ||Sigma|| up to the 1/(N-1) that cancels
+    return ss / norm_s**2 + tt / norm_t**2 - 2 * st / (norm_s * norm_t)
 
 
 class SymmetricGuidance(nn.Module):
@@ -105,6 +122,5 @@ class CovarianceGuidance(nn.Module):
             fs, ft = student_out.feature(name), teacher_out.feature(name)
             if name in self.projections:
                 fs = self.projections[name](fs.float())  # fp32, as the rest of the loss
-            diff = normalized_covariance(fs) - normalized_covariance(ft)
-            total = total + diff.pow(2).sum(dim=(1, 2)).mean()
+            total = total + covariance_distance(fs, ft).mean()
         return total

@@ -5,6 +5,7 @@
 
 In two parts: :mod:`.images` (frames and maps) and :mod:`.curves` (numbers: curves and tables)."""
 
+from .attention import attention_heat, attention_norm, render_overlay, show_attention_grid
 from .curves import (
     plot_ablation,
     plot_alpha_sweep,
@@ -25,7 +26,6 @@ from .images import (
     phantom_twin_maps,
     plot_area_histograms,
     save_figure,
-    show_attention_grid,
     show_augmentations,
     show_comparison,
     show_layers,
@@ -39,9 +39,12 @@ from .images import (
     show_weight_map,
     shown_path,
 )
+from .objective import TERM_COLOURS, objective_terms, show_objective
 
 __all__ = [
     "ERROR_COLOURS",
+    "attention_heat",
+    "attention_norm",
     "POLYP_GREEN",
     "metric_example_maps",
     "overlay",
@@ -56,6 +59,7 @@ __all__ = [
     "plot_runs",
     "plot_teacher_strength",
     "plot_validation_curves",
+    "render_overlay",
     "save_figure",
     "show_attention_grid",
     "show_augmentations",
@@ -71,4 +75,7 @@ __all__ = [
     "show_weight_map",
     "shown_path",
     "study_figures",
+    "TERM_COLOURS",
+    "objective_terms",
+    "show_objective",
 ]

@@ -164,13 +164,18 @@ def plot_alpha_sweep(sweep):
     return fig
 
 
-def plot_teacher_strength(table, baseline: float | None = None):
-    """The student's validation Dice against its teacher's, one line per arm, from
-    :func:`kdas_utils.study.teacher_strength`; ``baseline`` (the student alone) as a dashed line."""
-    fig, ax = plt.subplots(figsize=(5, 3.4))
+def plot_teacher_strength(table, baseline: float | None = None, spread: tuple[float, int] | None = None):
+    """The student's validation Dice against its teacher's, one line per arm (its alpha and the seeds
+    behind each point in the legend), from :func:`kdas_utils.study.teacher_strength`; ``baseline`` (the
+    student alone) as a dashed line and ``spread`` = ``(std, seeds)``, the student alone's seed-to-seed
+    standard deviation, as a band around it: a point inside the band is within one seed's noise."""
+    fig, ax = plt.subplots(figsize=(7.2, 3.4))
     for arm, rows in table.groupby("arm", sort=False):
         rows = rows.sort_values("teacher_validation")
-        ax.plot(rows["teacher_validation"], rows["validation"], "o-", label=arm)
+        seeds = rows.groupby("teacher_epoch")["seed"].nunique().max() if "seed" in rows else 1
+        alphas = ", ".join(f"{a:g}" for a in dict.fromkeys(rows["alpha"])) if "alpha" in rows else "?"
+        label = f"{arm} (alpha {alphas}; {seeds} seed{'s' if seeds > 1 else ''} per point)"
+        ax.plot(rows["teacher_validation"], rows["validation"], "o-", label=label)
         for row in rows.itertuples():
             ax.annotate(
                 "final" if row.teacher_epoch == "best" else f"epoch {row.teacher_epoch}",
@@ -181,9 +186,12 @@ def plot_teacher_strength(table, baseline: float | None = None):
             )
     if baseline is not None:
         ax.axhline(baseline, color="k", ls="--", lw=1, label="student alone (mean)")
+        if spread is not None and np.isfinite(spread[0]):
+            std, n = spread
+            ax.axhspan(baseline - std, baseline + std, color="k", alpha=0.1, lw=0, label=f"+- its seed std ({n} seeds)")
     ax.set(xlabel="teacher's validation Dice", ylabel="student's validation Dice", title="teacher strength")
     ax.margins(x=0.15, y=0.15)  # room for the labels of the outer points
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -201,9 +209,11 @@ def plot_dice_curves(curves: dict[str, np.ndarray], title: str = "Dice against t
     return fig
 
 
-def plot_efficiency(table, accuracy: dict[str, float], metric: str = "meanDice"):
+def plot_efficiency(table, accuracy: dict[str, float], metric: str = "meanDice", sets=None):
     """Accuracy against latency, marker area proportional to the parameter count. Labels of
-    models with nearly the same accuracy (the two students) go one below, one above."""
+    models with nearly the same accuracy (the two students) go one below, one above.
+    ``accuracy``: ``{model: value}``, the mean of the test sets' ``metric`` (each set counts once,
+    whatever its size); ``sets``: their names, for the axis label."""
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     order = sorted(table.index, key=lambda model: accuracy[model])
     span = max(accuracy[m] for m in order) - min(accuracy[m] for m in order) or 1.0
@@ -222,7 +232,7 @@ def plot_efficiency(table, accuracy: dict[str, float], metric: str = "meanDice")
         )
     ax.set(
         xlabel=f"latency at batch 1, 352 px, {table.attrs.get('device', '')} (ms)",
-        ylabel=f"{metric}, mean over the test sets",
+        ylabel=f"{metric}, mean of the test sets'\n(each set once{': ' + ', '.join(sets) if sets else ''})",
         title="accuracy, size and speed",
     )
     ax.set_xlim(0, 1.6 * table["latency bs1 (ms)"].max())  # room for the labels right of the points
@@ -236,20 +246,24 @@ def plot_domain_drop(table, models: list[str] | None = None):
     """Seen against unseen mean Dice per model, from :func:`kdas_utils.evaluate.domain_table`: one line
     per model from its ``seen`` mean to its ``unseen`` mean, each with its 95% interval (bootstrap over
     frames), and the drop (seen minus unseen) in the model's legend entry, where close lines cannot
-    hide it."""
+    hide it, with the drop as a share of the seen Dice: a weak model sits near the floor and has little
+    to lose, so its drop in Dice understates how much of its skill it loses."""
     models = models or list(dict.fromkeys(table.index.get_level_values("model")))
-    fig, ax = plt.subplots(figsize=(5.2, 3.6))
+    fig, ax = plt.subplots(figsize=(8.2, 3.6))
     for i, model in enumerate(models):
         rows = table.loc[model].loc[["seen", "unseen"]]
         x = np.array([0, 1]) + (i - (len(models) - 1) / 2) * 0.06
         errors = np.abs(rows[["low", "high"]].to_numpy().T - rows["mean"].to_numpy())
-        (line,) = ax.plot(x, rows["mean"], "o-", label=f"{model}: drop {rows.loc['unseen', 'drop']:.3f}")
+        drop = rows.loc["unseen", "drop"]
+        share = drop / rows.loc["seen", "mean"] if rows.loc["seen", "mean"] > 0 else float("nan")
+        (line,) = ax.plot(x, rows["mean"], "o-", label=f"{model}: drop {drop:.3f} ({share:.0%} of seen)")
         ax.errorbar(x, rows["mean"], yerr=errors, fmt="none", ecolor=line.get_color(), capsize=3)
     frames = table.xs("seen", level="scope")["frames"].iloc[0], table.xs("unseen", level="scope")["frames"].iloc[0]
     ax.set_xticks([0, 1], [f"seen\n({frames[0]} frames)", f"unseen\n({frames[1]} frames)"])
     ax.set_xlim(-0.3, 1.3)
     ax.set(ylabel="mean Dice at 0.5", title="from seen to unseen domains (95% bootstrap intervals)")
-    ax.legend(fontsize=8)
+    ax.set_ylim(0, None)  # the floor in view: a model near it can drop little
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1), title="drop: seen minus unseen", title_fontsize=7)
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
@@ -259,7 +273,7 @@ def study_figures(tables: dict, curves: dict, profile_name: str) -> dict:
     """The study's figures from its tables that exist (:func:`kdas_utils.study.load_results`),
     ``{name: Figure}``: ``curves`` (``curves``: ``{label: per-epoch table}``, see
     :func:`kdas_utils.study.curves`), ``alpha``, ``teacher-strength`` (with the student alone as a
-    dashed line) and ``unseen`` (seen to unseen, the runs with every mask)."""
+    dashed line and its seed spread as a band) and ``unseen`` (seen to unseen, the runs with every mask)."""
     drawn = {}
     if curves:
         drawn["curves"] = plot_validation_curves(curves, title=f"{profile_name} profile: validation Dice per epoch")
@@ -274,5 +288,9 @@ def study_figures(tables: dict, curves: dict, profile_name: str) -> dict:
     if "teacher-strength" in tables:
         strength = tables["teacher-strength"]
         alone = (strength.validation - strength.gain).mean()  # gain is measured against the student alone
-        drawn["teacher-strength"] = plot_teacher_strength(strength, baseline=alone)
+        seeds = tables.get("seeds")
+        spread = None
+        if seeds is not None and (seeds.arm == "no-kd").sum() > 1:
+            spread = (float(seeds[seeds.arm == "no-kd"].validation.std()), int((seeds.arm == "no-kd").sum()))
+        drawn["teacher-strength"] = plot_teacher_strength(strength, baseline=alone, spread=spread)
     return drawn

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from pathlib import Path
 
@@ -10,14 +11,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.cm import ScalarMappable
-from matplotlib.colors import Normalize
 from matplotlib.patches import Patch
 
 from ..config import project_root, runs_dir
 from ..data.pairs import Pair, read_image, read_mask
 from ..data.transforms import denormalize
-from ..distill.maps import MAP_SCALE
 from ..kdas.losses import boundary_weights
 from ..metrics import dice_at
 
@@ -25,12 +23,22 @@ POLYP_GREEN = (60, 255, 90)
 
 
 def save_figure(fig, name: str, folder: str | Path | None = None, dpi: int = 110) -> Path:
-    """Save ``fig`` as ``runs/figures/<name>.png`` (or under ``folder``) and return the path."""
-    folder = Path(folder) if folder is not None else runs_dir() / "figures"
+    """Save ``fig`` as ``runs/figures/<name>.png`` (or ``folder/<name>.png``) and return the path. The
+    lessons' figures (no ``folder``) keep one style whatever ``name`` holds: lower case, words joined by ``_``
+    (``"07_teacher-strength"`` -> ``07_teacher_strength.png``); a figure saved beside a table (``folder``)
+    keeps the table's name (``ablation-standard.png`` beside ``ablation-standard.csv``)."""
+    if folder is None:
+        folder, name = runs_dir() / "figures", figure_name(name)
+    folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.png"
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
+
+
+def figure_name(name: str) -> str:
+    """``name`` in the figures' one style: lower case, runs of anything but letters and digits as one ``_``."""
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, colour=POLYP_GREEN, alpha: float = 0.35) -> np.ndarray:
@@ -88,16 +96,36 @@ def show_layers(layers: dict[str, np.ndarray], mask: np.ndarray, size: float = 2
     return fig
 
 
+# short names of albumentations' transforms for the figure's titles (Resize, Normalize, ToTensorV2: every draw)
+_AUGMENTATION_NAMES = {
+    "HorizontalFlip": "h-flip",
+    "VerticalFlip": "v-flip",
+    "RandomRotate90": "rot90",
+    "Affine": "affine",
+    "ColorJitter": "colour",
+    "GaussianBlur": "blur",
+    "MotionBlur": "motion blur",
+}
+
+
 def show_augmentations(image: np.ndarray, mask: np.ndarray, transform, n: int = 7, size: float = 2.2):
     """The original frame, then ``n`` draws of ``transform`` (an albumentations pipeline that
-    ends with normalisation and ``ToTensorV2``), each with its transformed mask outlined."""
-    fig, axes = plt.subplots(1, n + 1, figsize=((n + 1) * size, size))
+    ends with normalisation and ``ToTensorV2``), each with its transformed mask outlined and, where the
+    pipeline records them (``Compose(save_applied_params=True)``), the transforms it applied in its title
+    (a draw can apply none: every transform has its own probability)."""
+    fig, axes = plt.subplots(1, n + 1, figsize=((n + 1) * size, size + 0.3))
     axes[0].imshow(overlay(image, mask))
     axes[0].set_title("original", fontsize=9)
     for i, ax in enumerate(axes[1:]):
         out = transform(image=image, mask=mask)
         ax.imshow(overlay(denormalize(out["image"]), np.asarray(out["mask"]).astype(np.uint8)))
-        ax.set_title(f"draw {i + 1}", fontsize=9)
+        title = f"draw {i + 1}"
+        if "applied_transforms" in out:
+            applied = [
+                _AUGMENTATION_NAMES[name] for name, _ in out["applied_transforms"] if name in _AUGMENTATION_NAMES
+            ]
+            title += "\n" + (textwrap.fill(", ".join(applied), 22) if applied else "nothing (resize only)")
+        ax.set_title(title, fontsize=8)
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
@@ -169,52 +197,15 @@ def show_predictions(samples: list[dict], size: float = 2.3):
         axes[2, col].set_title(f"Dice {sample['dice']:.3f}{empty}", fontsize=8)
     for ax in axes.flat:
         ax.axis("off")
-    fig.colorbar(shown, ax=axes[1, -1], fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
     axes[2, 0].text(
         0, -0.08, "green: hit   red: false alarm   blue: missed", transform=axes[2, 0].transAxes, fontsize=7, va="top"
     )
     fig.tight_layout()
+    # the colour bar in an axes of its own right of the row, so that every column keeps the same width
+    box = axes[1, -1].get_position()
+    bar = fig.colorbar(shown, cax=fig.add_axes((box.x1 + 0.01, box.y0, 0.012, box.height)))
+    bar.ax.tick_params(labelsize=7)
     return fig
-
-
-def show_attention_grid(
-    explorer,
-    frames: list[int],
-    layers=("stage1", "stage2", "stage3", "stage4", "P1", "P2"),
-    p: float = 2.0,
-    tau: float = 2.0,
-    opacity: float = 0.6,
-    size: float = 1.9,
-):
-    """Rows: each frame x each model of an :class:`~kdas_utils.widgets.AttentionExplorer`;
-    columns: the frame with its mask, then each layer's attention map overlaid."""
-    models = list(explorer.models)
-    rows = [(f, m) for f in frames for m in models]
-    fig, axes = plt.subplots(
-        len(rows), len(layers) + 1, figsize=((len(layers) + 1) * size, len(rows) * size), squeeze=False
-    )
-    for r, (frame, model) in enumerate(rows):
-        mask = explorer.samples[frame]["mask"][0].numpy().astype(np.uint8)
-        axes[r, 0].imshow(overlay(explorer.frames[frame], mask))
-        axes[r, 0].set_ylabel(model, fontsize=9)
-        for c, layer in enumerate(layers, start=1):
-            axes[r, c].imshow(explorer.render(frame, model, layer, p, tau, opacity))
-            if r == 0:
-                axes[r, c].set_title(layer, fontsize=9)
-        axes[r, 0].set_title(f"{model}: {explorer.samples[frame]['name'][:14]}", fontsize=7)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout()
-    _attention_colour_bar(fig, axes)
-    return fig
-
-
-def _attention_colour_bar(fig, axes) -> None:
-    """The scale of :class:`~kdas_utils.widgets.AttentionExplorer`'s overlays: 1 is the frame's
-    mean energy (stages) or the uniform distribution (heads)."""
-    bar = fig.colorbar(ScalarMappable(Normalize(0, MAP_SCALE), "jet"), ax=axes, fraction=0.02, pad=0.01)
-    bar.set_label("x the frame's mean (stages) / x uniform (heads)", fontsize=8)
 
 
 def show_matrices(rows: dict[str, dict[str, np.ndarray]], cmap: str = "RdBu_r", size: float = 2.6):
