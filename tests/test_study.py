@@ -346,7 +346,8 @@ def test_budget_step_trains_every_arm_and_teacher_once_and_resumes_from_its_tabl
     partial = arms[(arms.arm == "pixel") & (arms.teacher == "partial")].iloc[0]
     assert partial.seeds == 1 and not pd.isna(partial.unseen_gain)  # against no-kd's seed 0 only
     lines = study.budget_answer(arms)
-    assert lines[0].startswith("With 50% of the masks, over the student alone: KDAS ") and "pixel-wise KD" in lines[0]
+    assert lines[0].startswith("The student alone with 50% of the masks: ")
+    assert lines[1].startswith("With 50% of the masks, over the student alone: KDAS ") and "pixel-wise KD" in lines[1]
     assert any(line.startswith("A teacher trained on the same 50% of the masks") for line in lines)
     assert study.plot_budget(arms).axes[0].get_xscale() == "log"
     again, _ = study.budget(tiny, plan, device="cpu", chosen=chosen, progress=False)
@@ -377,6 +378,18 @@ def test_budget_plan_of_one_arm_keeps_its_runs_in_order_and_needs_no_other_alpha
 
     with pytest.raises(SystemExit):
         main(["study", "--step", "budget", "--budget-arm", "teacher"])
+
+
+def test_the_budget_answer_says_what_is_measured_and_what_is_not_yet():
+    alone = {"arm": "no-kd", "teacher": "full", "label_fraction": 0.25, "seeds": 3, "seen": 0.436, "seen_low": 0.396}
+    alone |= {"seen_high": 0.476, "unseen": 0.169, "unseen_low": 0.107, "unseen_high": 0.242}
+    lines = study.budget_answer(pd.DataFrame([alone]))
+    assert lines[0] == (
+        "The student alone with 25% of the masks: 0.436 [0.396, 0.476] seen, 0.169 [0.107, 0.242] unseen (3 seeds)."
+    )
+    assert "Not measured yet: student alone with 10%, 50% of the masks." in lines
+    assert "Not measured yet: KDAS with 25%, 10%, 50% of the masks." in lines
+    assert lines[-1] == "Not measured yet: the teacher trained on the same masks."
 
 
 def test_exchange_rate_interpolates_the_student_alone_in_log_share():

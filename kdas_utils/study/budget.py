@@ -306,6 +306,13 @@ def budget_answer(arms) -> list[str]:
     full = arms[arms.teacher == "full"]
     for fraction in sorted(set(full.label_fraction)):
         here = full[full.label_fraction == fraction].set_index("arm")
+        if "no-kd" in here.index:
+            r = here.loc["no-kd"]
+            lines.append(
+                f"The student alone with {fraction:.0%} of the masks: {r.seen:.3f} "
+                f"[{r.seen_low:.3f}, {r.seen_high:.3f}] seen, {r.unseen:.3f} "
+                f"[{r.unseen_low:.3f}, {r.unseen_high:.3f}] unseen ({int(r.seeds)} seeds)."
+            )
         parts = []
         for arm in ("kdas", "pixel"):
             if arm in here.index and not math.isnan(here.loc[arm].get("seen_gain", float("nan"))):
@@ -340,9 +347,11 @@ def budget_answer(arms) -> list[str]:
                 f"{r.seen_gain:+.3f} [{r.seen_gain_low:+.3f}, {r.seen_gain_high:+.3f}] seen over the student alone "
                 f"({int(r.seeds)} seeds)."
             )
-    missing = [f"{f:.0%}" for f in BudgetPlan().fractions if f not in set(full.label_fraction)]
-    if missing:
-        lines.append(f"Not measured yet: {', '.join(missing)} of the masks with the full teacher.")
+    for arm in ARMS:
+        have = set(full[full.arm == arm].label_fraction)
+        missing = [f"{f:.0%}" for f in BudgetPlan().fractions if f not in have]
+        if missing:
+            lines.append(f"Not measured yet: {ARM_LABELS[arm]} with {', '.join(missing)} of the masks.")
     if partial.empty:
         lines.append("Not measured yet: the teacher trained on the same masks.")
     return lines
