@@ -12,6 +12,9 @@ memory is its own):
 - ``peak_rss_mb``: the process's peak resident memory; ``bytes_per_frame`` and ``files_per_video``:
   what it wrote.
 
+``stages`` (:func:`stage_costs`): what each step around the network costs a frame on one core, where
+the end-to-end time goes beside the network.
+
 With ``--predict-memory``, the same pipeline on a 10-second and a 60-second clip
 (``memory_ratio_60s_to_10s``). With a trained student (``--predict-weights``, an engine checkpoint), the
 agreement of the ONNX backends with PyTorch's masks on the real test frames: per-frame Dice between the
@@ -29,6 +32,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
+import cv2
 import numpy as np
 import torch
 
@@ -38,7 +43,9 @@ from .engine import CHECKPOINT_FORMAT, save_checkpoint
 from .engine.checkpoint import architecture
 from .metrics import dice_at
 from .models import build_student
+from .plots import overlay
 from .predict import Predictor, predict_inputs, write_clip
+from .predict.stream import MaskVideo, OverlayVideo
 
 VIDEO_SIZE = (1280, 1024)  # a colonoscope's frame (width, height)
 RATE = 25
@@ -101,6 +108,55 @@ def measure(
     }
 
 
+def stage_costs(video: Path, size: int, threshold: float = 0.5, frames: int = 50) -> dict:
+    """Milliseconds a frame of each step of ``kdas predict`` around the network, one at a time on one core
+    (OpenCV and torch on one thread), on the first ``frames`` frames of ``video``: ``decode`` (FFmpeg),
+    ``to_rgb`` (its YUV frame to an RGB array), ``prepare`` (resize and normalise), ``finish`` (the
+    probability map back to the frame's size, thresholded), ``overlay`` (drawn on the frame), and the two
+    encoders, ``overlay_video`` and ``mask_video``; ``total`` is their sum. The masks are a seeded
+    student's at ``threshold``, as in :func:`predict_speed`."""
+    threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    predictor = Predictor(seeded_student(Path(tempfile.mkdtemp()) / "s.pt", size), backend="torch", size=size)
+    predictor.threshold = threshold
+    spent = dict.fromkeys(("decode", "to_rgb", "prepare", "finish", "overlay", "overlay_video", "mask_video"), 0.0)
+
+    def timed(name, work, *args):
+        began = time.perf_counter()
+        result = work(*args)
+        spent[name] += time.perf_counter() - began
+        return result
+
+    try:
+        with av.open(str(video)) as container, tempfile.TemporaryDirectory() as tmp:
+            stream = container.streams.video[0]
+            overlays, masks = OverlayVideo(Path(tmp) / "o.mp4", RATE), MaskVideo(Path(tmp) / "m.mkv", RATE)
+            decoded, count = container.decode(stream), 0
+            while count < frames:
+                frame = timed("decode", next, decoded, None)
+                if frame is None:
+                    break
+                rgb = timed("to_rgb", _rgb, frame)
+                batch = timed("prepare", predictor.prepare, rgb)[None]
+                prediction = timed("finish", predictor.finish, rgb, predictor.run(batch)[0])
+                drawn = timed("overlay", overlay, rgb, prediction.mask)
+                timed("overlay_video", overlays.write, drawn)
+                timed("mask_video", masks.write, prediction.mask)
+                count += 1
+            overlays.close()
+            masks.close()
+    finally:
+        torch.set_num_threads(threads)
+        cv2.setNumThreads(cv_threads)
+    costs = {name: 1000 * seconds / max(count, 1) for name, seconds in spent.items()}
+    return costs | {"total": sum(costs.values()), "frames": count, "size": size}
+
+
+def _rgb(frame):
+    return frame.to_ndarray(format="rgb24")
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory in MB: ``VmHWM`` of ``/proc/self/status`` on Linux, whose
     high-water mark starts afresh at ``exec``; elsewhere ``ru_maxrss``, which on Linux would also count
@@ -138,8 +194,9 @@ def predict_speed(
     memory: bool = False,
     memory_seconds: tuple[float, float] = (10, 60),
 ) -> dict:
-    """The ``predict`` section of the bench's JSON: ``{"<backend>-<size>": measure(...)}``, plus
-    ``memory`` (10-second against 60-second clip) with ``memory``. Without ``weights``, a seeded student
+    """The ``predict`` section of the bench's JSON: ``{"<backend>-<size>": measure(...)}``, ``stages``
+    (:func:`stage_costs` at the smallest size), plus ``memory`` (10-second against 60-second clip) with
+    ``memory``. Without ``weights``, a seeded student
     with the threshold that leaves 15% of a real frame polyp (as a trained student's masks; a seeded one
     calls every pixel polyp at 0.5, and the overlay's cost grows with the mask)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,8 +221,15 @@ def predict_speed(
                     f"and {row['files_per_video']} files",
                     flush=True,
                 )
+        result["stages"] = stages = stage_costs(video, min(sizes), threshold)
+        print(
+            f"around the network, one core, {stages['size']} px: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if k not in ("frames", "size"))
+            + " ms a frame",
+            flush=True,
+        )
         if memory:
-            fastest = max(result.values(), key=lambda r: r["end_to_end_fps"])
+            fastest = max((r for r in result.values() if "end_to_end_fps" in r), key=lambda r: r["end_to_end_fps"])
             short, long = memory_seconds
             clips = {n: write_test_video(tmp / f"clip-{n}s.mp4", n) for n in (short, long)}
             rss = {

@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from kdas_utils import bench, engine
@@ -118,6 +119,11 @@ def test_the_predict_section_measures_memory_on_a_short_and_a_long_clip(monkeypa
     assert memory["backend"] == "torch" and memory["seconds"] == [1, 2]
     assert memory["memory_ratio_long_to_short"] == memory["peak_rss_mb_long"] / memory["peak_rss_mb_short"] > 0
     assert "1 s / 2 s clip" in "\n".join(bench.report.predict_lines(section))
+    stages = section["stages"]  # what each step around the network costs a frame, on one core
+    steps = ("decode", "to_rgb", "prepare", "finish", "overlay", "overlay_video", "mask_video")
+    assert stages["frames"] == 25 and all(stages[step] > 0 for step in steps)
+    assert stages["total"] == pytest.approx(sum(stages[step] for step in steps))
+    assert any(line.startswith("| kdas predict, around the network") for line in bench.report.predict_lines(section))
 
 
 def test_a_childs_peak_memory_is_its_own():

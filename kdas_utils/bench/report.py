@@ -54,6 +54,12 @@ def predict_lines(p: dict) -> list[str]:
                 f"{r['peak_rss_mb_short']:.0f} / {r['peak_rss_mb_long']:.0f} MB "
                 f"({r['memory_ratio_long_to_short']:.2f}x) |"
             )
+        elif key == "stages":
+            steps = ", ".join(f"{k} {v:.1f}" for k, v in r.items() if k not in ("frames", "size", "total"))
+            lines.append(
+                f"| kdas predict, around the network, one core, {r['size']} px: ms a frame | "
+                f"{r['total']:.1f} ({steps}) |"
+            )
         elif "end_to_end_fps" in r:
             lines.append(
                 f"| kdas predict, 1280 x 1024 video, {r['backend']} at {r['size']} px, batch {r['batch']} | "
