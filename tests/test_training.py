@@ -196,3 +196,23 @@ def test_students_distil_from_a_teacher_snapshot(tiny_profile):
     settings = load_checkpoint(run.path)["objective_settings"]
     assert (settings["kd"], settings["alpha"], settings["at"], settings["sgm"]) == ("pixel", 0.1, None, None)
     assert "train_kd" in run.history[0] and run.history[0]["train_kd"] > 0
+
+
+def test_a_distilled_runs_learned_loss_starts_from_its_seed_whatever_ran_before():
+    """The covariance SGM's projection is part of the run: built from the run's seed, not from the random
+    state the process happens to be in (a side-by-side process that had trained other runs first built
+    it elsewhere, and its KDAS runs moved by up to 0.04 Dice between clean tutorial runs)."""
+    from kdas_utils.runs import StudentRecipe
+    from kdas_utils.runs.student import distillation_objective
+
+    teacher, recipe = build_teacher().eval(), StudentRecipe("kdas", alpha=0.1)
+    torch.manual_seed(123)
+    first = distillation_objective(recipe, teacher, seed=0).loss.sgm.projections["stage4"].weight
+    torch.rand(1000)  # a process that did other work in between
+    again = distillation_objective(recipe, teacher, seed=0).loss.sgm.projections["stage4"].weight
+    other = distillation_objective(recipe, teacher, seed=1).loss.sgm.projections["stage4"].weight
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    after = torch.rand(1)
+    torch.manual_seed(123)
+    torch.rand(1000)
+    assert torch.equal(after, torch.rand(1))  # the caller's random state is left as it was
