@@ -34,69 +34,43 @@ def _arrow(ax, start, end, colour, width=1.2, style="-|>"):
     )
 
 
+def _term(label: str, formula: str, tensors, teacher: bool = True, mask: bool = False) -> dict:
+    return {"label": label, "formula": formula, "tensors": list(tensors), "teacher": teacher, "mask": mask}
+
+
 def objective_terms(settings: dict) -> dict[str, dict]:
-    """``{term: {"label": ..., "tensors": [...], "mask": bool, "formula": ...}}`` for the terms that
-    ``settings`` (:meth:`~kdas_utils.kdas.KDASLoss.settings`) switches on: what the figure draws."""
+    """``{term: {"label", "formula", "tensors", "teacher", "mask"}}`` for the terms that ``settings``
+    (:meth:`~kdas_utils.kdas.KDASLoss.settings`) switches on: what the figure draws. ``tensors``: the maps of
+    each network the term compares (the teacher's too where ``teacher``); ``mask``: whether it reads G."""
     alpha, tau = settings["alpha"], settings["tau"]
-    terms = {
-        "seg": {
-            "label": f"L_seg  x (1 - alpha) = {1 - alpha:g}",
-            "formula": "structure loss (weighted BCE + weighted IoU) of P1 and P2 against G, "
-            f"the {settings.get('seg_variant', 'paper')} form",
-            "tensors": ["p1", "p2"],
-            "teacher": False,
-            "mask": True,
-        }
-    }
-    if settings.get("at") in ("paper", "released"):
-        formula = (
-            "KL between the pixel distributions softmax(A(P)/tau) of student and teacher, A(P) = SDPA(P, P, P) "
-            "(the series' reading of the paper)"
-            if settings["at"] == "paper"
-            else "the release's KL: softmax over P_s's single channel (constant: zero gradient) against A(P_t)/tau"
+    variant = settings.get("seg_variant", "paper")
+    seg = f"structure loss (weighted BCE + weighted IoU) of P1 and P2 against G, the {variant} form"
+    terms = {"seg": _term(f"L_seg  x (1 - alpha) = {1 - alpha:g}", seg, ["p1", "p2"], teacher=False, mask=True)}
+    if settings.get("at") == "paper":
+        formula = "KL between the pixel distributions softmax(A(P)/tau) of student and teacher, A(P) = SDPA(P, P, P)"
+        terms["at"] = _term(
+            f"L_AT  x alpha tau^2 = {alpha * tau**2:g}", formula + " (the series' reading of the paper)", ["p1", "p2"]
         )
-        terms["at"] = {
-            "label": f"L_AT  x alpha tau^2 = {alpha * tau**2:g}",
-            "formula": formula,
-            "tensors": ["p1", "p2"],
-            "teacher": True,
-            "mask": False,
-        }
+    elif settings.get("at") == "released":
+        formula = "the release's KL: softmax over P_s's single channel (constant: zero gradient) against A(P_t)/tau"
+        terms["at"] = _term(f"L_AT  x alpha tau^2 = {alpha * tau**2:g}", formula, ["p1", "p2"])
     elif settings.get("at") == "feature":
-        terms["at"] = {
-            "label": f"L_AT (feature)  x alpha = {alpha:g}",
-            "formula": "attention maps sum_c |F_c|^2 of the stages",
-            "tensors": ["stage1", "stage2", "stage3", "stage4"],
-            "teacher": True,
-            "mask": False,
-        }
+        stages = [f"stage{i}" for i in range(1, 5)]
+        terms["at"] = _term(
+            f"L_AT (feature)  x alpha = {alpha:g}", "attention maps sum_c |F_c|^2 of the stages", stages
+        )
     if settings.get("sgm") == "covariance":
         features = settings.get("covariance_features") or []
-        terms["sgm"] = {
-            "label": f"L_SGM  x alpha = {alpha:g}",
-            "formula": "channel covariances S of each feature, || S_s/|S_s| - S_t/|S_t| ||^2"
-            + (" (the student's stage4 via a learned 1x1 conv)" if "stage4" in features else "")
-            + " (the series' definition of the paper's guidance)",
-            "tensors": list(features),
-            "teacher": True,
-            "mask": False,
-        }
+        formula = "channel covariances S of each feature, || S_s/|S_s| - S_t/|S_t| ||^2"
+        formula += " (the student's stage4 via a learned 1x1 conv)" if "stage4" in features else ""
+        terms["sgm"] = _term(
+            f"L_SGM  x alpha = {alpha:g}", formula + " (the series' definition of the paper's guidance)", features
+        )
     elif settings.get("sgm") == "released":
-        terms["sgm"] = {
-            "label": f"L_SGM  x alpha = {alpha:g}",
-            "formula": "MSE of Sym(P1) = P1 + P1^T (the release's form)",
-            "tensors": ["p1"],
-            "teacher": True,
-            "mask": False,
-        }
+        terms["sgm"] = _term(f"L_SGM  x alpha = {alpha:g}", "MSE of Sym(P1) = P1 + P1^T (the release's form)", ["p1"])
     if settings.get("kd"):
-        terms["kd"] = {
-            "label": f"L_KD ({settings['kd']})  x alpha = {alpha:g}",
-            "formula": "logit distillation (a baseline, not KDAS)",
-            "tensors": ["p1", "p2"],
-            "teacher": True,
-            "mask": False,
-        }
+        label = f"L_KD ({settings['kd']})  x alpha = {alpha:g}"
+        terms["kd"] = _term(label, "logit distillation (a baseline, not KDAS)", ["p1", "p2"])
     return terms
 
 
