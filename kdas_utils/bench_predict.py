@@ -118,8 +118,6 @@ def stage_costs(video: Path, size: int, threshold: float = 0.5, frames: int = 50
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    predictor = Predictor(seeded_student(Path(tempfile.mkdtemp()) / "s.pt", size), backend="torch", size=size)
-    predictor.threshold = threshold
     spent = dict.fromkeys(("decode", "to_rgb", "prepare", "finish", "overlay", "overlay_video", "mask_video"), 0.0)
 
     def timed(name, work, *args):
@@ -130,6 +128,8 @@ def stage_costs(video: Path, size: int, threshold: float = 0.5, frames: int = 50
 
     try:
         with av.open(str(video)) as container, tempfile.TemporaryDirectory() as tmp:
+            student = seeded_student(Path(tmp) / "student.pt", size)
+            predictor = Predictor(student, backend="torch", size=size, device="cpu", threshold=threshold)
             stream = container.streams.video[0]
             overlays, masks = OverlayVideo(Path(tmp) / "o.mp4", RATE), MaskVideo(Path(tmp) / "m.mkv", RATE)
             decoded, count = container.decode(stream), 0
