@@ -82,12 +82,20 @@ def decoded(path: Path) -> int:
 # The run to be stopped must still be mid-video when the signal lands, however fast the machine and however
 # late the test process gets the CPU to send it: a run of small frames once finished all 150 between the 40th
 # row and the signal, and once more (on a loaded machine) when the network was only slowed to 10 batches a
-# second. So its network takes 0.1 s a batch for 12 batches (48 frames) and then waits until it is stopped.
-SLOW = (
-    "import itertools, time; from kdas_utils.predict import predictor as p; run = p.Predictor.run; "
-    "calls = itertools.count(); "
-    "p.Predictor.run = lambda self, x: (time.sleep(0.1 if next(calls) < 12 else 3600), run(self, x))[1]; "
-)
+# second. So its network takes 0.1 s a batch for 12 batches (48 frames) and then waits until it is stopped,
+# in short sleeps: a process-directed SIGINT may land on another thread, and the main thread raises
+# KeyboardInterrupt only once it wakes (one long sleep kept a stopped run waiting for an hour).
+SLOW = """
+import itertools, time
+from kdas_utils.predict import predictor as p
+run, calls = p.Predictor.run, itertools.count()
+def slow(self, x):
+    time.sleep(0.1)
+    while next(calls) >= 12:
+        time.sleep(0.1)
+    return run(self, x)
+p.Predictor.run = slow
+"""
 
 
 def kdas(*argv, slow: bool = False, **kwargs) -> subprocess.Popen:
