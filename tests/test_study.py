@@ -387,6 +387,7 @@ def test_the_budget_answer_says_what_is_measured_and_what_is_not_yet():
     assert lines[0] == (
         "The student alone with 25% of the masks: 0.436 [0.396, 0.476] seen, 0.169 [0.107, 0.242] unseen (3 seeds)."
     )
+    assert study.budget_answer(pd.DataFrame([alone | {"device": "cpu-fp32"}]))[0].endswith("(3 seeds, on cpu-fp32).")
     assert "Not measured yet: student alone with 10%, 50% of the masks." in lines
     assert "Not measured yet: KDAS with 25%, 10%, 50% of the masks." in lines
     assert lines[-1] == "Not measured yet: the teacher trained on the same masks."

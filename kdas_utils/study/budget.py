@@ -188,6 +188,8 @@ def budget_arms(rows, frames, domains: dict[str, str] | None = None):
         seeds = sorted(group.seed.astype(int))
         record = {"arm": arm, "teacher": teacher, "label_fraction": fraction, "seeds": len(seeds)}
         record["alpha"] = group.alpha.iloc[0]
+        if "device" in group:  # what trained the seeds (compare arms within one device)
+            record["device"] = "+".join(sorted(set(group.device.dropna().astype(str))))
         record["validation"] = group.validation.mean()
         record["validation_std"] = group.validation.std() if len(seeds) > 1 else float("nan")
         mine = _seed_frames(frames, arm, teacher, fraction, seeds)
@@ -295,6 +297,12 @@ def plot_budget(arms):
     return fig
 
 
+def _on(row) -> str:
+    """``", on cpu-bf16"``: the device of a ``budget-arms.csv`` row, where recorded."""
+    device = row.get("device", "")
+    return f", on {device}" if isinstance(device, str) and device else ""
+
+
 def budget_answer(arms) -> list[str]:
     """What the budget table shows, in sentences: per share of the masks, each distilled arm's gain over the
     student alone on the seen and unseen frames with its paired 95% interval; whether KDAS's attention terms
@@ -311,7 +319,7 @@ def budget_answer(arms) -> list[str]:
             lines.append(
                 f"The student alone with {fraction:.0%} of the masks: {r.seen:.3f} "
                 f"[{r.seen_low:.3f}, {r.seen_high:.3f}] seen, {r.unseen:.3f} "
-                f"[{r.unseen_low:.3f}, {r.unseen_high:.3f}] unseen ({int(r.seeds)} seeds)."
+                f"[{r.unseen_low:.3f}, {r.unseen_high:.3f}] unseen ({int(r.seeds)} seeds{_on(r)})."
             )
         parts = []
         for arm in ("kdas", "pixel"):
@@ -320,7 +328,7 @@ def budget_answer(arms) -> list[str]:
                 parts.append(
                     f"{ARM_LABELS[arm]} {r.seen_gain:+.3f} [{r.seen_gain_low:+.3f}, {r.seen_gain_high:+.3f}] seen, "
                     f"{r.unseen_gain:+.3f} [{r.unseen_gain_low:+.3f}, {r.unseen_gain_high:+.3f}] unseen "
-                    f"({int(r.seeds)} seed{'s' if r.seeds > 1 else ''})"
+                    f"({int(r.seeds)} seed{'s' if r.seeds > 1 else ''}{_on(r)})"
                 )
         if parts:
             lines.append(f"With {fraction:.0%} of the masks, over the student alone: " + "; ".join(parts) + ".")
