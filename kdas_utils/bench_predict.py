@@ -43,9 +43,8 @@ from .engine import CHECKPOINT_FORMAT, save_checkpoint
 from .engine.checkpoint import architecture
 from .metrics import dice_at
 from .models import build_student
-from .plots import overlay
 from .predict import Predictor, predict_inputs, write_clip
-from .predict.stream import MaskVideo, OverlayVideo
+from .predict.stream import OVERLAY_SIZE, MaskVideo, OverlayVideo
 
 VIDEO_SIZE = (1280, 1024)  # a colonoscope's frame (width, height)
 RATE = 25
@@ -108,12 +107,15 @@ def measure(
     }
 
 
-def stage_costs(video: Path, size: int, threshold: float = 0.5, frames: int = 50) -> dict:
+def stage_costs(
+    video: Path, size: int, threshold: float = 0.5, frames: int = 50, overlay_size: int | None = OVERLAY_SIZE
+) -> dict:
     """Milliseconds a frame of each step of ``kdas predict`` around the network, one at a time on one core
     (OpenCV and torch on one thread), on the first ``frames`` frames of ``video``: ``decode`` (FFmpeg),
     ``to_rgb`` (its YUV frame to an RGB array), ``prepare`` (resize and normalise), ``finish`` (the
-    probability map back to the frame's size, thresholded), ``overlay`` (drawn on the frame), and the two
-    encoders, ``overlay_video`` and ``mask_video``; ``total`` is their sum. The masks are a seeded
+    probability map back to the frame's size, thresholded), ``overlay`` (frame and mask resized to the overlay
+    video's size, ``overlay_size``, and the mask drawn), and the two encoders, ``overlay_video`` and
+    ``mask_video``; ``total`` is their sum. The masks are a seeded
     student's at ``threshold``, as in :func:`predict_speed`."""
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
@@ -131,7 +133,8 @@ def stage_costs(video: Path, size: int, threshold: float = 0.5, frames: int = 50
             student = seeded_student(Path(tmp) / "student.pt", size)
             predictor = Predictor(student, backend="torch", size=size, device="cpu", threshold=threshold)
             stream = container.streams.video[0]
-            overlays, masks = OverlayVideo(Path(tmp) / "o.mp4", RATE), MaskVideo(Path(tmp) / "m.mkv", RATE)
+            overlays = OverlayVideo(Path(tmp) / "o.mp4", RATE, overlay_size)
+            masks = MaskVideo(Path(tmp) / "m.mov", RATE)
             decoded, count = container.decode(stream), 0
             while count < frames:
                 frame = timed("decode", next, decoded, None)
@@ -140,8 +143,8 @@ def stage_costs(video: Path, size: int, threshold: float = 0.5, frames: int = 50
                 rgb = timed("to_rgb", _rgb, frame)
                 batch = timed("prepare", predictor.prepare, rgb)[None]
                 prediction = timed("finish", predictor.finish, rgb, predictor.run(batch)[0])
-                drawn = timed("overlay", overlay, rgb, prediction.mask)
-                timed("overlay_video", overlays.write, drawn)
+                drawn = timed("overlay", overlays.draw, rgb, prediction.mask)
+                timed("overlay_video", overlays.add, drawn)
                 timed("mask_video", masks.write, prediction.mask)
                 count += 1
             overlays.close()
@@ -150,7 +153,7 @@ def stage_costs(video: Path, size: int, threshold: float = 0.5, frames: int = 50
         torch.set_num_threads(threads)
         cv2.setNumThreads(cv_threads)
     costs = {name: 1000 * seconds / max(count, 1) for name, seconds in spent.items()}
-    return costs | {"total": sum(costs.values()), "frames": count, "size": size}
+    return costs | {"total": sum(costs.values()), "frames": count, "size": size, "overlay_size": overlays.size}
 
 
 def _rgb(frame):

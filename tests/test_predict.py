@@ -145,19 +145,24 @@ def test_a_video_gives_an_overlay_video_one_mask_video_and_a_row_per_frame(
     rows = read_csv(out / CSV_NAME)
     assert [int(r["frame"]) for r in rows] == list(range(5))
     assert [float(r["time_s"]) for r in rows] == pytest.approx([i / 10 for i in range(5)])
-    masks = list(read_masks(out / "clip_masks.mkv"))
-    assert len(masks) == 5 and {r["mask"] for r in rows} == {"clip_masks.mkv"}
+    masks = list(read_masks(out / "clip_masks.mov"))
+    assert len(masks) == 5 and {r["mask"] for r in rows} == {"clip_masks.mov"}
     for row, frame, written in zip(rows, clip_frames, masks):
         assert_same_mask(written, predictor.predict(frame), threshold, row["frame"])
         assert 0 < written.mean() < 1 and float(row["area_fraction"]) == pytest.approx(written.mean(), abs=1e-6)
     with av.open(str(out / "clip_overlay.mp4")) as container:
         decoded = list(container.decode(video=0))
     assert len(decoded) == 5 and (decoded[0].width, decoded[0].height) == (160, 128)
-    assert sorted(p.name for p in out.iterdir()) == ["clip_masks.mkv", "clip_overlay.mp4", CSV_NAME]  # 3 files
+    assert sorted(p.name for p in out.iterdir()) == ["clip_masks.mov", "clip_overlay.mp4", CSV_NAME]  # 3 files
     again = tmp_path / "frames"
     assert main([*argv[:-1], str(again), "--threshold", repr(threshold), "--save-frames"]) == 0
     assert np.array_equal(np.asarray(Image.open(again / "clip" / "000004.png")) == 255, masks[4])
-    assert (again / "clip" / "overlays" / "000004.png").exists()
+    assert Image.open(again / "clip" / "overlays" / "000004.png").size == (160, 128)  # PNGs at the frame's size
+    small = tmp_path / "small"
+    assert main([*argv[:-1], str(small), "--threshold", repr(threshold), "--overlay-size", "80"]) == 0
+    with av.open(str(small / "clip_overlay.mp4")) as container:
+        assert [(f.width, f.height) for f in container.decode(video=0)] == [(80, 64)] * 5
+    assert np.array_equal(next(read_masks(small / "clip_masks.mov")), masks[0])  # the masks keep the frame's size
 
 
 def assert_same_mask(mask: np.ndarray, expected: Prediction, threshold: float, where) -> None:

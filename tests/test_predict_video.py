@@ -26,7 +26,15 @@ from kdas_utils.cli import main
 from kdas_utils.engine import CHECKPOINT_FORMAT, save_checkpoint
 from kdas_utils.engine.checkpoint import architecture
 from kdas_utils.models import WeightLoadError, build_student, load_network
-from kdas_utils.predict import CSV_NAME, Predictor, count_frames, read_masks
+from kdas_utils.predict import (
+    CSV_NAME,
+    MaskVideo,
+    OverlayVideo,
+    Predictor,
+    count_frames,
+    overlay_size,
+    read_masks,
+)
 
 SIZE = 64  # small: the network is not what these tests are about
 
@@ -77,6 +85,26 @@ def rows_of(out: Path) -> list[dict]:
 def decoded(path: Path) -> int:
     with av.open(str(path)) as container:
         return sum(1 for _ in container.decode(video=0))
+
+
+def test_the_overlay_video_is_640_px_at_most_and_the_mask_video_gives_every_mask_back_exactly(tmp_path):
+    rng = np.random.default_rng(0)
+    shape = (1025, 1283)  # odd sides, larger than the overlay video
+    masks = [np.zeros(shape, bool), rng.random(shape) < 0.3, np.ones(shape, bool)]
+    masks.append(np.pad(np.ones((400, 500), bool), ((300, 325), (200, 583))))
+    frame = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    overlays, mask_video = OverlayVideo(tmp_path / "o.mp4", 25), MaskVideo(tmp_path / "m.mov", 25)
+    for mask in masks:
+        overlays.write(frame, mask)
+        mask_video.write(mask)
+    overlays.close(), mask_video.close()
+    with av.open(str(tmp_path / "o.mp4")) as container:
+        sizes = [(f.width, f.height) for f in container.decode(video=0)]
+    assert sizes == [(640, 512)] * 4 == [overlay_size(1283, 1025)] * 4
+    back = list(read_masks(tmp_path / "m.mov"))
+    assert len(back) == 4 and all(np.array_equal(a, b) for a, b in zip(back, masks))
+    assert overlay_size(160, 128) == (160, 128) and overlay_size(1283, 1025, 0) == (1284, 1026)
+    assert overlay_size(1024, 1280) == (512, 640)  # the longest side, whichever it is
 
 
 # The run to be stopped must still be mid-video when the signal lands, however fast the machine and however
@@ -135,7 +163,7 @@ def test_a_stopped_video_is_playable_and_resume_finishes_it_as_a_straight_run(
     if how == "ctrl-c":
         assert status == 130 and "--resume" in run.stderr.read()
         assert rows[-1]["error"].startswith(f"stopped after frame {len(done) - 1} (interrupted)")
-        assert playable == len(done) == count_frames(out / "clip_masks.mkv")
+        assert playable == len(done) == count_frames(out / "clip_masks.mov")
     else:
         assert status == -signal.SIGKILL and not rows[-1]["error"]
         assert len(done) - 50 <= playable <= len(done)
@@ -144,11 +172,11 @@ def test_a_stopped_video_is_playable_and_resume_finishes_it_as_a_straight_run(
     rows = rows_of(out)
     assert [int(r["frame"]) for r in rows] == list(range(150)) and not any(r["error"] for r in rows)
     assert decoded(out / "clip_overlay.mp4") == 150
-    resumed, reference = list(read_masks(out / "clip_masks.mkv")), list(read_masks(straight / "clip_masks.mkv"))
+    resumed, reference = list(read_masks(out / "clip_masks.mov")), list(read_masks(straight / "clip_masks.mov"))
     assert len(resumed) == 150
     differ = np.mean([np.mean(a != b) for a, b in zip(resumed, reference)])
     assert differ < 1e-3  # the same masks, up to pixels at the threshold
-    assert sorted(p.name for p in out.iterdir()) == ["clip_masks.mkv", "clip_overlay.mp4", CSV_NAME]
+    assert sorted(p.name for p in out.iterdir()) == ["clip_masks.mov", "clip_overlay.mp4", CSV_NAME]
 
 
 MEMORY_RUN = """
@@ -230,7 +258,7 @@ def test_a_live_stream_over_the_loopback_interface(weights, frames, threshold, t
     rows = rows_of(out)
     assert 1 <= len(rows) <= 12 and all(float(r["latency_ms"]) > 0 for r in rows)
     assert all(r["input"] == url for r in rows) and decoded(out / "live_overlay.mp4") == len(rows)
-    assert count_frames(out / "live_masks.mkv") == len(rows)
+    assert count_frames(out / "live_masks.mov") == len(rows)
 
 
 def test_onnx_runtime_is_the_default_on_the_cpu(weights, frames, tmp_path, capsys):

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..arguments import (
     image_size,
+    non_negative_int,
     positive_int,
     threshold,
 )
@@ -17,7 +18,7 @@ from ..config import (
     runs_dir,
 )
 from ..errors import UsageError
-from ..predict import BACKENDS, Predictor, predict_inputs, stream_source
+from ..predict import BACKENDS, OVERLAY_SIZE, Predictor, predict_inputs, stream_source
 from .common import (
     profile_argument,
 )
@@ -57,6 +58,7 @@ def _predict(args) -> int:
         save_frames=args.save_frames,
         stream=stream,
         max_frames=args.max_frames,
+        overlay_size=args.overlay_size,
     )
     resumed = f" ({report.resumed} taken over from the earlier run)" if report.resumed else ""
     print(
@@ -84,8 +86,9 @@ def add_predict(sub) -> None:
         help="run a trained student on your own frames, folders, videos and live streams",
         description="Predict polyp masks on image files (JPEG, PNG, TIFF, BMP), folders of them (recursive, "
         "sorted), videos (MP4, AVI, MOV, MKV; decoded with PyAV) and a live stream (--stream). Per image: the "
-        "binary mask (PNG, the frame's size) and an overlay PNG. Per video: the overlay video (<name>_overlay.mp4) "
-        "and every frame's mask in one lossless video (<name>_masks.mkv); per-frame PNGs only with "
+        "binary mask (PNG, the frame's size) and an overlay PNG. Per video: the overlay video (<name>_overlay.mp4, "
+        "its longest side 640 px unless --overlay-size says otherwise) and every frame's mask, at the frame's "
+        "size, in one lossless video (<name>_masks.mov, 1-bit PNG frames); per-frame PNGs only with "
         "--save-frames. predictions.csv: one row per image and video frame (time stamp, polyp found, area "
         "fraction, max probability, bounding box), written as frames finish. Decoding, the network and "
         "writing run at once. Ctrl-C leaves every output valid for the frames done; --resume continues. "
@@ -130,7 +133,17 @@ def add_predict(sub) -> None:
     )
     p.add_argument("--batch-size", type=positive_int, default=8, help="frames per forward pass (default 8)")
     p.add_argument("--tta", action="store_true", help="average with the horizontally flipped frame's prediction")
-    p.add_argument("--save-frames", action="store_true", help="also write each video frame's mask and overlay as PNGs")
+    p.add_argument(
+        "--overlay-size",
+        type=non_negative_int,
+        default=OVERLAY_SIZE,
+        metavar="PX",
+        help=f"the overlay video's longest side in pixels (default {OVERLAY_SIZE}; never enlarged; 0: the frame's "
+        "own size, which costs about 3x more CPU around the network: docs/predict.md). The masks keep the frame's size",
+    )
+    p.add_argument(
+        "--save-frames", action="store_true", help="also write each video frame's mask and overlay as PNGs (full size)"
+    )
     p.add_argument("--resume", action="store_true", help="continue a run into --out that stopped part-way")
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist already")
     profile_argument(p)

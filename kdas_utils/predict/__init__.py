@@ -43,6 +43,7 @@ from .predictor import (
 )
 from .run import CSV_COLUMNS, VIDEO_ERRORS, FrameLog, PredictReport, predict_inputs, read_rows
 from .stream import (
+    OVERLAY_SIZE,
     Frame,
     MaskVideo,
     OverlayVideo,
@@ -50,6 +51,7 @@ from .stream import (
     PipelineReport,
     VideoReader,
     count_frames,
+    overlay_size,
     read_masks,
     write_clip,
 )
@@ -61,6 +63,7 @@ __all__ = [
     "DEFAULT_SIZE",
     "IMAGE_SUFFIXES",
     "OVERLAYS",
+    "OVERLAY_SIZE",
     "VIDEO_ERRORS",
     "VIDEO_SUFFIXES",
     "Frame",
@@ -88,6 +91,7 @@ __all__ = [
     "default_weights",
     "onnx_runtime_available",
     "outputs_of",
+    "overlay_size",
     "planned_outputs",
     "predict_inputs",
     "read_masks",

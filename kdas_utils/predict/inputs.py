@@ -106,7 +106,7 @@ class Outputs:
     """Where one source's outputs go under ``out``.
 
     An image: ``mask`` (``<name>.png``) and ``overlay`` (``overlays/<name>.png``). A video or a stream:
-    ``overlay`` (``<name>_overlay.mp4``), ``mask`` (``<name>_masks.mkv``, every frame's mask in one
+    ``overlay`` (``<name>_overlay.mp4``), ``mask`` (``<name>_masks.mov``, every frame's mask in one
     lossless video) and, with ``--save-frames``, ``frames`` (``<name>/``: each frame's mask and overlay
     as PNGs)."""
 
@@ -124,7 +124,7 @@ def outputs_of(source: Source, out: Path, save_frames: bool = False) -> Outputs:
     if source.kind == "image":
         return Outputs(out / f"{source.name}.png", out / OVERLAYS / f"{source.name}.png")
     frames = out / source.name if save_frames else None
-    return Outputs(out / f"{source.name}_masks.mkv", out / f"{source.name}_overlay.mp4", frames)
+    return Outputs(out / f"{source.name}_masks.mov", out / f"{source.name}_overlay.mp4", frames)
 
 
 def planned_outputs(sources: list[Source], out: Path, save_frames: bool = False) -> list[Path]:

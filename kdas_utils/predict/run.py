@@ -4,9 +4,10 @@
 
 - image: the binary mask (``<name>.png``, 0 / 255, the frame's size) and an overlay (``overlays/<name>.png``,
   the mask tinted and outlined on the frame);
-- video or stream: the overlay video (``<name>_overlay.mp4``) and every frame's mask in one lossless video
-  (``<name>_masks.mkv``; :func:`~kdas_utils.predict.stream.read_masks` reads it back); with
-  ``save_frames``, also each frame's mask and overlay as PNGs under ``<name>/``;
+- video or stream: the overlay video (``<name>_overlay.mp4``, by default its longest side 640 px) and every
+  frame's mask, at the frame's own size, in one lossless video (``<name>_masks.mov``;
+  :func:`~kdas_utils.predict.stream.read_masks` reads it back); with ``save_frames``, also each frame's mask
+  and overlay as PNGs under ``<name>/`` (at the frame's size);
 
 and ``predictions.csv``: one row per image and per video frame (input, file, frame, time stamp, size,
 polyp found, area fraction, max probability, bounding box, mask file, and for a stream the latency from
@@ -43,6 +44,7 @@ from .inputs import CSV_NAME, Source, check_out, collect_inputs, outputs_of
 from .predictor import PredictInputError, Prediction, Predictor, read_rgb
 from .stream import (
     LATENCIES_KEPT,
+    OVERLAY_SIZE,
     Frame,
     MaskVideo,
     OverlayVideo,
@@ -147,6 +149,18 @@ def save_png(array: np.ndarray, path: Path) -> None:
         Image.fromarray(array).save(partial, format="PNG")
 
 
+@dataclass(frozen=True)
+class VideoOptions:
+    """How :func:`predict_inputs` runs a video or a stream (its arguments of the same names)."""
+
+    batch_size: int = 8
+    progress: bool = False
+    log: object = print
+    save_frames: bool = False
+    max_frames: int | None = None
+    overlay_size: int | None = OVERLAY_SIZE
+
+
 def predict_inputs(
     predictor: Predictor,
     inputs: Iterable[str | Path],
@@ -159,10 +173,12 @@ def predict_inputs(
     log=print,
     stream: Source | None = None,
     max_frames: int | None = None,
+    overlay_size: int | None = OVERLAY_SIZE,
 ) -> PredictReport:
     """Predict every frame of ``inputs`` (image files, folders, video files) and of ``stream`` (a live
     source, :func:`~kdas_utils.predict.inputs.stream_source`; at most ``max_frames`` of it) and write the
-    outputs the module's text lists into ``out``.
+    outputs the module's text lists into ``out``; a video's overlay video has its longest side
+    ``overlay_size`` pixels (never enlarged; ``None`` or 0: the frame's own size).
 
     A file that cannot be decoded is skipped, named through ``log`` (``None``: silent) and counted in the
     report; the others are processed. Inputs are checked before any work
@@ -189,11 +205,10 @@ def predict_inputs(
         images = [s for s in sources if s.kind == "image"]
         if images:
             _predict_images(predictor, images, out, table, report, batch_size, progress, log)
+        video = VideoOptions(batch_size, progress, log, save_frames, max_frames, overlay_size)
         for source in sources:
             if source.kind != "image":
-                _predict_video(
-                    predictor, source, out, table, report, batch_size, progress, log, save_frames, max_frames
-                )
+                _predict_video(predictor, source, out, table, report, video)
     finally:
         report.seconds = time.perf_counter() - start
         report.csv = table.close()
@@ -271,23 +286,22 @@ def _earlier_frames(table: FrameLog, source: Source) -> list[dict]:
         kept.append(rows[index])
 
 
-def _predict_video(
-    predictor, source: Source, out: Path, table: FrameLog, report, batch_size, progress, log, save_frames, max_frames
-):
+def _predict_video(predictor, source: Source, out: Path, table: FrameLog, report, video: VideoOptions):
     """One video file or live stream through a :class:`~kdas_utils.predict.stream.Pipeline` into its overlay
-    video, mask video, rows (and frame PNGs with ``save_frames``)."""
-    where = outputs_of(source, out, save_frames)
+    video, mask video, rows (and frame PNGs with ``video.save_frames``)."""
+    log = video.log
+    where = outputs_of(source, out, video.save_frames)
     try:
         reader = VideoReader(address(source))
     except VIDEO_ERRORS as error:
         _skip(report, table, log, source, f"{source.path}: no decodable frame ({' '.join(str(error).split())})")
         return
     with reader:
-        _predict_frames(predictor, source, reader, where, out, table, report, batch_size, progress, log, max_frames)
+        _predict_frames(predictor, source, reader, where, out, table, report, video)
 
 
-def _predict_frames(predictor, source, reader, where, out: Path, table, report, batch_size, progress, log, max_frames):
-    live = source.kind == "stream"
+def _predict_frames(predictor, source, reader, where, out: Path, table, report, video: VideoOptions):
+    log, live = video.log, source.kind == "stream"
     frames = reader.frames()
     try:
         first = next(frames)
@@ -304,18 +318,18 @@ def _predict_frames(predictor, source, reader, where, out: Path, table, report, 
             if not previous[name].exists() and path.exists():
                 os.replace(path, previous[name])
         done = min(len(earlier), count_frames(previous["overlay"]), count_frames(previous["mask"]))
-    overlay_video, mask_video = OverlayVideo(where.overlay, rate), MaskVideo(where.mask, rate)
-    bar = tqdm(total=reader.expected or None, unit="frame", desc=source.name, disable=not progress)
+    overlay_video = OverlayVideo(where.overlay, rate, video.overlay_size)
+    mask_video = MaskVideo(where.mask, rate)
+    bar = tqdm(total=reader.expected or None, unit="frame", desc=source.name, disable=not video.progress)
     last = {"index": -1}
 
     def write(frame: Frame, prediction: Prediction) -> None:
-        drawn = overlay(frame.rgb, prediction.mask)
-        overlay_video.write(drawn, frame.seconds)
+        overlay_video.write(frame.rgb, prediction.mask, frame.seconds)
         mask_video.write(prediction.mask)
-        if where.frames is not None:
+        if where.frames is not None:  # the frame's own size
             mask_png, overlay_png = where.frame_pngs(frame.index)
             save_png(prediction.mask.astype(np.uint8) * 255, mask_png)
-            save_png(drawn, overlay_png)
+            save_png(overlay(frame.rgb, prediction.mask), overlay_png)
         latency = f"{(time.perf_counter() - frame.arrived) * 1000:.1f}" if live else ""
         table.add(
             _row(source, frame.index, prediction, where.mask, out, time_s=f"{frame.seconds:.3f}", latency_ms=latency)
@@ -324,14 +338,14 @@ def _predict_frames(predictor, source, reader, where, out: Path, table, report, 
         bar.update()
 
     remaining = itertools.chain([first], frames)
-    if max_frames:  # a live source's first max_frames frames (fewer are written where frames were dropped)
-        remaining = itertools.islice(remaining, max_frames)
+    if video.max_frames:  # a live source's first frames (fewer are written where frames were dropped)
+        remaining = itertools.islice(remaining, video.max_frames)
     try:
         if done:  # frames of the earlier run: their masks, drawn again, without the network
             table.keep(earlier[:done])
             masks = read_masks(previous["mask"])
             for mask, frame in zip(masks, remaining):  # masks first: zip stops without taking a frame
-                overlay_video.write(overlay(frame.rgb, mask), frame.seconds)
+                overlay_video.write(frame.rgb, mask, frame.seconds)
                 mask_video.write(mask)
                 bar.update()
                 if frame.index + 1 >= done:
@@ -339,7 +353,7 @@ def _predict_frames(predictor, source, reader, where, out: Path, table, report, 
             report.resumed += done
             last["index"] = done - 1
             log(f"{source.name}: {done} frame(s) of the earlier run kept, continuing at frame {done}")
-        run = Pipeline(predictor, batch_size).run(remaining, write, live=live)
+        run = Pipeline(predictor, video.batch_size).run(remaining, write, live=live)
         report.add(run)
         if run.dropped:
             log(f"{source.name}: {run.dropped} frame(s) dropped to keep up with the live source")
@@ -352,8 +366,8 @@ def _predict_frames(predictor, source, reader, where, out: Path, table, report, 
         _skip(report, table, log, source, f"{source.path}: decoding stopped after frame {last['index']} ({reason})")
     finally:
         bar.close()
-        for video in (overlay_video, mask_video):
-            video.close()
+        for writer in (overlay_video, mask_video):
+            writer.close()
         if last["index"] + 1 >= done:
             for path in previous.values():
                 path.unlink(missing_ok=True)

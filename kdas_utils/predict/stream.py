@@ -12,8 +12,8 @@ FFmpeg, ONNX Runtime, PyTorch and OpenCV release Python's lock while they comput
 overlap on several cores. A live source (``live=True``) never waits for the network: when the queue
 is full the oldest frame is dropped (and counted), so the overlay follows the camera.
 
-The writers (:class:`OverlayVideo`, :class:`MaskVideo`) write containers that stay readable when the
-process is stopped part-way: a fragmented MP4 (a fragment per second of video) and Matroska.
+The writers (:class:`OverlayVideo`, :class:`MaskVideo`) write fragmented MP4 / QuickTime files, which stay
+readable when the process is stopped part-way.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..plots import overlay
 from .predictor import PredictInputError, Prediction, Predictor
 
 
@@ -299,39 +300,66 @@ def count_frames(path: str | Path) -> int:
 # --------------------------------------------------------------------------- outputs
 
 
+FRAGMENTED = {"movflags": "empty_moov+default_base_moof+frag_keyframe", "flush_packets": "1"}
+"""Container options of both writers: the index written ahead of the frames and a fragment per key frame
+(the overlay video has one a second, the mask video's frames are all key frames), so that a file cut short
+by a crash plays up to its last fragment."""
+
+OVERLAY_SIZE = 640  # the overlay video's longest side by default (kdas predict --overlay-size)
+
+
+def overlay_size(width: int, height: int, longest: int | None = OVERLAY_SIZE) -> tuple[int, int]:
+    """``(width, height)`` of the overlay video of a ``width x height`` source: its longest side
+    ``longest`` pixels (never enlarged; ``None`` or 0: the source's own size), both sides even (4:2:0
+    needs even sizes)."""
+    scale = min(1.0, longest / max(width, height)) if longest else 1.0
+    return tuple(max(2, int(side * scale / 2 + 0.5) * 2) for side in (width, height))  # halves round up
+
+
 class OverlayVideo:
-    """The overlays as an H.264 video (``yuv420p``; x264's ``ultrafast`` preset, which keeps the encoder to
-    a few milliseconds a frame beside the network) in a *fragmented* MP4: a fragment per second, so a run
-    stopped part-way (even killed) leaves a file that plays up to its last whole second. Odd frame sizes
-    are padded by one pixel (4:2:0 needs even sizes)."""
+    """The overlays as an H.264 video (``yuv420p``, x264's ``ultrafast`` preset) in a fragmented MP4
+    (:data:`FRAGMENTED`: a run stopped part-way, even killed, leaves a file that plays up to its last
+    whole second).
+
+    Each frame is drawn at the video's size (:func:`overlay_size`: by default its longest side 640 px):
+    drawing and encoding a 1280 x 1024 frame at its own size took 3.7 + 8.0 ms of one core, about a third
+    of what the network leaves on a 2-core CPU (docs/predict.md, "Where the time goes")."""
 
     OPTIONS = {"preset": "ultrafast", "crf": "23"}
 
-    def __init__(self, path: Path, rate: Fraction):
-        self.path, self.rate = Path(path), Fraction(rate)
+    def __init__(self, path: Path, rate: Fraction, longest: int | None = OVERLAY_SIZE):
+        self.path, self.rate, self.longest = Path(path), Fraction(rate), longest
         self._container = self._stream = None
+        self.size: tuple[int, int] | None = None  # (width, height), set by the first frame
         self.frames, self._pts = 0, -1
 
     def _open(self, width: int, height: int):
-        self._container = av.open(
-            str(self.path),
-            mode="w",
-            format="mp4",
-            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
-        )
+        self._container = av.open(str(self.path), mode="w", format="mp4", options=FRAGMENTED)
         self._stream = self._container.add_stream("libx264", rate=self.rate)
         self._stream.width, self._stream.height, self._stream.pix_fmt = width, height, "yuv420p"
         self._stream.gop_size = max(1, round(float(self.rate)))
         self._stream.options = dict(self.OPTIONS)
 
-    def write(self, rgb: np.ndarray, seconds: float | None = None) -> None:
-        """Add a frame; ``seconds``, its time stamp in the source, keeps the timing of a source whose
-        frames were dropped (a live stream); without it, frames follow each other at ``rate``."""
-        if rgb.shape[0] % 2 or rgb.shape[1] % 2:
-            rgb = np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0)), mode="edge")
+    def write(self, rgb: np.ndarray, mask: np.ndarray, seconds: float | None = None) -> None:
+        """Add the ``(H, W, 3) uint8`` frame with its ``(H, W)`` mask drawn over it (:meth:`draw`, then
+        :meth:`add`)."""
+        self.add(self.draw(rgb, mask), seconds)
+
+    def draw(self, rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """The ``(H, W, 3) uint8`` frame and its ``(H, W)`` mask, both resized to the video's size, the mask
+        drawn over the frame (:func:`~kdas_utils.plots.overlay`)."""
+        self.size = self.size or overlay_size(rgb.shape[1], rgb.shape[0], self.longest)
+        if (rgb.shape[1], rgb.shape[0]) != self.size:
+            rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
+            mask = cv2.resize(np.asarray(mask, dtype=np.uint8), self.size, interpolation=cv2.INTER_NEAREST)
+        return overlay(rgb, mask)
+
+    def add(self, drawn: np.ndarray, seconds: float | None = None) -> None:
+        """Encode a frame :meth:`draw` made; ``seconds``, its time stamp in the source, keeps the timing of a
+        source whose frames were dropped (a live stream); without it, frames follow each other at ``rate``."""
         if self._container is None:
-            self._open(rgb.shape[1], rgb.shape[0])
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            self._open(drawn.shape[1], drawn.shape[0])
+        frame = av.VideoFrame.from_ndarray(drawn, format="rgb24")
         wanted = self._pts + 1 if seconds is None else round(seconds * self.rate)
         self._pts = frame.pts = max(self._pts + 1, wanted)
         for packet in self._stream.encode(frame):
@@ -349,12 +377,11 @@ class OverlayVideo:
 
 
 class MaskVideo:
-    """The binary masks (0 / 255, each frame's size) as one lossless video: H.264 in its lossless mode
-    (``qp 0``, grey, x264's ``ultrafast`` preset: about 2 ms and 5 kB for a 1280 x 1024 mask) in Matroska,
-    which stays readable up to the last frame written when a run is stopped. Read them back with
-    :func:`read_masks`."""
-
-    OPTIONS = {"preset": "ultrafast", "qp": "0"}
+    """The binary masks (each frame's own size) as one lossless video: every frame a 1-bit PNG
+    (``monob``) in a fragmented QuickTime file (:data:`FRAGMENTED`: a fragment per frame), which FFmpeg and
+    VLC play and which stays readable up to its last frame when a run is stopped. About 1 kB and 1.6 ms of
+    one core for a 1280 x 1024 mask (H.264's lossless mode in Matroska, used before, took 7.5 kB and
+    2.4 ms plus 1 ms to make its 0 / 255 frame). Read them back with :func:`read_masks`."""
 
     def __init__(self, path: Path, rate: Fraction):
         self.path, self.rate = Path(path), Fraction(rate)
@@ -362,13 +389,13 @@ class MaskVideo:
         self.frames = 0
 
     def write(self, mask: np.ndarray) -> None:
+        """Add a ``(H, W)`` bool (or {0, 1}) mask."""
         if self._container is None:
-            self._container = av.open(str(self.path), mode="w", format="matroska", options={"flush_packets": "1"})
-            self._stream = self._container.add_stream("libx264", rate=self.rate)
-            self._stream.width, self._stream.height, self._stream.pix_fmt = mask.shape[1], mask.shape[0], "gray"
-            self._stream.options = dict(self.OPTIONS)
-        frame = av.VideoFrame.from_ndarray(np.where(mask, 255, 0).astype(np.uint8), format="gray")
-        for packet in self._stream.encode(frame):
+            self._container = av.open(str(self.path), mode="w", format="mov", options=FRAGMENTED)
+            self._stream = self._container.add_stream("png", rate=self.rate)
+            self._stream.width, self._stream.height, self._stream.pix_fmt = mask.shape[1], mask.shape[0], "monob"
+        grey = np.asarray(mask, dtype=np.uint8) * np.uint8(255)  # converted to 1 bit by the encoder, exactly
+        for packet in self._stream.encode(av.VideoFrame.from_ndarray(grey, format="gray")):
             self._container.mux(packet)
         self.frames += 1
 
