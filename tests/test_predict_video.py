@@ -126,9 +126,17 @@ p.Predictor.run = slow
 """
 
 
+# A terminal's process gets Ctrl-C. A test run started in the background of a script (`make test &`, as CI may
+# start it) inherits SIGINT *ignored* (a shell without job control ignores it in background commands), and
+# Python then installs no KeyboardInterrupt handler: the stopped run never stopped (two CI runs, 2026-12-07).
+TERMINAL = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+
+
 def kdas(*argv, slow: bool = False, **kwargs) -> subprocess.Popen:
     """The installed command in a process of its own (what a user's Ctrl-C or a crash stops)."""
-    code = (SLOW if slow else "") + "import sys; from kdas_utils.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = (
+        TERMINAL + (SLOW if slow else "") + "import sys; from kdas_utils.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen([sys.executable, "-c", code, *map(str, argv)], env=env, text=True, **kwargs)
 
