@@ -161,9 +161,13 @@ def test_a_stopped_video_is_playable_and_resume_finishes_it_as_a_straight_run(
 
     out = tmp_path / "out"
     run = kdas("predict", video, "--out", out, *common, slow=True, stderr=subprocess.PIPE)
-    wait_for_rows(out, 40, run)
-    run.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
-    status = run.wait(timeout=120)
+    try:
+        wait_for_rows(out, 40, run)
+        run.send_signal(signal.SIGINT if how == "ctrl-c" else signal.SIGKILL)
+        status = run.wait(timeout=120)
+    finally:  # a run that did not stop is not left behind waiting for ever
+        if run.poll() is None:
+            run.kill()
     rows = rows_of(out)
     done = [r for r in rows if r["frame"]]
     assert 40 <= len(done) < 150 and [int(r["frame"]) for r in done] == list(range(len(done)))
