@@ -46,6 +46,7 @@ from .models import build_student
 from .predict import Predictor, predict_inputs, write_clip
 from .predict.stream import OVERLAY_SIZE, MaskVideo, OverlayVideo
 
+STAGES = ("decode", "to_rgb", "prepare", "finish", "overlay", "overlay_video", "mask_video")  # stage_costs' steps
 VIDEO_SIZE = (1280, 1024)  # a colonoscope's frame (width, height)
 RATE = 25
 
@@ -120,7 +121,7 @@ def stage_costs(
     threads, cv_threads = torch.get_num_threads(), cv2.getNumThreads()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    spent = dict.fromkeys(("decode", "to_rgb", "prepare", "finish", "overlay", "overlay_video", "mask_video"), 0.0)
+    spent = dict.fromkeys(STAGES, 0.0)
 
     def timed(name, work, *args):
         began = time.perf_counter()
@@ -226,8 +227,8 @@ def predict_speed(
                 )
         result["stages"] = stages = stage_costs(video, min(sizes), threshold)
         print(
-            f"around the network, one core, {stages['size']} px: "
-            + ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if k not in ("frames", "size"))
+            f"around the network, one core, {stages['size']} px, overlay video {stages['overlay_size']}: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if k in STAGES)
             + " ms a frame",
             flush=True,
         )

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import torch
 
+from ..bench_predict import STAGES
+
 CHECKS = "checks"  # <out>/checks/: the one-off checks
 
 
@@ -55,9 +57,10 @@ def predict_lines(p: dict) -> list[str]:
                 f"({r['memory_ratio_long_to_short']:.2f}x) |"
             )
         elif key == "stages":
-            steps = ", ".join(f"{k} {v:.1f}" for k, v in r.items() if k not in ("frames", "size", "total"))
+            steps = ", ".join(f"{k} {v:.1f}" for k, v in r.items() if k in STAGES)
+            overlay = "x".join(map(str, r.get("overlay_size") or ())) or "the frame's size"
             lines.append(
-                f"| kdas predict, around the network, one core, {r['size']} px: ms a frame | "
+                f"| kdas predict, around the network, one core, {r['size']} px, overlay video {overlay}: ms a frame | "
                 f"{r['total']:.1f} ({steps}) |"
             )
         elif "end_to_end_fps" in r:
