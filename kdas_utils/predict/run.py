@@ -28,7 +28,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -155,7 +155,7 @@ class VideoOptions:
 
     batch_size: int = 8
     progress: bool = False
-    log: object = print
+    log: Callable[[str], None] = print
     save_frames: bool = False
     max_frames: int | None = None
     overlay_size: int | None = OVERLAY_SIZE
