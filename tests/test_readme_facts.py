@@ -9,25 +9,19 @@ import nbformat
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
 RESULTS = (REPO / "docs" / "results.md").read_text()  # the research report, moved out of the README
-TIMES = {  # make tutorial's times on the two kinds of CPU the development machine comes as
-    "fp32": json.loads((REPO / "results" / "tutorial_times.json").read_text()),
-    "bf16": json.loads((REPO / "results" / "tutorial_times-bf16.json").read_text()),
-}
+RECORDS = {"fp32": "tutorial_times.json", "bf16": "tutorial_times-bf16.json"}  # make tutorial on each CPU kind
 
 
 def test_the_notebook_map_gives_the_recorded_times_of_both_cpu_kinds():
     notebooks = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
-    for kind, times in TIMES.items():
+    for kind, record in RECORDS.items():
+        times = json.loads((REPO / "results" / record).read_text())
         assert sorted(k for k in times if k != "total") == notebooks  # the record covers every notebook
         for name in notebooks:
             row = next(line for line in README.splitlines() if f"(notebooks/{name})" in line and line.startswith("|"))
             stated = int(re.search(rf"(\d+) s {kind}\b", row).group(1))
             assert stated == round(times[name]), (kind, name, stated, times[name])
-        total = int(
-            re.search(
-                rf"tutorial_times{'' if kind == 'fp32' else '-bf16'}\.json`: (\d+) s for the seven", README
-            ).group(1)
-        )
+        total = int(re.search(rf"{re.escape(record)}`: (\d+) s for the seven", README).group(1))
         assert total == round(times["total"]) and len(notebooks) == 7
 
 
