@@ -6,11 +6,13 @@ On a video it writes first (real test frames, resized to 1280 x 1024, H.264 at 2
 backend (``torch``, ``onnx``, ``onnx-int8``) and input size, each in a process of its own (so its peak
 memory is its own):
 
-- ``network_fps``: the network alone on prepared inputs, in batches of the pipeline's size;
+- ``network_fps``: the network alone on prepared inputs, in batches of the pipeline's size, run as the
+  pipeline runs it: ``lanes`` batches side by side on one thread each (ONNX Runtime: one per core), one
+  at a time on every thread for PyTorch; ``network_fps_one_batch``: one batch at a time on every thread;
 - ``end_to_end_fps``: ``kdas predict`` on the video (decoding, preprocessing, the network, the masks
   at the frame's size, the overlay, both videos and the CSV), and ``ratio`` = end to end / network;
-- ``peak_rss_mb``: the process's peak resident memory; ``bytes_per_frame`` and ``files_per_video``:
-  what it wrote.
+- ``peak_rss_mb``: the process's peak resident memory when the pipeline ends (before the network alone
+  is timed); ``bytes_per_frame`` and ``files_per_video``: what it wrote.
 
 ``stages`` (:func:`stage_costs`): what each step around the network costs a frame on one core, where
 the end-to-end time goes beside the network.
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import av
@@ -44,7 +47,7 @@ from .engine.checkpoint import architecture
 from .metrics import dice_at
 from .models import build_student
 from .predict import Predictor, predict_inputs, write_clip
-from .predict.stream import OVERLAY_SIZE, MaskVideo, OverlayVideo
+from .predict.stream import OVERLAY_SIZE, MaskVideo, OverlayVideo, frame_rgb
 
 STAGES = ("decode", "to_rgb", "prepare", "finish", "overlay", "overlay_video", "mask_video")  # stage_costs' steps
 VIDEO_SIZE = (1280, 1024)  # a colonoscope's frame (width, height)
@@ -77,8 +80,16 @@ def seeded_student(path: Path, image_size: int) -> Path:
 def measure(
     weights: Path, video: Path, backend: str, size: int, batch: int, threshold: float = 0.5, repeats: int = 5
 ) -> dict:
-    """One backend and size, in this process: the network alone, then the whole pipeline on ``video``."""
+    """One backend and size, in this process: the whole pipeline on ``video`` (its peak memory is the
+    process's then), then the network alone, as the pipeline runs it (``lanes`` batches side by side, each
+    ``3 * repeats`` times) and one batch at a time (the median of ``repeats``)."""
     predictor = Predictor(weights, backend=backend, size=size, device="cpu", threshold=threshold)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        report = predict_inputs(predictor, [video], out, batch_size=batch, progress=False, log=None)
+        files = [p for p in out.rglob("*") if p.is_file()]
+        written = sum(p.stat().st_size for p in files)
+    end_to_end, peak = report.frames / report.seconds, peak_rss_mb()
     inputs = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
     predictor.run(inputs)  # warm-up
     seconds = []
@@ -86,23 +97,20 @@ def measure(
         began = time.perf_counter()
         predictor.run(inputs)
         seconds.append(time.perf_counter() - began)
-    network_fps = batch / float(np.median(seconds))
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "out"
-        report = predict_inputs(predictor, [video], out, batch_size=batch, progress=False, log=None)
-        files = [p for p in out.rglob("*") if p.is_file()]
-        written = sum(p.stat().st_size for p in files)
-    end_to_end = report.frames / report.seconds
+    one_batch_fps = batch / float(np.median(seconds))
+    network_fps = lanes_fps(predictor, inputs, 3 * repeats) if predictor.lanes > 1 else one_batch_fps
     return {
         "backend": predictor.backend,
         "size": size,
         "batch": batch,
         "frames": report.frames,
         "network_fps": network_fps,
+        "lanes": predictor.lanes,
+        "network_fps_one_batch": one_batch_fps,
         "end_to_end_fps": end_to_end,
         "ratio": end_to_end / network_fps,
         "pipeline_network_fps": report.frames / report.network_seconds,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": peak,
         "bytes_per_frame": written / max(report.frames, 1),
         "files_per_video": len([p for p in files if p.name != "predictions.csv"]),
     }
@@ -141,7 +149,7 @@ def stage_costs(
                 frame = timed("decode", next, decoded, None)
                 if frame is None:
                     break
-                rgb = timed("to_rgb", _rgb, frame)
+                rgb = timed("to_rgb", frame_rgb, frame)
                 batch = timed("prepare", predictor.prepare, rgb)[None]
                 prediction = timed("finish", predictor.finish, rgb, predictor.run(batch)[0])
                 drawn = timed("overlay", overlays.draw, rgb, prediction.mask)
@@ -157,8 +165,17 @@ def stage_costs(
     return costs | {"total": sum(costs.values()), "frames": count, "size": size, "overlay_size": overlays.size}
 
 
-def _rgb(frame):
-    return frame.to_ndarray(format="rgb24")
+
+
+def lanes_fps(predictor: Predictor, inputs: np.ndarray, repeats: int) -> float:
+    """The network's frames/s as :class:`~kdas_utils.predict.stream.Pipeline` runs it: ``predictor.lanes``
+    threads, each putting ``inputs`` through ``run(..., lane=True)`` ``repeats`` times, side by side."""
+    lanes = predictor.lanes
+    with ThreadPoolExecutor(lanes) as pool:
+        list(pool.map(lambda _: predictor.run(inputs, lane=True), range(lanes)))  # warm-up: each lane's session
+        began = time.perf_counter()
+        list(pool.map(lambda _: [predictor.run(inputs, lane=True) for _ in range(repeats)], range(lanes)))
+        return lanes * repeats * len(inputs) / (time.perf_counter() - began)
 
 
 def peak_rss_mb() -> float:

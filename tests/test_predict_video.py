@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import functools
 import http.server
+import itertools
 import os
 import signal
 import subprocess
@@ -34,7 +35,9 @@ from kdas_utils.predict import (
     count_frames,
     overlay_size,
     read_masks,
+    write_clip,
 )
+from kdas_utils.predict.stream import Frame, Pipeline, frame_rgb, monob_frame
 
 SIZE = 64  # small: the network is not what these tests are about
 
@@ -117,11 +120,11 @@ SLOW = """
 import itertools, time
 from kdas_utils.predict import predictor as p
 run, calls = p.Predictor.run, itertools.count()
-def slow(self, x):
+def slow(self, x, lane=False):
     time.sleep(0.1)
     while next(calls) >= 12:
         time.sleep(0.1)
-    return run(self, x)
+    return run(self, x, lane)
 p.Predictor.run = slow
 """
 
@@ -283,3 +286,65 @@ def test_onnx_runtime_is_the_default_on_the_cpu(weights, frames, tmp_path, capsy
     torch_run = Predictor(weights, backend="torch", device="cpu")
     assert np.abs(onnx.predict(frames[1]).probability - torch_run.predict(frames[1]).probability).max() < 1e-4
     assert Predictor(weights, device="cpu").network.path == onnx.network.path  # exported once, then cached
+
+
+def test_batches_side_by_side_come_back_in_order_with_the_probabilities_of_one_batch_at_a_time(weights, frames):
+    onnx = Predictor(weights, backend="onnx", device="cpu", threads=2)  # two cores' worth of lanes, on any machine
+    assert onnx.lanes == 2 and Predictor(weights, backend="torch", device="cpu").lanes == 1
+    video = [Frame(i, i / 25, frames[i % len(frames)]) for i in range(22)]  # 6 batches of 4, the last short
+
+    def run(lanes):
+        got = []
+        report = Pipeline(onnx, batch_size=4, lanes=lanes).run(
+            [Frame(f.index, f.seconds, f.rgb) for f in video], lambda frame, p: got.append((frame.index, p))
+        )
+        return report, got
+
+    (one, alone), (two, together) = run(1), run(2)
+    assert [i for i, _ in together] == list(range(22)) == [i for i, _ in alone]
+    assert two.frames == one.frames == 22 and two.network_seconds > 0
+    for (_, a), (_, b) in zip(alone, together):  # one thread against two may round differently: a tolerance
+        assert np.abs(a.probability - b.probability).max() < 1e-4
+
+
+def test_an_error_in_a_lane_stops_the_run_with_that_error_after_the_frames_before_it(weights, frames):
+    onnx = Predictor(weights, backend="onnx", device="cpu", threads=2)
+    calls, run = itertools.count(), onnx.run
+
+    def failing(batch, lane=False):
+        if next(calls) == 2:
+            raise RuntimeError("the third batch failed")
+        return run(batch, lane)
+
+    onnx.run = failing
+    written = []
+    with pytest.raises(RuntimeError, match="third batch"):
+        Pipeline(onnx, batch_size=2).run(
+            [Frame(i, i / 25, frames[i % len(frames)]) for i in range(12)], lambda f, p: written.append(f.index)
+        )
+    assert written == [0, 1, 2, 3]  # the two batches before it, nothing after
+
+
+def test_a_mask_frame_holds_the_bytes_of_ffmpegs_own_conversion_at_any_width():
+    rng = np.random.default_rng(3)
+    for height, width in [(5, 7), (288, 384), (966, 1225)]:
+        mask = rng.random((height, width)) > 0.7
+        ours = monob_frame(mask)
+        ffmpeg = av.VideoFrame.from_ndarray(mask.astype(np.uint8) * 255, format="gray").reformat(format="monob")
+        pixels = [  # the bits of the frame's pixels, not the padding after each row's last pixel
+            np.unpackbits(np.frombuffer(f.planes[0], np.uint8).reshape(height, -1), axis=1)[:, :width]
+            for f in (ours, ffmpeg)
+        ]
+        assert (ours.width, ours.height) == (width, height) and np.array_equal(*pixels)
+        assert np.array_equal(pixels[0], mask)
+
+
+def test_a_frame_becomes_rgb_within_three_levels_of_ffmpeg_and_full_range_frames_through_ffmpeg(frames, tmp_path):
+    path = write_clip(frames[:2], tmp_path / "clip.mp4")  # H.264, 4:2:0, limited range, as most videos
+    with av.open(str(path)) as container:
+        frame = next(container.decode(video=0))
+    assert frame.format.name == "yuv420p"
+    ffmpeg = frame.to_ndarray(format="rgb24").astype(int)
+    assert np.abs(frame_rgb(frame) - ffmpeg).max() <= 3
+    full_range = frame.reformat(format="yuvj420p")
+    assert np.array_equal(frame_rgb(full_range), full_range.to_ndarray(format="rgb24"))

@@ -34,3 +34,18 @@ def test_the_torch_of_the_committed_outputs_is_the_one_the_readme_names_for_them
     printed = re.search(r"torch\s+(\S+)", "".join(o.get("text", "") for o in cell.outputs)).group(1)
     tests = RESULTS[RESULTS.index("## Tests and notebooks") :]
     assert f"torch {printed}" in tests and f"or {printed}" in RESULTS
+
+
+def test_the_readme_gives_the_video_speed_of_the_newest_cpu_bench():
+    (newest,) = sorted((REPO / "benchmarks" / "results").glob("cpu-*.json"))  # the newest run of the device only
+    predict = json.loads(newest.read_text())["predict"]
+    stated = re.search(r"video runs (\d+) frames/s end to end on ONNX Runtime\s+at 256 px and (\d+) at", README)
+    measured = [predict[f"onnx-{size}"]["end_to_end_fps"] for size in (256, 352)]
+    assert [int(n) for n in stated.groups()] == [round(fps) for fps in measured], (newest.name, measured)
+    table = (REPO / "docs" / "predict.md").read_text()
+    for size in (256, 352):
+        row = next(line for line in table.splitlines() if line.startswith(f"| {size} px |"))
+        assert (
+            f"{predict[f'onnx-{size}']['end_to_end_fps']:.1f}" in row
+            and f"({predict[f'onnx-{size}']['network_fps']:.1f})" in row
+        )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,10 +130,14 @@ class TorchBackend:
     """``(B, 3, S, S)`` float32 -> ``(B, S, S)`` probabilities with a PyTorch network."""
 
     name = "torch"
+    lanes = 1  # PyTorch's threads are the process's: one batch at a time, on all of them
 
     def __init__(self, model: torch.nn.Module, device):
         self.device = select_device(device)
         self.model = model.to(self.device).eval()
+
+    def lane(self, images: np.ndarray) -> np.ndarray:
+        return self(images)
 
     @torch.inference_mode()
     def __call__(self, images: np.ndarray) -> np.ndarray:
@@ -142,14 +147,35 @@ class TorchBackend:
 
 class OnnxBackend:
     """The same with an exported student on ONNX Runtime's CPU provider
-    (:class:`kdas_utils.export.OnnxPredictor`); ``name`` is ``onnx`` or ``onnx-int8``."""
+    (:class:`kdas_utils.export.OnnxPredictor`); ``name`` is ``onnx`` or ``onnx-int8``.
+
+    A call runs one batch on ``threads`` threads (default: one per core). :meth:`lane` runs a batch on one
+    thread instead, and is safe to call from several threads at once: ``lanes`` of them side by side (one per
+    core) are how :class:`~.stream.Pipeline` runs a video. On 2 cores two batches at once ran 84 frames/s of
+    the 256 px student against 65 for one batch on two threads, whose threads wait for each other after every
+    operation (docs/predict.md, "Where the time goes")."""
 
     def __init__(self, path: str | Path, name: str = "onnx", threads: int | None = None):
         self.session = OnnxPredictor(path, threads=threads)
         self.image_size, self.name, self.path = self.session.image_size, name, Path(path)
+        self.lanes = (threads or cpu_cores()) if threads != 1 else 1
+        self._one_thread = self.session if threads == 1 else None
+        self._making = threading.Lock()
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.session(images)[:, 0]
+
+    def lane(self, images: np.ndarray) -> np.ndarray:
+        """The same on one thread (a session of its own, made at the first call)."""
+        with self._making:
+            if self._one_thread is None:
+                self._one_thread = OnnxPredictor(self.path, threads=1)
+        return self._one_thread(images)[:, 0]
+
+
+def cpu_cores() -> int:
+    """The cores this process may run on (its affinity where the system says, as in a container)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def onnx_runtime_available() -> bool:
@@ -291,11 +317,18 @@ class Predictor:
         """``(B, 3, S, S)`` float32: the frames resized and normalised as in evaluation."""
         return np.stack([self.prepare(image) for image in images]).astype(np.float32, copy=False)
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """``(B, S, S)`` float32 probabilities of prepared inputs (flip-averaged with ``tta``)."""
-        probability = self.network(batch)
+    @property
+    def lanes(self) -> int:
+        """How many batches may run side by side through ``run(batch, lane=True)`` (the backend's ``lanes``)."""
+        return self.network.lanes
+
+    def run(self, batch: np.ndarray, lane: bool = False) -> np.ndarray:
+        """``(B, S, S)`` float32 probabilities of prepared inputs (flip-averaged with ``tta``); with ``lane``, on
+        one of the backend's :attr:`lanes` (one thread, callable from several threads at once)."""
+        network = self.network.lane if lane else self.network
+        probability = network(batch)
         if self.tta:
-            flipped = self.network(np.ascontiguousarray(batch[..., ::-1]))
+            flipped = network(np.ascontiguousarray(batch[..., ::-1]))
             probability = (probability + flipped[..., ::-1]) / 2
         return probability
 

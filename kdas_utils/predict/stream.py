@@ -4,9 +4,11 @@
 the video's length):
 
 1. a *reader* thread decodes frames (PyAV) and prepares each network input (resize, normalise);
-2. the calling thread gathers the inputs into batches and runs the network;
+2. the calling thread gathers the inputs into batches and runs the network, on ONNX Runtime several
+   batches side by side, each on one thread (the predictor's ``lanes``, one per core: threads of one
+   batch wait for each other after every operation, batches of their own do not);
 3. a *writer* thread turns each probability map into the frame's :class:`~.predictor.Prediction`
-   and hands it to the caller's ``write`` (encoders, CSV).
+   and hands it to the caller's ``write`` (encoders, CSV), in the frames' order.
 
 FFmpeg, ONNX Runtime, PyTorch and OpenCV release Python's lock while they compute, so the stages
 overlap on several cores. A live source (``live=True``) never waits for the network: when the queue
@@ -24,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -94,13 +97,17 @@ class Pipeline:
     Args:
         predictor: the network and its thresholds.
         batch_size: frames per network call.
-        depth: how many batches each queue holds (the memory bound: about ``2 * depth * batch_size``
-            frames in flight).
+        depth: how many batches each queue holds (the memory bound: about
+            ``(2 * depth + lanes) * batch_size`` frames in flight).
+        lanes: batches run side by side (default: the predictor's :attr:`~.predictor.Predictor.lanes`; 1
+            runs one batch at a time on all the backend's threads).
     """
 
-    def __init__(self, predictor: Predictor, batch_size: int = 8, depth: int = 2):
+    def __init__(self, predictor: Predictor, batch_size: int = 8, depth: int = 2, lanes: int | None = None):
         self.predictor, self.batch_size = predictor, batch_size
         self.depth = max(1, depth)
+        self.lanes = max(1, lanes or predictor.lanes)
+        self._timing = threading.Lock()
 
     def run(
         self,
@@ -126,14 +133,17 @@ class Pipeline:
         reader.start()
         writer.start()
         interrupted = None
+        lanes = ThreadPoolExecutor(self.lanes, thread_name_prefix="kdas-lane") if self.lanes > 1 else None
         try:
-            self._predict(inputs, outputs, stop, live, report)
+            self._predict(inputs, outputs, stop, live, report, lanes)
         except BaseException as error:  # KeyboardInterrupt included: stop the reader, let the writer finish
             interrupted = error
             stop.set()
         finally:
             _put(outputs, _End(), stop=None)
             writer.join()
+            if lanes is not None:
+                lanes.shutdown(wait=True)
             stop.set()
             with contextlib.suppress(queue.Empty):
                 while True:  # unblock a reader waiting for room
@@ -167,7 +177,7 @@ class Pipeline:
             error = caught
         _put(inputs, _End(error), stop)
 
-    def _predict(self, inputs: queue.Queue, outputs: queue.Queue, stop: threading.Event, live: bool, report):
+    def _predict(self, inputs: queue.Queue, outputs: queue.Queue, stop: threading.Event, live: bool, report, lanes):
         ended = False
         while not ended:
             first = inputs.get()
@@ -187,13 +197,24 @@ class Pipeline:
                     ended = True
                     break
                 batch.append(item)
-            began = time.perf_counter()
-            probabilities = self.predictor.run(np.stack([frame.input for frame in batch]))
-            report.network_seconds += time.perf_counter() - began
+            stacked = np.stack([frame.input for frame in batch])
             for frame in batch:
                 frame.input = None  # the writer needs the frame, not its input
+            if lanes is None:
+                probabilities = self._network(stacked, report, lane=False)
+            else:  # the writer waits for each batch's result in turn: the frames stay in order
+                probabilities = lanes.submit(self._network, stacked, report, lane=True)
             if not _put(outputs, (batch, probabilities), stop):
                 return
+
+    def _network(self, stacked: np.ndarray, report: PipelineReport, lane: bool) -> np.ndarray:
+        """One batch through the network, its seconds added to ``report.network_seconds`` (divided by the
+        lanes that ran side by side, so that frames / network seconds is the network's rate)."""
+        began = time.perf_counter()
+        probabilities = self.predictor.run(stacked, lane=lane)
+        with self._timing:
+            report.network_seconds += (time.perf_counter() - began) / (self.lanes if lane else 1)
+        return probabilities
 
     def _write(self, outputs: queue.Queue, write, stop: threading.Event, report: PipelineReport, failure: list):
         while True:
@@ -204,6 +225,8 @@ class Pipeline:
                 continue  # drain, so the predicting thread is never blocked
             try:
                 batch, probabilities = item
+                if isinstance(probabilities, Future):
+                    probabilities = probabilities.result()
                 for frame, probability in zip(batch, probabilities):
                     write(frame, self.predictor.finish(frame.rgb, probability))
                     report.frames += 1
@@ -246,8 +269,8 @@ class VideoReader:
         if not self._container.streams.video:
             self._container.close()
             raise PredictInputError(f"{path}: holds no video stream")
-        self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"
+        self._stream = self._container.streams.video[0]  # FFmpeg's slice threads: frame threads took 1.5 core-ms
+        # a 1280 x 1024 frame against 1.2 and add a frame of latency per thread (docs/predict.md)
         self.rate = Fraction(self._stream.average_rate or 25)
         self.expected = int(self._stream.frames or 0)
 
@@ -256,7 +279,7 @@ class VideoReader:
         base = self._stream.time_base or Fraction(1, 25)
         for index, frame in enumerate(self._container.decode(self._stream)):
             seconds = float(frame.pts * base) if frame.pts is not None else index / float(self.rate)
-            yield Frame(index, seconds, frame.to_ndarray(format="rgb24"), time.perf_counter())
+            yield Frame(index, seconds, frame_rgb(frame), time.perf_counter())
 
     def close(self) -> None:
         self._container.close()
@@ -266,6 +289,24 @@ class VideoReader:
 
     def __exit__(self, *exc):
         self.close()
+
+
+BT601 = (2, 5, 6)  # FFmpeg's colour spaces that OpenCV's YUV conversion assumes: unspecified, BT.470BG, SMPTE 170M
+
+
+def frame_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """``(H, W, 3) uint8`` RGB of a decoded frame. An H.264 frame as most files hold it (4:2:0, limited range,
+    BT.601 or unspecified colours, even sizes) goes through OpenCV, 0.3 ms less than FFmpeg's converter for a
+    1280 x 1024 frame, the values within 3 levels of it; any other through FFmpeg."""
+    if (
+        frame.format.name == "yuv420p"
+        and frame.width % 2 == 0
+        and frame.height % 2 == 0
+        and frame.colorspace in BT601
+        and frame.color_range != 2  # 2: full range (JPEG)
+    ):
+        return cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2RGB_I420)
+    return frame.to_ndarray(format="rgb24")
 
 
 def video_frames(path: str | Path) -> Iterator[Frame]:
@@ -325,7 +366,7 @@ class OverlayVideo:
     drawing and encoding a 1280 x 1024 frame at its own size took 3.7 + 8.0 ms of one core, about a third
     of what the network leaves on a 2-core CPU (docs/predict.md, "Where the time goes")."""
 
-    OPTIONS = {"preset": "ultrafast", "crf": "23"}
+    OPTIONS = {"preset": "ultrafast", "crf": "23", "threads": "1"}  # one thread: the cores run the network
 
     def __init__(self, path: Path, rate: Fraction, longest: int | None = OVERLAY_SIZE):
         self.path, self.rate, self.longest = Path(path), Fraction(rate), longest
@@ -351,7 +392,7 @@ class OverlayVideo:
         self.size = self.size or overlay_size(rgb.shape[1], rgb.shape[0], self.longest)
         if (rgb.shape[1], rgb.shape[0]) != self.size:
             rgb = cv2.resize(rgb, self.size, interpolation=cv2.INTER_AREA)
-            mask = cv2.resize(np.asarray(mask, dtype=np.uint8), self.size, interpolation=cv2.INTER_NEAREST)
+            mask = cv2.resize(_as_uint8(mask), self.size, interpolation=cv2.INTER_NEAREST)
         return overlay(rgb, mask)
 
     def add(self, drawn: np.ndarray, seconds: float | None = None) -> None:
@@ -359,7 +400,7 @@ class OverlayVideo:
         source whose frames were dropped (a live stream); without it, frames follow each other at ``rate``."""
         if self._container is None:
             self._open(drawn.shape[1], drawn.shape[0])
-        frame = av.VideoFrame.from_ndarray(drawn, format="rgb24")
+        frame = av.VideoFrame.from_ndarray(cv2.cvtColor(drawn, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
         wanted = self._pts + 1 if seconds is None else round(seconds * self.rate)
         self._pts = frame.pts = max(self._pts + 1, wanted)
         for packet in self._stream.encode(frame):
@@ -379,9 +420,12 @@ class OverlayVideo:
 class MaskVideo:
     """The binary masks (each frame's own size) as one lossless video: every frame a 1-bit PNG
     (``monob``) in a fragmented QuickTime file (:data:`FRAGMENTED`: a fragment per frame), which FFmpeg and
-    VLC play and which stays readable up to its last frame when a run is stopped. About 1 kB and 1.6 ms of
-    one core for a 1280 x 1024 mask (H.264's lossless mode in Matroska, used before, took 7.5 kB and
-    2.4 ms plus 1 ms to make its 0 / 255 frame). Read them back with :func:`read_masks`."""
+    VLC play and which stays readable up to its last frame when a run is stopped. A 1280 x 1024 mask, a tenth
+    of it polyp, took 4.6 kB and 0.3 ms of one core (:func:`monob_frame`, then zlib at its fastest level;
+    at zlib's default level 3.2 kB and 0.7 ms; H.264's lossless mode in Matroska, used before, 7.5 kB and
+    3.4 ms). Read them back with :func:`read_masks`."""
+
+    OPTIONS = {"compression_level": "1"}
 
     def __init__(self, path: Path, rate: Fraction):
         self.path, self.rate = Path(path), Fraction(rate)
@@ -394,8 +438,8 @@ class MaskVideo:
             self._container = av.open(str(self.path), mode="w", format="mov", options=FRAGMENTED)
             self._stream = self._container.add_stream("png", rate=self.rate)
             self._stream.width, self._stream.height, self._stream.pix_fmt = mask.shape[1], mask.shape[0], "monob"
-        grey = np.asarray(mask, dtype=np.uint8) * np.uint8(255)  # converted to 1 bit by the encoder, exactly
-        for packet in self._stream.encode(av.VideoFrame.from_ndarray(grey, format="gray")):
+            self._stream.options = dict(self.OPTIONS)
+        for packet in self._stream.encode(monob_frame(mask)):
             self._container.mux(packet)
         self.frames += 1
 
@@ -407,6 +451,27 @@ class MaskVideo:
         self._container.close()
         self._container = None
         return self.path
+
+
+def _as_uint8(mask: np.ndarray) -> np.ndarray:
+    """A bool mask as {0, 1} uint8 without a copy (a view of its bytes)."""
+    mask = np.asarray(mask)
+    return mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8, copy=False)
+
+
+def monob_frame(mask: np.ndarray) -> av.VideoFrame:
+    """A ``(H, W)`` bool (or {0, 1}) mask as a 1-bit ``monob`` frame: eight pixels a byte, the first in the
+    highest bit (``np.packbits``), each row padded to the frame's line size. FFmpeg's own conversion of an
+    8-bit grey frame to ``monob`` gives the same bytes but took 1.5 ms of one core at 1280 x 1024, this 0.1 ms
+    (docs/predict.md, "Where the time goes")."""
+    height, width = mask.shape
+    frame = av.VideoFrame(width, height, "monob")
+    plane = frame.planes[0]
+    packed = np.packbits(np.asarray(mask, dtype=bool), axis=1)
+    if packed.shape[1] != plane.line_size:
+        packed = np.pad(packed, ((0, 0), (0, plane.line_size - packed.shape[1])))
+    plane.update(packed)
+    return frame
 
 
 def read_masks(path: str | Path) -> Iterator[np.ndarray]:
