@@ -165,8 +165,6 @@ def stage_costs(
     return costs | {"total": sum(costs.values()), "frames": count, "size": size, "overlay_size": overlays.size}
 
 
-
-
 def lanes_fps(predictor: Predictor, inputs: np.ndarray, repeats: int) -> float:
     """The network's frames/s as :class:`~kdas_utils.predict.stream.Pipeline` runs it: ``predictor.lanes``
     threads, each putting ``inputs`` through ``run(..., lane=True)`` ``repeats`` times, side by side."""
