@@ -388,6 +388,27 @@ def test_the_budget_answer_says_what_is_measured_and_what_is_not_yet():
         "The student alone with 25% of the masks: 0.436 [0.396, 0.476] seen, 0.169 [0.107, 0.242] unseen (3 seeds)."
     )
     assert study.budget_answer(pd.DataFrame([alone | {"device": "cpu-fp32"}]))[0].endswith("(3 seeds, on cpu-fp32).")
+    kdas = {"arm": "kdas", "teacher": "full", "label_fraction": 0.25, "seeds": 1, "seen": 0.506, "seen_low": 0.467}
+    kdas |= {"seen_high": 0.545, "unseen": 0.215, "unseen_low": 0.147, "unseen_high": 0.29, "seen_gain": 0.077}
+    kdas |= {"seen_gain_low": 0.051, "seen_gain_high": 0.102, "unseen_gain": 0.05, "unseen_gain_low": 0.011}
+    kdas |= {"unseen_gain_high": 0.092, "device": "cpu-bf16"}
+    for device, says in [
+        ("cpu-fp32", "(1 seed, on cpu-bf16; the student alone on cpu-fp32: across devices)."),
+        ("cpu-bf16", "(1 seed, on cpu-bf16)."),
+    ]:
+        both = study.budget_answer(pd.DataFrame([alone | {"device": device}, kdas]))
+        assert both[1].startswith("With 25% of the masks, over the student alone: KDAS +0.077 [+0.051, +0.102] seen")
+        assert both[1].endswith(says), both[1]
+    half = alone | {"label_fraction": 0.5, "seen": 0.508, "device": "cpu-bf16"}
+    for first, says in [("cpu-fp32", " (from runs on cpu-bf16 and cpu-fp32: across devices)."), ("cpu-bf16", ".")]:
+        rate = [
+            line
+            for line in study.budget_answer(pd.DataFrame([alone | {"device": first}, half, kdas]))
+            if line.startswith("Exchange rate")
+        ]
+        assert rate == [
+            f"Exchange rate: KDAS with 25% of the masks scores what the student alone scores with 49% of them{says}"
+        ]
     assert "Not measured yet: student alone with 10%, 50% of the masks." in lines
     assert "Not measured yet: KDAS with 25%, 10%, 50% of the masks." in lines
     assert lines[-1] == "Not measured yet: the teacher trained on the same masks."

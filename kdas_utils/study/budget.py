@@ -303,6 +303,15 @@ def _on(row) -> str:
     return f", on {device}" if isinstance(device, str) and device else ""
 
 
+def _across(row, alone) -> str:
+    """``"; the student alone on cpu-fp32: across devices"`` where a distilled arm's gain pairs runs that two
+    kinds of device trained (bf16 autocast against fp32 moves a run's Dice a little), else ``""``."""
+    mine, theirs = (r.get("device", "") if r is not None else "" for r in (row, alone))
+    if isinstance(mine, str) and isinstance(theirs, str) and mine and theirs and mine != theirs:
+        return f"; the student alone on {theirs}: across devices"
+    return ""
+
+
 def budget_answer(arms) -> list[str]:
     """What the budget table shows, in sentences: per share of the masks, each distilled arm's gain over the
     student alone on the seen and unseen frames with its paired 95% interval; whether KDAS's attention terms
@@ -321,14 +330,14 @@ def budget_answer(arms) -> list[str]:
                 f"[{r.seen_low:.3f}, {r.seen_high:.3f}] seen, {r.unseen:.3f} "
                 f"[{r.unseen_low:.3f}, {r.unseen_high:.3f}] unseen ({int(r.seeds)} seeds{_on(r)})."
             )
-        parts = []
+        parts, alone = [], here.loc["no-kd"] if "no-kd" in here.index else None
         for arm in ("kdas", "pixel"):
             if arm in here.index and not math.isnan(here.loc[arm].get("seen_gain", float("nan"))):
                 r = here.loc[arm]
                 parts.append(
                     f"{ARM_LABELS[arm]} {r.seen_gain:+.3f} [{r.seen_gain_low:+.3f}, {r.seen_gain_high:+.3f}] seen, "
                     f"{r.unseen_gain:+.3f} [{r.unseen_gain_low:+.3f}, {r.unseen_gain_high:+.3f}] unseen "
-                    f"({int(r.seeds)} seed{'s' if r.seeds > 1 else ''}{_on(r)})"
+                    f"({int(r.seeds)} seed{'s' if r.seeds > 1 else ''}{_on(r)}{_across(r, alone)})"
                 )
         if parts:
             lines.append(f"With {fraction:.0%} of the masks, over the student alone: " + "; ".join(parts) + ".")
@@ -339,9 +348,13 @@ def budget_answer(arms) -> list[str]:
                 f"  at {fraction:.0%}: {better} pixel-wise KD on the seen frames ({k.seen:.3f} against {p.seen:.3f})."
             )
     rate = exchange_rate(full)
+    used = full[(full.arm == "no-kd") | ((full.arm == "kdas") & (full.label_fraction == 0.25))]
+    devices = sorted({d for d in used.get("device", pd.Series(dtype=str)) if isinstance(d, str) and d})
+    mixed = f" (from runs on {' and '.join(devices)}: across devices)" if len(devices) > 1 else ""
     if math.isfinite(rate):
         lines.append(
-            f"Exchange rate: KDAS with 25% of the masks scores what the student alone scores with {rate:.0%} of them."
+            f"Exchange rate: KDAS with 25% of the masks scores what the student alone scores with {rate:.0%} of "
+            f"them{mixed}."
         )
     elif rate == float("inf"):
         lines.append(
