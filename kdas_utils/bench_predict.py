@@ -47,7 +47,8 @@ from .engine.checkpoint import architecture
 from .metrics import dice_at
 from .models import build_student
 from .predict import Predictor, predict_inputs, write_clip
-from .predict.stream import OVERLAY_SIZE, MaskVideo, OverlayVideo, frame_rgb
+from .predict.stream import frame_rgb
+from .predict.writers import OVERLAY_SIZE, MaskVideo, OverlayVideo
 
 STAGES = ("decode", "to_rgb", "prepare", "finish", "overlay", "overlay_video", "mask_video")  # stage_costs' steps
 VIDEO_SIZE = (1280, 1024)  # a colonoscope's frame (width, height)

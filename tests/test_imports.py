@@ -263,6 +263,7 @@ TOOLS = (
     "kdas_utils.tutorial",
     "kdas_utils.predict.run",
     "kdas_utils.predict.stream",
+    "kdas_utils.predict.writers",
 )
 
 

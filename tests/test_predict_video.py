@@ -37,7 +37,8 @@ from kdas_utils.predict import (
     read_masks,
     write_clip,
 )
-from kdas_utils.predict.stream import Frame, Pipeline, frame_rgb, monob_frame
+from kdas_utils.predict.stream import Frame, Pipeline, frame_rgb
+from kdas_utils.predict.writers import monob_frame
 
 SIZE = 64  # small: the network is not what these tests are about
 

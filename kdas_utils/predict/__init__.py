@@ -42,19 +42,8 @@ from .predictor import (
     recorded_size,
 )
 from .run import CSV_COLUMNS, VIDEO_ERRORS, FrameLog, PredictReport, predict_inputs, read_rows
-from .stream import (
-    OVERLAY_SIZE,
-    Frame,
-    MaskVideo,
-    OverlayVideo,
-    Pipeline,
-    PipelineReport,
-    VideoReader,
-    count_frames,
-    overlay_size,
-    read_masks,
-    write_clip,
-)
+from .stream import Frame, Pipeline, PipelineReport, VideoReader, count_frames
+from .writers import OVERLAY_SIZE, MaskVideo, OverlayVideo, overlay_size, read_masks, write_clip
 
 __all__ = [
     "BACKENDS",

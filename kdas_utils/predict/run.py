@@ -6,7 +6,7 @@
   the mask tinted and outlined on the frame);
 - video or stream: the overlay video (``<name>_overlay.mp4``, by default its longest side 640 px) and every
   frame's mask, at the frame's own size, in one lossless video (``<name>_masks.mov``;
-  :func:`~kdas_utils.predict.stream.read_masks` reads it back); with ``save_frames``, also each frame's mask
+  :func:`~kdas_utils.predict.writers.read_masks` reads it back); with ``save_frames``, also each frame's mask
   and overlay as PNGs under ``<name>/`` (at the frame's size);
 
 and ``predictions.csv``: one row per image and per video frame (input, file, frame, time stamp, size,
@@ -42,18 +42,8 @@ from ..files import atomic_path
 from ..plots import overlay
 from .inputs import CSV_NAME, Source, check_out, collect_inputs, outputs_of
 from .predictor import PredictInputError, Prediction, Predictor, read_rgb
-from .stream import (
-    LATENCIES_KEPT,
-    OVERLAY_SIZE,
-    Frame,
-    MaskVideo,
-    OverlayVideo,
-    Pipeline,
-    PipelineReport,
-    VideoReader,
-    count_frames,
-    read_masks,
-)
+from .stream import LATENCIES_KEPT, Frame, Pipeline, PipelineReport, VideoReader, count_frames
+from .writers import OVERLAY_SIZE, MaskVideo, OverlayVideo, read_masks
 
 CSV_COLUMNS = (
     "input",
