@@ -33,7 +33,28 @@ def overlay_size(width: int, height: int, longest: int | None = OVERLAY_SIZE) ->
     return tuple(max(2, int(side * scale / 2 + 0.5) * 2) for side in (width, height))  # halves round up
 
 
-class OverlayVideo:
+class _Encoder:
+    """What both writers share: a container and its one stream, opened at the first frame by the writer, each
+    frame's packets written as they come, and :meth:`close`."""
+
+    path: Path
+
+    def _encode(self, frame: av.VideoFrame | None) -> None:
+        """Encode ``frame`` and write its packets (``None``: flush the encoder)."""
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> Path | None:
+        """Flush the encoder and close the file: its path, or ``None`` when no frame came."""
+        if self._container is None:
+            return None
+        self._encode(None)
+        self._container.close()
+        self._container = None
+        return self.path
+
+
+class OverlayVideo(_Encoder):
     """The overlays as an H.264 video (``yuv420p``, x264's ``ultrafast`` preset) in a fragmented MP4
     (:data:`FRAGMENTED`: a run stopped part-way, even killed, leaves a file that plays up to its last
     whole second).
@@ -79,21 +100,11 @@ class OverlayVideo:
         frame = av.VideoFrame.from_ndarray(cv2.cvtColor(drawn, cv2.COLOR_RGB2YUV_I420), format="yuv420p")
         wanted = self._pts + 1 if seconds is None else round(seconds * self.rate)
         self._pts = frame.pts = max(self._pts + 1, wanted)
-        for packet in self._stream.encode(frame):
-            self._container.mux(packet)
+        self._encode(frame)
         self.frames += 1
 
-    def close(self) -> Path | None:
-        if self._container is None:
-            return None
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        self._container = None
-        return self.path
 
-
-class MaskVideo:
+class MaskVideo(_Encoder):
     """The binary masks (each frame's own size) as one lossless video: every frame a 1-bit PNG
     (``monob``) in a fragmented QuickTime file (:data:`FRAGMENTED`: a fragment per frame), which FFmpeg and
     VLC play and which stays readable up to its last frame when a run is stopped. A 1280 x 1024 mask, a tenth
@@ -115,18 +126,8 @@ class MaskVideo:
             self._stream = self._container.add_stream("png", rate=self.rate)
             self._stream.width, self._stream.height, self._stream.pix_fmt = mask.shape[1], mask.shape[0], "monob"
             self._stream.options = dict(self.OPTIONS)
-        for packet in self._stream.encode(monob_frame(mask)):
-            self._container.mux(packet)
+        self._encode(monob_frame(mask))
         self.frames += 1
-
-    def close(self) -> Path | None:
-        if self._container is None:
-            return None
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        self._container = None
-        return self.path
 
 
 def _as_uint8(mask: np.ndarray) -> np.ndarray:
