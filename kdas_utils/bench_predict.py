@@ -47,7 +47,6 @@ from .engine.checkpoint import architecture
 from .metrics import dice_at
 from .models import build_student
 from .predict import Predictor, predict_inputs, write_clip
-from .predict.stream import frame_rgb
 from .predict.writers import OVERLAY_SIZE, MaskVideo, OverlayVideo
 
 STAGES = ("decode", "to_rgb", "prepare", "finish", "overlay", "overlay_video", "mask_video")  # stage_costs' steps
@@ -150,7 +149,7 @@ def stage_costs(
                 frame = timed("decode", next, decoded, None)
                 if frame is None:
                     break
-                rgb = timed("to_rgb", frame_rgb, frame)
+                rgb = timed("to_rgb", _rgb, frame)
                 batch = timed("prepare", predictor.prepare, rgb)[None]
                 prediction = timed("finish", predictor.finish, rgb, predictor.run(batch)[0])
                 drawn = timed("overlay", overlays.draw, rgb, prediction.mask)
@@ -312,3 +311,7 @@ def _agreement(mask: np.ndarray, reference: np.ndarray) -> float:
 
 def _dice(mask: np.ndarray, truth: torch.Tensor) -> float:
     return float(dice_at(torch.from_numpy(mask).float()[None, None], truth).item())
+
+
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    return frame.to_ndarray(format="rgb24")

@@ -35,9 +35,8 @@ from kdas_utils.predict import (
     count_frames,
     overlay_size,
     read_masks,
-    write_clip,
 )
-from kdas_utils.predict.stream import Frame, Pipeline, frame_rgb
+from kdas_utils.predict.stream import Frame, Pipeline
 from kdas_utils.predict.writers import monob_frame
 
 SIZE = 64  # small: the network is not what these tests are about
@@ -338,14 +337,3 @@ def test_a_mask_frame_holds_the_bytes_of_ffmpegs_own_conversion_at_any_width():
         ]
         assert (ours.width, ours.height) == (width, height) and np.array_equal(*pixels)
         assert np.array_equal(pixels[0], mask)
-
-
-def test_a_frame_becomes_rgb_within_three_levels_of_ffmpeg_and_full_range_frames_through_ffmpeg(frames, tmp_path):
-    path = write_clip(frames[:2], tmp_path / "clip.mp4")  # H.264, 4:2:0, limited range, as most videos
-    with av.open(str(path)) as container:
-        frame = next(container.decode(video=0))
-    assert frame.format.name == "yuv420p"
-    ffmpeg = frame.to_ndarray(format="rgb24").astype(int)
-    assert np.abs(frame_rgb(frame) - ffmpeg).max() <= 3
-    full_range = frame.reformat(format="yuvj420p")
-    assert np.array_equal(frame_rgb(full_range), full_range.to_ndarray(format="rgb24"))
