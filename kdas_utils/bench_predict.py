@@ -14,8 +14,10 @@ memory is its own):
 - ``peak_rss_mb``: the process's peak resident memory when the pipeline ends (before the network alone
   is timed); ``bytes_per_frame`` and ``files_per_video``: what it wrote.
 
-``stages`` (:func:`stage_costs`): what each step around the network costs a frame on one core, where
-the end-to-end time goes beside the network.
+Where the time goes: ``cpu_ms_per_frame``, the CPU a frame of the pipeline's threads while it ran
+(:func:`cpu_per_frame`: the network's lanes, the reader, the writer, the rest), beside
+``network_cpu_ms_alone`` (the lanes' CPU a frame with nothing else running); and ``stages``
+(:func:`stage_costs`): what each step around the network costs a frame on one core, one at a time.
 
 With ``--predict-memory``, the same pipeline on a 10-second and a 60-second clip
 (``memory_ratio_60s_to_10s``). With a trained student (``--predict-weights``, an engine checkpoint), the
@@ -98,7 +100,8 @@ def measure(
         predictor.run(inputs)
         seconds.append(time.perf_counter() - began)
     one_batch_fps = batch / float(np.median(seconds))
-    network_fps = lanes_fps(predictor, inputs, 3 * repeats) if predictor.lanes > 1 else one_batch_fps
+    lanes = predictor.lanes > 1
+    network_fps, alone_cpu = lanes_fps(predictor, inputs, 3 * repeats) if lanes else (one_batch_fps, None)
     return {
         "backend": predictor.backend,
         "size": size,
@@ -110,6 +113,8 @@ def measure(
         "end_to_end_fps": end_to_end,
         "ratio": end_to_end / network_fps,
         "pipeline_network_fps": report.frames / report.network_seconds,
+        "cpu_ms_per_frame": cpu_per_frame(report.cpu_seconds, report.frames, lanes),
+        "network_cpu_ms_alone": alone_cpu,
         "peak_rss_mb": peak,
         "bytes_per_frame": written / max(report.frames, 1),
         "files_per_video": len([p for p in files if p.name != "predictions.csv"]),
@@ -165,15 +170,45 @@ def stage_costs(
     return costs | {"total": sum(costs.values()), "frames": count, "size": size, "overlay_size": overlays.size}
 
 
-def lanes_fps(predictor: Predictor, inputs: np.ndarray, repeats: int) -> float:
+def lanes_fps(predictor: Predictor, inputs: np.ndarray, repeats: int, rounds: int = 3) -> tuple[float, float]:
     """The network's frames/s as :class:`~kdas_utils.predict.stream.Pipeline` runs it: ``predictor.lanes``
-    threads, each putting ``inputs`` through ``run(..., lane=True)`` ``repeats`` times, side by side."""
+    threads, each putting ``inputs`` through ``run(..., lane=True)`` ``repeats`` times, side by side; and the
+    CPU milliseconds a frame took (the lanes' threads: a one-thread session computes in its caller's). Each the
+    median of ``rounds`` (one round of about 2 s: fp32 ONNX at 256 px gave 80.2 and 69.6 frames/s in two bench runs)."""
     lanes = predictor.lanes
+    frames = lanes * repeats * len(inputs)
+
+    def lane(_) -> float:
+        cpu = time.thread_time()
+        for _ in range(repeats):
+            predictor.run(inputs, lane=True)
+        return time.thread_time() - cpu
+
+    fps, cpu_ms = [], []
     with ThreadPoolExecutor(lanes) as pool:
         list(pool.map(lambda _: predictor.run(inputs, lane=True), range(lanes)))  # warm-up: each lane's session
-        began = time.perf_counter()
-        list(pool.map(lambda _: [predictor.run(inputs, lane=True) for _ in range(repeats)], range(lanes)))
-        return lanes * repeats * len(inputs) / (time.perf_counter() - began)
+        for _ in range(rounds):
+            began = time.perf_counter()
+            cpu_ms.append(1000 * sum(pool.map(lane, range(lanes))) / frames)
+            fps.append(frames / (time.perf_counter() - began))
+    return float(np.median(fps)), float(np.median(cpu_ms))
+
+
+def cpu_per_frame(cpu_seconds: dict, frames: int, lanes: bool) -> dict:
+    """CPU milliseconds a frame of a pipeline run (:attr:`~kdas_utils.predict.PipelineReport.cpu_seconds`):
+    ``network`` (with ``lanes``; PyTorch computes on a thread pool of its own, counted in ``other`` then),
+    ``read``, ``write``, ``other`` (FFmpeg's decoding threads, the thread that gathers batches, a backend's
+    pool) and ``all`` (the process)."""
+    per = {part: 1000 * seconds / max(frames, 1) for part, seconds in cpu_seconds.items()}
+    network = per["network"] if lanes else None
+    other = per["process"] - per["read"] - per["write"] - (network or 0.0)
+    return {"network": network, "read": per["read"], "write": per["write"], "other": other, "all": per["process"]}
+
+
+def _cpu_line(row: dict) -> str:
+    cpu, alone = row["cpu_ms_per_frame"], row["network_cpu_ms_alone"]
+    network = f"network {cpu['network']:.1f} ms (alone {alone:.1f}), " if cpu["network"] is not None else ""
+    return network + ", ".join(f"{part} {cpu[part]:.1f}" for part in ("read", "write", "other", "all"))
 
 
 def peak_rss_mb() -> float:
@@ -237,7 +272,7 @@ def predict_speed(
                 print(
                     f"{key}: network {row['network_fps']:.1f} frames/s, end to end {row['end_to_end_fps']:.1f} "
                     f"({row['ratio']:.2f}x), peak {row['peak_rss_mb']:.0f} MB, {row['bytes_per_frame'] / 1e3:.1f} kB "
-                    f"and {row['files_per_video']} files",
+                    f"and {row['files_per_video']} files; CPU a frame: " + _cpu_line(row),
                     flush=True,
                 )
         result["stages"] = stages = stage_costs(video, min(sizes), threshold)

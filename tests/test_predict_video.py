@@ -23,6 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
+from kdas_utils.bench_predict import cpu_per_frame
 from kdas_utils.cli import main
 from kdas_utils.engine import CHECKPOINT_FORMAT, save_checkpoint
 from kdas_utils.engine.checkpoint import architecture
@@ -305,6 +306,20 @@ def test_batches_side_by_side_come_back_in_order_with_the_probabilities_of_one_b
     assert two.frames == one.frames == 22 and two.network_seconds > 0
     for (_, a), (_, b) in zip(alone, together):  # one thread against two may round differently: a tolerance
         assert np.abs(a.probability - b.probability).max() < 1e-4
+
+
+def test_the_pipeline_says_where_the_cpu_went_and_its_parts_fit_in_the_process(weights, frames):
+    onnx = Predictor(weights, backend="onnx", device="cpu", threads=2)
+    video = [Frame(i, i / 25, frames[i % len(frames)]) for i in range(16)]
+    report = Pipeline(onnx, batch_size=4, lanes=2).run(video, lambda frame, prediction: None)
+    cpu = report.cpu_seconds
+    assert set(cpu) == {"network", "read", "write", "process"}
+    assert cpu["network"] > 0 and cpu["read"] > 0 and cpu["write"] > 0  # 16 inputs prepared, 16 maps resized
+    assert cpu["network"] + cpu["read"] + cpu["write"] <= cpu["process"]  # threads of this process, within the run
+    per = cpu_per_frame(cpu, report.frames, lanes=True)
+    assert per["all"] == pytest.approx(1000 * cpu["process"] / 16)
+    assert per["network"] + per["read"] + per["write"] + per["other"] == pytest.approx(per["all"])
+    assert cpu_per_frame(cpu, report.frames, lanes=False)["network"] is None  # a backend's own pool is not counted
 
 
 def test_an_error_in_a_lane_stops_the_run_with_that_error_after_the_frames_before_it(weights, frames):

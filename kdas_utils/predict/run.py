@@ -42,7 +42,7 @@ from ..files import atomic_path
 from ..plots import overlay
 from .inputs import CSV_NAME, Source, check_out, collect_inputs, outputs_of
 from .predictor import PredictInputError, Prediction, Predictor, read_rgb
-from .stream import LATENCIES_KEPT, Frame, Pipeline, PipelineReport, VideoReader, count_frames
+from .stream import CPU_PARTS, LATENCIES_KEPT, Frame, Pipeline, PipelineReport, VideoReader, count_frames
 from .writers import OVERLAY_SIZE, MaskVideo, OverlayVideo, read_masks
 
 CSV_COLUMNS = (
@@ -84,6 +84,7 @@ class PredictReport:
     network_seconds: float = 0.0
     dropped: int = 0
     latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCIES_KEPT))
+    cpu_seconds: dict = field(default_factory=lambda: dict.fromkeys(CPU_PARTS, 0.0))
 
     @property
     def frames_per_second(self) -> float:
@@ -92,6 +93,8 @@ class PredictReport:
     def add(self, run: PipelineReport) -> None:
         self.frames += run.frames
         self.network_seconds += run.network_seconds
+        for part, seconds in run.cpu_seconds.items():
+            self.cpu_seconds[part] += seconds
         self.dropped += run.dropped
         self.latencies.extend(run.latencies)
 

@@ -56,13 +56,22 @@ class Frame:
 
 
 LATENCIES_KEPT = 10_000  # the latencies of the last frames kept for percentiles: memory stays flat
+CPU_PARTS = ("network", "read", "write", "process")  # PipelineReport.cpu_seconds
 
 
 @dataclass
 class PipelineReport:
     """What a :class:`Pipeline` run did: frames written and dropped, seconds in all and in the network,
     each frame's latency (decoded to written; the last :data:`LATENCIES_KEPT`), and whether it was stopped
-    before the source ended."""
+    before the source ended.
+
+    ``cpu_seconds``: CPU time (``time.thread_time``) of the threads that called the network (``network``:
+    all of it on ONNX Runtime's one-thread lanes, only the calling thread's share for a backend with a
+    thread pool of its own), of the reader (``read``: decoding as far as FFmpeg's own threads are not
+    involved, to RGB, the network's input) and of the writer (``write``: the mask at the frame's size, the
+    overlay, both encoders, the CSV), and of the whole process while the run lasted (``process``): where
+    the cores went, beside the network.
+    """
 
     frames: int = 0
     dropped: int = 0
@@ -70,6 +79,7 @@ class PipelineReport:
     network_seconds: float = 0.0
     latencies: deque = field(default_factory=lambda: deque(maxlen=LATENCIES_KEPT))
     stopped: bool = False
+    cpu_seconds: dict = field(default_factory=lambda: dict.fromkeys(CPU_PARTS, 0.0))
 
     @property
     def frames_per_second(self) -> float:
@@ -125,7 +135,7 @@ class Pipeline:
         failure: list[BaseException] = []
         reader = threading.Thread(target=self._read, args=(frames, inputs, stop, live, report), daemon=True)
         writer = threading.Thread(target=self._write, args=(outputs, write, stop, report, failure), daemon=True)
-        start = time.perf_counter()
+        start, process = time.perf_counter(), time.process_time()
         reader.start()
         writer.start()
         interrupted = None
@@ -146,6 +156,7 @@ class Pipeline:
                     inputs.get_nowait()
             reader.join(timeout=10)
             report.seconds = time.perf_counter() - start
+            report.cpu_seconds["process"] += time.process_time() - process
         report.stopped = report.stopped or interrupted is not None or bool(failure)
         if interrupted is not None:
             raise interrupted
@@ -156,7 +167,7 @@ class Pipeline:
     # ------------------------------------------------------------------ the three stages
 
     def _read(self, frames, inputs: queue.Queue, stop: threading.Event, live: bool, report: PipelineReport):
-        error = None
+        error, cpu = None, time.thread_time()
         try:
             for frame in frames:
                 if stop.is_set():
@@ -171,6 +182,7 @@ class Pipeline:
                 _put(inputs, frame, stop)
         except BaseException as caught:  # reported by the predicting thread
             error = caught
+        report.cpu_seconds["read"] += time.thread_time() - cpu
         _put(inputs, _End(error), stop)
 
     def _predict(self, inputs: queue.Queue, outputs: queue.Queue, stop: threading.Event, live: bool, report, lanes):
@@ -206,16 +218,19 @@ class Pipeline:
     def _network(self, stacked: np.ndarray, report: PipelineReport, lane: bool) -> np.ndarray:
         """One batch through the network, its seconds added to ``report.network_seconds`` (divided by the
         lanes that ran side by side, so that frames / network seconds is the network's rate)."""
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.thread_time()
         probabilities = self.predictor.run(stacked, lane=lane)
         with self._timing:
             report.network_seconds += (time.perf_counter() - began) / (self.lanes if lane else 1)
+            report.cpu_seconds["network"] += time.thread_time() - cpu
         return probabilities
 
     def _write(self, outputs: queue.Queue, write, stop: threading.Event, report: PipelineReport, failure: list):
+        cpu = time.thread_time()
         while True:
             item = outputs.get()
             if isinstance(item, _End):
+                report.cpu_seconds["write"] += time.thread_time() - cpu
                 return
             if failure:
                 continue  # drain, so the predicting thread is never blocked
