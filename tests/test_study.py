@@ -412,6 +412,15 @@ def test_the_budget_answer_says_what_is_measured_and_what_is_not_yet():
     assert "Not measured yet: student alone with 10%, 50% of the masks." in lines
     assert "Not measured yet: KDAS with 25%, 10%, 50% of the masks." in lines
     assert lines[-1] == "Not measured yet: the teacher trained on the same masks."
+    partial = kdas | {"teacher": "partial", "seeds": 2, "seen_gain": 0.021, "seen_gain_low": -0.004}
+    partial |= {"seen_gain_high": 0.046, "unseen_gain": -0.012, "unseen_gain_low": -0.04, "unseen_gain_high": 0.015}
+    said = study.budget_answer(pd.DataFrame([alone | {"device": "cpu-bf16"}, kdas, partial]))
+    assert (
+        "A teacher trained on the same 25% of the masks: KDAS +0.021 [-0.004, +0.046] seen, -0.012 [-0.040, +0.015] "
+        "unseen over the student alone of the same seeds (2 seeds, on cpu-bf16); from the teacher that saw every "
+        "mask +0.077 seen, +0.050 unseen." in said
+    )
+    assert "Not measured yet: the teacher trained on the same masks." not in said
 
 
 def test_exchange_rate_interpolates_the_student_alone_in_log_share():

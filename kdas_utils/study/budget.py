@@ -361,13 +361,22 @@ def budget_answer(arms) -> list[str]:
             "Exchange rate: KDAS with 25% of the masks scores more than the student alone with any share measured."
         )
     partial = arms[arms.teacher == "partial"]
-    for r in partial.itertuples():
-        if not math.isnan(getattr(r, "seen_gain", float("nan"))):
-            lines.append(
-                f"A teacher trained on the same {r.label_fraction:.0%} of the masks: {ARM_LABELS[r.arm]} "
-                f"{r.seen_gain:+.3f} [{r.seen_gain_low:+.3f}, {r.seen_gain_high:+.3f}] seen over the student alone "
-                f"({int(r.seeds)} seeds)."
-            )
+    for _, r in partial.iterrows():
+        if math.isnan(r.get("seen_gain", float("nan"))):
+            continue
+        here = full[full.label_fraction == r.label_fraction].set_index("arm")
+        alone = here.loc["no-kd"] if "no-kd" in here.index else None
+        beside = ""
+        if r.arm in here.index and not math.isnan(here.loc[r.arm].get("seen_gain", float("nan"))):
+            f = here.loc[r.arm]
+            beside = f"; from the teacher that saw every mask {f.seen_gain:+.3f} seen, {f.unseen_gain:+.3f} unseen"
+        seeds = int(r.seeds)
+        lines.append(
+            f"A teacher trained on the same {r.label_fraction:.0%} of the masks: {ARM_LABELS[r.arm]} "
+            f"{r.seen_gain:+.3f} [{r.seen_gain_low:+.3f}, {r.seen_gain_high:+.3f}] seen, {r.unseen_gain:+.3f} "
+            f"[{r.unseen_gain_low:+.3f}, {r.unseen_gain_high:+.3f}] unseen over the student alone of the same "
+            f"seeds ({seeds} seed{'s' if seeds > 1 else ''}{_on(r)}{_across(r, alone)}){beside}."
+        )
     for arm in ARMS:
         have = set(full[full.arm == arm].label_fraction)
         missing = [f"{f:.0%}" for f in BudgetPlan().fractions if f not in have]
