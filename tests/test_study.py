@@ -418,7 +418,7 @@ def test_the_budget_answer_says_what_is_measured_and_what_is_not_yet():
     assert (
         "A teacher trained on the same 25% of the masks: KDAS +0.021 [-0.004, +0.046] seen, -0.012 [-0.040, +0.015] "
         "unseen over the student alone of the same seeds (2 seeds, on cpu-bf16); from the teacher that saw every "
-        "mask +0.077 seen, +0.050 unseen." in said
+        "mask +0.077 seen, +0.050 unseen (1 seed)." in said
     )
     assert "Not measured yet: the teacher trained on the same masks." not in said
 

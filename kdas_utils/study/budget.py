@@ -369,7 +369,10 @@ def budget_answer(arms) -> list[str]:
         beside = ""
         if r.arm in here.index and not math.isnan(here.loc[r.arm].get("seen_gain", float("nan"))):
             f = here.loc[r.arm]
-            beside = f"; from the teacher that saw every mask {f.seen_gain:+.3f} seen, {f.unseen_gain:+.3f} unseen"
+            beside = (
+                f"; from the teacher that saw every mask {f.seen_gain:+.3f} seen, {f.unseen_gain:+.3f} unseen "
+                f"({int(f.seeds)} seed{'s' if f.seeds > 1 else ''})"
+            )
         seeds = int(r.seeds)
         lines.append(
             f"A teacher trained on the same {r.label_fraction:.0%} of the masks: {ARM_LABELS[r.arm]} "
