@@ -297,6 +297,11 @@ def plot_budget(arms):
     return fig
 
 
+def _seeds(count) -> str:
+    """``"1 seed"``, ``"3 seeds"``."""
+    return f"{int(count)} seed{'s' if count > 1 else ''}"
+
+
 def _on(row) -> str:
     """``", on cpu-bf16"``: the device of a ``budget-arms.csv`` row, where recorded."""
     device = row.get("device", "")
@@ -337,7 +342,7 @@ def budget_answer(arms) -> list[str]:
                 parts.append(
                     f"{ARM_LABELS[arm]} {r.seen_gain:+.3f} [{r.seen_gain_low:+.3f}, {r.seen_gain_high:+.3f}] seen, "
                     f"{r.unseen_gain:+.3f} [{r.unseen_gain_low:+.3f}, {r.unseen_gain_high:+.3f}] unseen "
-                    f"({int(r.seeds)} seed{'s' if r.seeds > 1 else ''}{_on(r)}{_across(r, alone)})"
+                    f"({_seeds(r.seeds)}{_on(r)}{_across(r, alone)})"
                 )
         if parts:
             lines.append(f"With {fraction:.0%} of the masks, over the student alone: " + "; ".join(parts) + ".")
@@ -371,14 +376,13 @@ def budget_answer(arms) -> list[str]:
             f = here.loc[r.arm]
             beside = (
                 f"; from the teacher that saw every mask {f.seen_gain:+.3f} seen, {f.unseen_gain:+.3f} unseen "
-                f"({int(f.seeds)} seed{'s' if f.seeds > 1 else ''})"
+                f"({_seeds(f.seeds)})"
             )
-        seeds = int(r.seeds)
         lines.append(
             f"A teacher trained on the same {r.label_fraction:.0%} of the masks: {ARM_LABELS[r.arm]} "
             f"{r.seen_gain:+.3f} [{r.seen_gain_low:+.3f}, {r.seen_gain_high:+.3f}] seen, {r.unseen_gain:+.3f} "
             f"[{r.unseen_gain_low:+.3f}, {r.unseen_gain_high:+.3f}] unseen over the student alone of the same "
-            f"seeds ({seeds} seed{'s' if seeds > 1 else ''}{_on(r)}{_across(r, alone)}){beside}."
+            f"seeds ({_seeds(r.seeds)}{_on(r)}{_across(r, alone)}){beside}."
         )
     for arm in ARMS:
         have = set(full[full.arm == arm].label_fraction)
