@@ -12,7 +12,10 @@ memory is its own):
 - ``end_to_end_fps``: ``kdas predict`` on the video (decoding, preprocessing, the network, the masks
   at the frame's size, the overlay, both videos and the CSV), and ``ratio`` = end to end / network;
 - ``peak_rss_mb``: the process's peak resident memory when the pipeline ends (before the network alone
-  is timed); ``bytes_per_frame`` and ``files_per_video``: what it wrote.
+  is timed); ``bytes_per_frame`` and ``files_per_video``: what it wrote;
+- ``no_outputs_fps`` and ``no_outputs_ratio``: the same pipeline with nothing written (each frame's mask at
+  its size and its CSV statistics computed, no video encoded, no file): how close to the network's speed the
+  decoding and the network's input alone let a run come, with ``no_outputs_cpu_ms_per_frame``.
 
 Where the time goes: ``cpu_ms_per_frame``, the CPU a frame of the pipeline's threads while it ran
 (:func:`cpu_per_frame`: the network's lanes, the reader, the writer, the rest), beside
@@ -49,10 +52,12 @@ from .engine.checkpoint import architecture
 from .metrics import dice_at
 from .models import build_student
 from .predict import Predictor, predict_inputs, write_clip
+from .predict.stream import Pipeline, video_frames
 from .predict.writers import OVERLAY_SIZE, MaskVideo, OverlayVideo
 
 STAGES = ("decode", "to_rgb", "prepare", "finish", "overlay", "overlay_video", "mask_video")  # stage_costs' steps
 VIDEO_SIZE = (1280, 1024)  # a colonoscope's frame (width, height)
+SOURCES = ((1350, 1080), (1920, 1080))  # predict_speed's other frames (width, height): as in Kvasir-SEG, full HD
 RATE = 25
 
 
@@ -79,6 +84,16 @@ def seeded_student(path: Path, image_size: int) -> Path:
     return save_checkpoint(state | {"config": {"image_size": image_size}}, path)
 
 
+def seeded_weights(folder: Path, sizes=(256,)) -> tuple[Path, float]:
+    """A seeded student (:func:`seeded_student`, in ``folder``) and the threshold that leaves 15% of a real frame
+    polyp at the smallest of ``sizes`` (a seeded student calls every pixel polyp at 0.5, and the overlay's cost
+    grows with the mask)."""
+    weights = seeded_student(Path(folder) / "student.pt", max(sizes))
+    first = _frames(VIDEO_SIZE)[0]  # a real frame's path, or noise
+    probability = Predictor(weights, backend="torch", size=min(sizes), device="cpu").predict(first).probability
+    return weights, float(np.quantile(probability, 0.85))
+
+
 def measure(
     weights: Path, video: Path, backend: str, size: int, batch: int, threshold: float = 0.5, repeats: int = 5
 ) -> dict:
@@ -92,6 +107,7 @@ def measure(
         files = [p for p in out.rglob("*") if p.is_file()]
         written = sum(p.stat().st_size for p in files)
     end_to_end, peak = report.frames / report.seconds, peak_rss_mb()
+    bare = Pipeline(predictor, batch).run(video_frames(video), lambda frame, prediction: prediction.row())
     inputs = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
     predictor.run(inputs)  # warm-up
     seconds = []
@@ -115,6 +131,9 @@ def measure(
         "pipeline_network_fps": report.frames / report.network_seconds,
         "cpu_ms_per_frame": cpu_per_frame(report.cpu_seconds, report.frames, lanes),
         "network_cpu_ms_alone": alone_cpu,
+        "no_outputs_fps": bare.frames_per_second,
+        "no_outputs_ratio": bare.frames_per_second / network_fps,
+        "no_outputs_cpu_ms_per_frame": cpu_per_frame(bare.cpu_seconds, bare.frames, lanes),
         "peak_rss_mb": peak,
         "bytes_per_frame": written / max(report.frames, 1),
         "files_per_video": len([p for p in files if p.name != "predictions.csv"]),
@@ -247,21 +266,18 @@ def predict_speed(
     batch: int = 8,
     memory: bool = False,
     memory_seconds: tuple[float, float] = (10, 60),
+    sources: tuple = (),
 ) -> dict:
     """The ``predict`` section of the bench's JSON: ``{"<backend>-<size>": measure(...)}``, ``stages``
     (:func:`stage_costs` at the smallest size), plus ``memory`` (10-second against 60-second clip) with
-    ``memory``. Without ``weights``, a seeded student
-    with the threshold that leaves 15% of a real frame polyp (as a trained student's masks; a seeded one
-    calls every pixel polyp at 0.5, and the overlay's cost grows with the mask)."""
+    ``memory``, and ``sources``: ``{"<width>x<height>": measure(...)}``, fp32 ONNX (the default on a CPU) at
+    the smallest size on a clip of each of ``sources`` (``(width, height)``, e.g. :data:`SOURCES`: other
+    colonoscopes' frames; the overlay video's 640 px is exactly half of the main clip's 1280). Without
+    ``weights``, a seeded student and its threshold (:func:`seeded_weights`)."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         video = write_test_video(tmp / "clip.mp4", seconds)
-        threshold = 0.5
-        if weights is None:  # a seeded student calls every pixel polyp at 0.5: a threshold that leaves 15% of a frame
-            weights = seeded_student(tmp / "student.pt", max(sizes))
-            first = _frames(VIDEO_SIZE)[0]  # a real frame's path, or noise
-            probability = Predictor(weights, backend="torch", size=min(sizes), device="cpu").predict(first).probability
-            threshold = float(np.quantile(probability, 0.85))
+        weights, threshold = (weights, 0.5) if weights is not None else seeded_weights(tmp, sizes)
         result = {}
         for size in sizes:
             for backend in backends:
@@ -272,7 +288,8 @@ def predict_speed(
                 print(
                     f"{key}: network {row['network_fps']:.1f} frames/s, end to end {row['end_to_end_fps']:.1f} "
                     f"({row['ratio']:.2f}x), peak {row['peak_rss_mb']:.0f} MB, {row['bytes_per_frame'] / 1e3:.1f} kB "
-                    f"and {row['files_per_video']} files; CPU a frame: " + _cpu_line(row),
+                    f"and {row['files_per_video']} files; nothing written {row['no_outputs_fps']:.1f} "
+                    f"({row['no_outputs_ratio']:.2f}x); CPU a frame: " + _cpu_line(row),
                     flush=True,
                 )
         result["stages"] = stages = stage_costs(video, min(sizes), threshold)
@@ -282,6 +299,17 @@ def predict_speed(
             + " ms a frame",
             flush=True,
         )
+        if sources:
+            result["sources"] = {}
+        for width, height in sources:
+            clip = write_test_video(tmp / f"clip-{width}x{height}.mp4", seconds, size=(width, height))
+            row = _in_child(weights, clip, "onnx", min(sizes), batch, threshold)
+            result["sources"][f"{width}x{height}"] = row
+            print(
+                f"onnx-{min(sizes)} on a {width} x {height} clip: network {row['network_fps']:.1f} frames/s, "
+                f"end to end {row['end_to_end_fps']:.1f} ({row['ratio']:.2f}x); CPU a frame: " + _cpu_line(row),
+                flush=True,
+            )
         if memory:
             fastest = max((r for r in result.values() if "end_to_end_fps" in r), key=lambda r: r["end_to_end_fps"])
             short, long = memory_seconds

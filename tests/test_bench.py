@@ -113,12 +113,19 @@ def test_the_predict_section_measures_memory_on_a_short_and_a_long_clip(monkeypa
     from kdas_utils import bench_predict
 
     section = bench_predict.predict_speed(
-        seconds=1, sizes=(64,), backends=("torch",), batch=2, memory=True, memory_seconds=(1, 2)
+        seconds=1, sizes=(64,), backends=("torch",), batch=2, memory=True, memory_seconds=(1, 2), sources=((96, 80),)
     )
     memory = section["memory"]
     assert memory["backend"] == "torch" and memory["seconds"] == [1, 2]
     assert memory["memory_ratio_long_to_short"] == memory["peak_rss_mb_long"] / memory["peak_rss_mb_short"] > 0
     assert "1 s / 2 s clip" in "\n".join(bench.report.predict_lines(section))
+    row = section["torch-64"]  # the same pipeline with nothing written: frames all through, none on disk
+    assert row["no_outputs_fps"] > 0 and row["no_outputs_cpu_ms_per_frame"]["all"] > 0
+    assert row["no_outputs_ratio"] == pytest.approx(row["no_outputs_fps"] / row["network_fps"])
+    assert "nothing written:" in "\n".join(bench.report.predict_lines(section))
+    other = section["sources"]["96x80"]  # a clip of another frame size, on the CPU's default backend
+    assert other["backend"] == "onnx" and other["frames"] == 25 and other["end_to_end_fps"] > 0
+    assert "| kdas predict, 96 x 80 video, onnx at 64 px, batch 2 |" in "\n".join(bench.report.predict_lines(section))
     stages = section["stages"]  # what each step around the network costs a frame, on one core
     steps = ("decode", "to_rgb", "prepare", "finish", "overlay", "overlay_video", "mask_video")
     assert stages["frames"] == 25 and all(stages[step] > 0 for step in steps)

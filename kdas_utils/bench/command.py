@@ -12,7 +12,7 @@ import torch
 
 from .. import speed
 from ..arguments import OneLineParser, positive_int
-from ..bench_predict import predict_speed, tolerance
+from ..bench_predict import SOURCES, predict_speed, tolerance
 from ..config import get_profile, project_root
 from ..engine import (
     choose_precision,
@@ -212,7 +212,8 @@ def _predict_section(args) -> dict:
         return predict_speed(seconds=1, sizes=(64,), backends=("torch", "onnx"), batch=2)
     if not args.predict:
         return predict_speed(seconds=8, sizes=(256,), backends=("torch", "onnx"))
-    section = predict_speed(args.predict_weights, args.predict_seconds, tuple(args.predict_sizes), memory=True)
+    sizes = tuple(args.predict_sizes)
+    section = predict_speed(args.predict_weights, args.predict_seconds, sizes, memory=True, sources=SOURCES)
     if args.predict_weights:
         section["tolerance"] = tolerance(args.predict_weights, tuple(args.predict_sizes))
     return section

@@ -63,14 +63,27 @@ def predict_lines(p: dict) -> list[str]:
                 f"| kdas predict, around the network, one core, {r['size']} px, overlay video {overlay}: ms a frame | "
                 f"{r['total']:.1f} ({steps}) |"
             )
+        elif key == "sources":
+            lines += [_video_line(row, source.replace("x", " x ")) for source, row in r.items()]
         elif "end_to_end_fps" in r:
-            lines.append(
-                f"| kdas predict, 1280 x 1024 video, {r['backend']} at {r['size']} px, batch {r['batch']} | "
-                f"{r['end_to_end_fps']:.1f} frames/s end to end, {r['network_fps']:.1f} the network alone "
-                f"({r['ratio']:.2f}x); {r['peak_rss_mb']:.0f} MB; {r['bytes_per_frame'] / 1e3:.1f} kB a frame in "
-                f"{r['files_per_video']} files |"
-            )
+            lines.append(_video_line(r, "1280 x 1024"))
     return lines
+
+
+def _video_line(r: dict, source: str) -> str:
+    return (
+        f"| kdas predict, {source} video, {r['backend']} at {r['size']} px, batch {r['batch']} | "
+        f"{r['end_to_end_fps']:.1f} frames/s end to end, {r['network_fps']:.1f} the network alone "
+        f"({r['ratio']:.2f}x); {r['peak_rss_mb']:.0f} MB; {r['bytes_per_frame'] / 1e3:.1f} kB a frame in "
+        f"{r['files_per_video']} files" + _nothing_written(r) + " |"
+    )
+
+
+def _nothing_written(r: dict) -> str:
+    """The pipeline's speed with nothing written, where the row has it (bench runs since 2026-12-07 evening)."""
+    if "no_outputs_fps" not in r:
+        return ""
+    return f"; nothing written: {r['no_outputs_fps']:.1f} frames/s ({r['no_outputs_ratio']:.2f}x)"
 
 
 def _minutes(value: float | None) -> str:
