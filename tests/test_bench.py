@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from kdas_utils import bench, engine
+from kdas_utils.plots import plot_predict_cpu
 
 
 def test_harness_smoke_run_writes_the_stable_keys(tmp_path, monkeypatch, small_synthetic):
@@ -126,6 +127,18 @@ def test_the_predict_section_measures_memory_on_a_short_and_a_long_clip(monkeypa
     other = section["sources"]["96x80"]  # a clip of another frame size, on the CPU's default backend
     assert other["backend"] == "onnx" and other["frames"] == 25 and other["end_to_end_fps"] > 0
     assert "| kdas predict, 96 x 80 video, onnx at 64 px, batch 2 |" in "\n".join(bench.report.predict_lines(section))
+    figure = plot_predict_cpu(section)  # ONNX rows only (PyTorch's network runs in its own pool, not counted)
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        "onnx-64, 96 x 80 clip",
+        "onnx-64, 96 x 80 clip, nothing written",
+    ]
+    widths = [
+        sum(bar.get_width() for bar in ax.patches if abs(bar.get_y() + bar.get_height() / 2 - y) < 0.01) for y in (0, 1)
+    ]
+    cpu = (other["cpu_ms_per_frame"]["all"], other["no_outputs_cpu_ms_per_frame"]["all"])
+    assert widths == pytest.approx(cpu)  # each bar: the parts of a frame's CPU, end to end
+    assert ax.lines[0].get_xdata()[0] == pytest.approx(other["network_cpu_ms_alone"] / 0.85)
     stages = section["stages"]  # what each step around the network costs a frame, on one core
     steps = ("decode", "to_rgb", "prepare", "finish", "overlay", "overlay_video", "mask_video")
     assert stages["frames"] == 25 and all(stages[step] > 0 for step in steps)

@@ -13,8 +13,10 @@ Measures on the current device, with warm-up passes and the median of repeated r
 3. data loading: images/s of one loading process, cold (decoding files) and warm (from the
    frame cache), against the images/s the training step consumes;
 4. ``kdas predict`` on a video: frames per second end to end (decode, predict, write masks,
-   overlays and the overlay video) and in the network alone, with PyTorch and with ONNX Runtime,
-   at batch 1 and 8, at 352 px (a seeded student: the speed does not depend on the weights);
+   overlays and the overlay video) and in the network alone, with PyTorch and with ONNX Runtime;
+   with ``--predict``, in full (:func:`kdas_utils.bench_predict.predict_speed`: each backend and size,
+   nothing written, clips of other sizes, memory, where the CPU goes, drawn in
+   ``<out>/predict-cpu.png``);
 5. with ``--notebooks``: the wall time of each notebook in the quick profile, and of the series;
 6. today's path against the new one (:mod:`kdas_utils.speed`): the distillation step of the new
    code against the bound of the code before the speed-ups (``distill_step_ratio_to_old_bound``),

@@ -19,9 +19,12 @@ from ..engine import (
     cpu_has_native_bf16,
     select_device,
 )
+from ..plots import plot_predict_cpu, save_figure
 from .epochs import epoch_times, int8_check, notebooks_quick, recipe_epochs, results_check
 from .report import CHECKS, archive_earlier_runs, cpu_header, now, predict_lines, summary
 from .steps import data_loading, inference, profile_step, step_times
+
+PREDICT_FIGURE = "predict-cpu"  # benchmarks/results/predict-cpu.png: the newest full --predict run's CPU a frame
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,8 +84,10 @@ def main(argv: list[str] | None = None) -> int:
         "--predict",
         action="store_true",
         help="kdas predict on a 1280 x 1024 video in full: torch, onnx and onnx-int8 at each --predict-sizes, "
-        "memory on a 10 and a 60 second clip, and with --predict-weights the backends' agreement on the test "
-        "frames (without it: onnx and torch at 256 px on an 8 second clip)",
+        "each also with nothing written, onnx on 1350 x 1080 and 1920 x 1080 clips, memory on a 10 and a 60 "
+        "second clip, a figure of where the CPU goes (predict-cpu.png beside the JSON), and with "
+        "--predict-weights the backends' agreement on the test frames (without it: onnx and torch at 256 px "
+        "on an 8 second clip)",
     )
     parser.add_argument("--predict-sizes", type=positive_int, nargs="+", default=[256, 320, 352])
     parser.add_argument("--predict-seconds", type=float, default=20.0, help="length of --predict's clip (default 20)")
@@ -193,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
         print("kdas predict on a video ...", flush=True)
         report["predict"] = _predict_section(args)
         save()
+        if args.predict and not args.tiny:  # the full measurement: its figure beside the JSON, the newest only
+            figure = save_figure(plot_predict_cpu(report["predict"]), PREDICT_FIGURE, folder=path.parent)
+            print(f"figure {figure}")
     print("data loading ...", flush=True)
     report["data_loading"] = data_loading("quick", batches=2 if args.tiny else 20)
     report["notebooks_quick_seconds"] = notebooks_quick(args.out) if args.notebooks else None

@@ -294,3 +294,48 @@ def study_figures(tables: dict, curves: dict, profile_name: str) -> dict:
             spread = (float(seeds[seeds.arm == "no-kd"].validation.std()), int((seeds.arm == "no-kd").sum()))
         drawn["teacher-strength"] = plot_teacher_strength(strength, baseline=alone, spread=spread)
     return drawn
+
+
+CPU_PARTS = {"network": "the network (its lanes)", "read": "reader", "write": "writer", "other": "the rest"}
+
+
+def plot_predict_cpu(section: dict, target: float = 0.85):
+    """Where a frame's CPU goes in ``kdas predict`` on a video, from the bench's ``predict`` section
+    (:func:`kdas_utils.bench_predict.predict_speed`): for each ONNX Runtime row (and each clip of another size,
+    ``sources``), two stacked bars of CPU ms a frame, the outputs written and nothing written (the network on its
+    lanes, the reader, the writer, the rest), and a mark at the network's CPU alone divided by ``target``: on
+    cores that are all busy, the pipeline runs at ``target`` of the network's speed only if the whole bar ends
+    left of it."""
+    rows = {key: r for key, r in section.items() if (r.get("cpu_ms_per_frame") or {}).get("network") is not None}
+    rows |= {
+        f"onnx-{r['size']}, {source.replace('x', ' x ')} clip": r for source, r in section.get("sources", {}).items()
+    }
+    fig, ax = plt.subplots(figsize=(7.5, 0.32 * 2 * len(rows) + 1.3))
+    colours = dict(zip(CPU_PARTS, ("#4c72b0", "#dd8452", "#55a868", "#8c8c8c")))
+    labels = []
+    for index, (key, r) in enumerate(rows.items()):
+        for offset, (cpu, kind) in enumerate(
+            ((r["cpu_ms_per_frame"], ""), (r["no_outputs_cpu_ms_per_frame"], ", nothing written"))
+        ):
+            y, left = 2 * index + offset, 0.0
+            for part in CPU_PARTS:
+                ax.barh(y, cpu[part], left=left, color=colours[part], label=CPU_PARTS[part] if y == 0 else None)
+                left += cpu[part]
+            labels.append(f"{key}{kind}")
+        bound = r["network_cpu_ms_alone"] / target
+        ax.plot(
+            [bound, bound],
+            [2 * index - 0.45, 2 * index + 1.45],
+            color="black",
+            lw=1.2,
+            label=f"network alone / {target:g}" if index == 0 else None,
+        )
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.invert_yaxis()
+    ax.set(
+        xlabel="CPU ms a frame (all threads)", title="kdas predict: where a frame's CPU goes (1280 x 1024 unless named)"
+    )
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
