@@ -98,7 +98,8 @@ def measure(
     weights: Path, video: Path, backend: str, size: int, batch: int, threshold: float = 0.5, repeats: int = 5
 ) -> dict:
     """One backend and size, in this process: the whole pipeline on ``video`` (its peak memory is the
-    process's then), then the network alone, as the pipeline runs it (``lanes`` batches side by side, each
+    process's then), the same pipeline with nothing written (``no_outputs_*``), then the network alone, as the
+    pipeline runs it (``lanes`` batches side by side, each
     ``3 * repeats`` times) and one batch at a time (the median of ``repeats``)."""
     predictor = Predictor(weights, backend=backend, size=size, device="cpu", threshold=threshold)
     with tempfile.TemporaryDirectory() as tmp:
