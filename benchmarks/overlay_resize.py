@@ -50,13 +50,12 @@ def main() -> None:
             video = write_test_video(tmp / f"clip-{width}x{height}.mp4", 20, size=(width, height))
             for round_ in range(rounds):
                 for old in (True, False):
-                    row = run(weights, video, threshold, old)
+                    row, resize = run(weights, video, threshold, old), "INTER_AREA" if old else "shrink"
                     kept = {k: row[k] for k in ("end_to_end_fps", "network_fps", "ratio", "cpu_ms_per_frame")}
-                    result["runs"].append({"source": f"{width}x{height}", "resize": "INTER_AREA" if old else "shrink"})
-                    result["runs"][-1] |= kept | {"round": round_}
+                    result["runs"].append({"source": f"{width}x{height}", "resize": resize, "round": round_} | kept)
                     cpu = row["cpu_ms_per_frame"]
                     print(
-                        f"{width}x{height} {'INTER_AREA' if old else 'shrink':10s} end to end "
+                        f"{width}x{height} {resize:10s} end to end "
                         f"{row['end_to_end_fps']:.1f} ({row['ratio']:.2f}x), CPU a frame {cpu['all']:.1f} ms "
                         f"(writer {cpu['write']:.1f}, other {cpu['other']:.1f})",
                         flush=True,
