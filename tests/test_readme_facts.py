@@ -49,3 +49,5 @@ def test_the_readme_gives_the_video_speed_of_the_newest_cpu_bench():
             f"{predict[f'onnx-{size}']['end_to_end_fps']:.1f}" in row
             and f"({predict[f'onnx-{size}']['network_fps']:.1f})" in row
         )
+        test_dice = predict["tolerance"][f"onnx-{size}"]["torch_test_dice"]  # the accuracy column, the same run
+        assert f"| {test_dice['Kvasir']:.3f} / {test_dice['CVC-ClinicDB']:.3f} |" in row, row
