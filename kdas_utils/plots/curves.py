@@ -296,7 +296,12 @@ def study_figures(tables: dict, curves: dict, profile_name: str) -> dict:
     return drawn
 
 
-CPU_PARTS = {"network": "the network (its lanes)", "read": "reader", "write": "writer", "other": "the rest"}
+CPU_SHARES = {  # the keys of kdas_utils.bench_predict.cpu_per_frame: (label, colour) of each
+    "network": ("the network (its lanes)", "#4c72b0"),
+    "read": ("reader", "#dd8452"),
+    "write": ("writer", "#55a868"),
+    "other": ("the rest", "#8c8c8c"),
+}
 
 
 def plot_predict_cpu(section: dict, target: float = 0.85):
@@ -311,15 +316,14 @@ def plot_predict_cpu(section: dict, target: float = 0.85):
         f"onnx-{r['size']}, {source.replace('x', ' x ')} clip": r for source, r in section.get("sources", {}).items()
     }
     fig, ax = plt.subplots(figsize=(7.5, 0.32 * 2 * len(rows) + 1.3))
-    colours = dict(zip(CPU_PARTS, ("#4c72b0", "#dd8452", "#55a868", "#8c8c8c")))
     labels = []
     for index, (key, r) in enumerate(rows.items()):
         for offset, (cpu, kind) in enumerate(
             ((r["cpu_ms_per_frame"], ""), (r["no_outputs_cpu_ms_per_frame"], ", nothing written"))
         ):
             y, left = 2 * index + offset, 0.0
-            for part in CPU_PARTS:
-                ax.barh(y, cpu[part], left=left, color=colours[part], label=CPU_PARTS[part] if y == 0 else None)
+            for part, (name, colour) in CPU_SHARES.items():
+                ax.barh(y, cpu[part], left=left, color=colour, label=name if y == 0 else None)
                 left += cpu[part]
             labels.append(f"{key}{kind}")
         bound = r["network_cpu_ms_alone"] / target
